@@ -1,0 +1,624 @@
+"""The Bus: one async interface over MQTT 5 (with a 3.1.1 fallback) for every actor.
+
+What it adds on top of a client library (see transport.py):
+
+- reconnection with jittered exponential backoff, re-subscribing every filter;
+- a bounded outgoing queue while disconnected, flushed in order on reconnect;
+- at-least-once delivery for QoS > 0: a message stays in flight until its PUBACK
+  and is sent again after a reconnect if the ack never came;
+- decoding to `messages.py` types, with bad payloads counted and forwarded to the
+  deadletter topic instead of reaching (or killing) the actor;
+- request/reply over response-topic + correlation-data (an envelope on 3.1.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from edgebus import messages
+from edgebus.broker.address import BrokerAddress
+from edgebus.broker.backoff import Backoff
+from edgebus.broker.deadletter import DeadLetterReporter
+from edgebus.broker.matching import topic_matches, validate_filter
+from edgebus.broker.transport import (
+    MQTT5,
+    ConnectFailed,
+    Connection,
+    ConnectionCallbacks,
+    ConnectOptions,
+    Incoming,
+    NotConnected,
+    Will,
+    connection_factory,
+)
+from edgebus.messages import DecodeError, Message
+from edgebus.topics import Topics
+
+log = logging.getLogger("edgebus.bus")
+
+WRITE_HIGH_WATER = 1 << 20
+WRITE_LOW_WATER = 256 << 10
+
+
+class OutgoingQueueFull(RuntimeError):
+    """The bus is disconnected and its outgoing queue holds queue_limit messages already."""
+
+
+class RequestTimeout(TimeoutError):
+    pass
+
+
+class RequestFailed(RuntimeError):
+    """The responder answered with an ErrorReply."""
+
+
+class BusClosed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A received message; `message` is None only for foreign payloads in raw subscriptions."""
+
+    topic: str
+    payload: bytes
+    message: Message | None
+    qos: int = 0
+    retain: bool = False
+    response_topic: str | None = None
+    correlation: bytes | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+@dataclass(slots=True)
+class BusStats:
+    published: int = 0
+    published_bytes: int = 0
+    received: int = 0
+    received_bytes: int = 0
+    resent: int = 0
+    reconnects: int = 0
+    queue_full: int = 0
+    slow_consumer_drops: int = 0
+
+
+_END = object()
+
+
+class Subscription:
+    """An async iterator of deliveries matching one topic filter."""
+
+    def __init__(self, bus: Bus, pattern: str, qos: int, raw: bool, maxsize: int) -> None:
+        self.bus = bus
+        self.pattern = pattern
+        self.qos = qos
+        self.raw = raw
+        self._queue: asyncio.Queue[Delivery | object] = asyncio.Queue(maxsize)
+        self.closed = False
+
+    def matches(self, topic: str) -> bool:
+        return topic_matches(self.pattern, topic)
+
+    def _offer(self, delivery: Delivery) -> None:
+        if self.closed:
+            return
+        if self._queue.full():
+            # A consumer that cannot keep up loses the oldest message, loudly, rather than
+            # stalling every other subscription of this connection.
+            self._queue.get_nowait()
+            self.bus.stats.slow_consumer_drops += 1
+            if self.bus.stats.slow_consumer_drops in (1, 100, 10_000) or (
+                self.bus.stats.slow_consumer_drops % 100_000 == 0
+            ):
+                log.error(
+                    "subscriber of %s is too slow: %d messages dropped so far",
+                    self.pattern,
+                    self.bus.stats.slow_consumer_drops,
+                )
+        self._queue.put_nowait(delivery)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Delivery:
+        if self.closed and self._queue.empty():
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is _END:
+            raise StopAsyncIteration
+        return item  # type: ignore[return-value]
+
+    async def get(self, timeout: float | None = None) -> Delivery:
+        """The next delivery; raises TimeoutError after `timeout` seconds."""
+        try:
+            return await asyncio.wait_for(self.__anext__(), timeout)
+        except StopAsyncIteration:
+            raise BusClosed(f"subscription to {self.pattern} is closed") from None
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(_END)
+            await self.bus._unsubscribe(self)
+
+
+RequestHandler = Callable[[Message], Awaitable[Message]]
+
+
+@dataclass(slots=True)
+class BusOptions:
+    site: str = "lab"
+    node_id: str = ""
+    client: str = "gmqtt"
+    protocol: str = "auto"
+    keepalive_s: int = 30
+    clean_start: bool = True
+    session_expiry_s: int = 0
+    queue_limit: int = 10_000
+    max_inflight: int = 1024
+    subscription_queue: int = 10_000
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 10.0
+    connect_timeout_s: float = 5.0
+    will: Will | None = None
+    deadletter: bool = True
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Bus:
+    def __init__(self, address: BrokerAddress, options: BusOptions | None = None) -> None:
+        self.address = address
+        self.options = options or BusOptions()
+        self.node_id = self.options.node_id or f"edgebus-{uuid.uuid4().hex[:8]}"
+        self.topics = Topics(self.options.site)
+        self.stats = BusStats()
+        self.deadletters = DeadLetterReporter(self.node_id, log)
+        self.backoff = Backoff(self.options.reconnect_min_s, self.options.reconnect_max_s)
+        self.protocol_version = MQTT5
+        self._factory = connection_factory(self.options.client)
+        self._connection: Connection | None = None
+        self._connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._closing = False
+        self._backlog: deque[_Outgoing] = deque()
+        self._inflight: dict[int, _Outgoing] = {}
+        self._window = asyncio.Event()
+        self._tokens = itertools.count(1)
+        self._subscriptions: list[Subscription] = []
+        self._filters: dict[str, int] = {}
+        self._pending: dict[str, asyncio.Future[Message]] = {}
+        self._reply_subscription: Subscription | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[object]] = set()
+        self.last_error: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None
+
+    async def start(self, timeout: float | None = None) -> None:
+        """Connect, then keep reconnecting in the background until close().
+
+        With a timeout, give up after that many seconds without a first connection and
+        raise ConnectFailed with the last reason; without one, wait as long as it takes.
+        """
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"bus-{self.node_id}")
+        waiter = asyncio.create_task(self._connected.wait())
+        done, _ = await asyncio.wait(
+            {waiter, self._supervisor}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter in done:
+            return
+        waiter.cancel()
+        if self._supervisor in done:
+            self._supervisor.result()
+        await self.close(flush_timeout=0)
+        raise ConnectFailed(self.last_error or f"cannot connect to broker {self.address.url}")
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def close(self, flush_timeout: float = 5.0) -> None:
+        """Flush what is queued or in flight (up to flush_timeout), then disconnect."""
+        if self._closing:
+            return
+        if flush_timeout > 0 and self.connected:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush(), flush_timeout)
+        unsent = len(self._backlog) + len(self._inflight)
+        if unsent:
+            log.warning("closing with %d message(s) not acknowledged by the broker", unsent)
+        self._closing = True
+        for subscription in list(self._subscriptions):
+            subscription.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                subscription._queue.put_nowait(_END)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(BusClosed("bus closed"))
+        tasks = [t for t in (self._supervisor, self._flusher) if t is not None]
+        tasks += list(self._background)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    async def flush(self) -> None:
+        """Wait until the outgoing queue is empty and every QoS > 0 message is acked."""
+        while self._backlog or self._inflight:
+            self._window.clear()
+            await self._window.wait()
+
+    async def __aenter__(self) -> Bus:
+        await self.start(timeout=self.options.connect_timeout_s)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _supervise(self) -> None:
+        options = ConnectOptions(
+            address=self.address,
+            client_id=self.node_id,
+            protocol=self.options.protocol,
+            keepalive_s=self.options.keepalive_s,
+            clean_start=self.options.clean_start,
+            session_expiry_s=self.options.session_expiry_s,
+            will=self.options.will,
+            connect_timeout_s=self.options.connect_timeout_s,
+        )
+        callbacks = ConnectionCallbacks(self._on_message, self._on_ack, self._on_lost)
+        ever_connected = False
+        while not self._closing:
+            try:
+                connection = await self._factory(options, callbacks)
+            except ConnectFailed as exc:
+                if str(exc) != self.last_error:
+                    log.warning("%s; retrying with backoff", exc)
+                self.last_error = str(exc)
+                await asyncio.sleep(self.backoff.next_delay())
+                continue
+            self.backoff.reset()
+            self._lost.clear()
+            self._connection = connection
+            self.protocol_version = connection.protocol_version
+            if options.protocol == "auto" and connection.protocol_version != MQTT5:
+                # Remember the fallback so reconnects skip the MQTT 5 attempt.
+                options = replace(options, protocol="3.1.1")
+            if ever_connected:
+                self.stats.reconnects += 1
+                log.info("reconnected to %s", self.address.url)
+            ever_connected = True
+            try:
+                if self._filters:
+                    await connection.subscribe(list(self._filters.items()))
+            except (NotConnected, TimeoutError):
+                self._on_lost(None)
+            self._connected.set()
+            self._kick_flusher()
+            await self._lost.wait()
+            self._connected.clear()
+            self._connection = None
+            with contextlib.suppress(Exception):
+                await connection.close()
+            if not self._closing:
+                self.last_error = f"lost connection to broker {self.address.url}"
+                log.warning("%s; reconnecting", self.last_error)
+                await asyncio.sleep(self.backoff.next_delay())
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        # Whatever was not acked goes back to the head of the queue, oldest first, so a
+        # reconnect resends it before anything newer (at-least-once, order kept).
+        if self._inflight:
+            self.stats.resent += len(self._inflight)
+            self._backlog.extendleft(reversed(list(self._inflight.values())))
+            self._inflight.clear()
+        self._connection = None
+        self._lost.set()
+
+    def _on_ack(self, token: int) -> None:
+        self._inflight.pop(token, None)
+        self._window.set()
+
+    # -- publishing ----------------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        message: Message | bytes,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        response_topic: str | None = None,
+        correlation: bytes | None = None,
+    ) -> None:
+        """Send a message (or raw bytes). While disconnected it is queued, up to queue_limit.
+
+        Raises OutgoingQueueFull rather than blocking when the queue is full.
+        """
+        if self._closing:
+            raise BusClosed("bus is closed")
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
+        payload = messages.encode(message) if isinstance(message, Message) else bytes(message)
+        out = _Outgoing(topic, payload, qos, retain, response_topic, correlation)
+        if self._connection is not None and not self._backlog:
+            if qos > 0 and len(self._inflight) >= self.options.max_inflight:
+                await self._wait_window()
+            if self._connection is not None and (
+                self._connection.pending_bytes() > WRITE_HIGH_WATER
+            ):
+                await self._wait_socket()
+            if self._connection is not None and not self._backlog:
+                try:
+                    self._send(self._connection, out)
+                    return
+                except NotConnected:
+                    pass
+        self._enqueue(out)
+
+    async def _wait_window(self) -> None:
+        while len(self._inflight) >= self.options.max_inflight and self._connection is not None:
+            self._window.clear()
+            await self._window.wait()
+
+    async def _wait_socket(self) -> None:
+        # QoS 0 has no acks to pace it: without this a fast publisher buffers without bound
+        # in the socket's user-space write buffer.
+        while self._connection is not None and (self._connection.pending_bytes() > WRITE_LOW_WATER):
+            await asyncio.sleep(0.0005)
+
+    def _send(self, connection: Connection, out: _Outgoing) -> None:
+        token = next(self._tokens)
+        if out.qos > 0:
+            self._inflight[token] = out
+        try:
+            connection.publish(
+                out.topic,
+                out.payload,
+                out.qos,
+                out.retain,
+                token,
+                out.response_topic,
+                out.correlation,
+            )
+        except NotConnected:
+            self._inflight.pop(token, None)
+            raise
+        self.stats.published += 1
+        self.stats.published_bytes += len(out.payload)
+
+    def _enqueue(self, out: _Outgoing) -> None:
+        if len(self._backlog) >= self.options.queue_limit:
+            self.stats.queue_full += 1
+            if self.stats.queue_full in (1, 10, 100) or self.stats.queue_full % 1000 == 0:
+                log.error(
+                    "outgoing queue full (%d messages) while disconnected from %s: "
+                    "%d message(s) refused so far",
+                    self.options.queue_limit,
+                    self.address.url,
+                    self.stats.queue_full,
+                )
+            raise OutgoingQueueFull(
+                f"outgoing queue full ({self.options.queue_limit} messages) while "
+                f"disconnected from {self.address.url}; message to {out.topic} not queued"
+            )
+        self._backlog.append(out)
+        self._kick_flusher()
+
+    def _kick_flusher(self) -> None:
+        if (
+            self._connection is not None
+            and self._backlog
+            and (self._flusher is None or self._flusher.done())
+        ):
+            self._flusher = asyncio.create_task(self._flush_backlog())
+
+    async def _flush_backlog(self) -> None:
+        sent = 0
+        while self._backlog and self._connection is not None:
+            out = self._backlog[0]
+            if out.qos > 0 and len(self._inflight) >= self.options.max_inflight:
+                await self._wait_window()
+                continue
+            if self._connection.pending_bytes() > WRITE_HIGH_WATER:
+                await self._wait_socket()
+                continue
+            try:
+                self._send(self._connection, out)
+            except NotConnected:
+                return
+            self._backlog.popleft()
+            sent += 1
+            if sent % 256 == 0:
+                await asyncio.sleep(0)  # let acks and incoming messages through
+        self._window.set()
+
+    # -- receiving -----------------------------------------------------------------
+
+    async def subscribe(
+        self, pattern: str, qos: int = 1, *, raw: bool = False, maxsize: int | None = None
+    ) -> Subscription:
+        """Subscribe to a topic filter; the returned iterator yields Delivery objects.
+
+        Typed subscriptions (raw=False) only see valid edgebus messages; anything else is
+        counted and sent to the deadletter topic. Raw subscriptions see every payload.
+        """
+        validate_filter(pattern)
+        subscription = Subscription(
+            self, pattern, qos, raw, maxsize or self.options.subscription_queue
+        )
+        self._subscriptions.append(subscription)
+        known = self._filters.get(pattern)
+        if known is None or known < qos:
+            self._filters[pattern] = qos
+            if self._connection is not None:
+                # On failure the supervisor re-subscribes every filter after reconnecting.
+                with contextlib.suppress(NotConnected, TimeoutError):
+                    await self._connection.subscribe([(pattern, qos)])
+        return subscription
+
+    async def _unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+        pattern = subscription.pattern
+        if any(s.pattern == pattern for s in self._subscriptions):
+            return
+        self._filters.pop(pattern, None)
+        if self._connection is not None and not self._closing:
+            with contextlib.suppress(NotConnected, TimeoutError):
+                await self._connection.unsubscribe([pattern])
+
+    def _on_message(self, incoming: Incoming) -> None:
+        self.stats.received += 1
+        self.stats.received_bytes += len(incoming.payload)
+        decoded: Message | None = None
+        error: str | None = None
+        deadlettered = False
+        for subscription in self._subscriptions:
+            if not subscription.matches(incoming.topic):
+                continue
+            if decoded is None and error is None:
+                try:
+                    decoded = messages.decode(incoming.payload)
+                except DecodeError as exc:
+                    error = str(exc)
+            if error is not None and not subscription.raw:
+                if not deadlettered:
+                    deadlettered = True
+                    self._dead_letter(incoming, error)
+                continue
+            subscription._offer(
+                Delivery(
+                    incoming.topic,
+                    incoming.payload,
+                    decoded,
+                    incoming.qos,
+                    incoming.retain,
+                    incoming.response_topic,
+                    incoming.correlation,
+                    error,
+                )
+            )
+
+    def _dead_letter(self, incoming: Incoming, reason: str) -> None:
+        letter = self.deadletters.report(incoming.topic, incoming.payload, reason)
+        deadletter_topic = self.topics.deadletter()
+        if not self.options.deadletter or topic_matches(deadletter_topic, incoming.topic):
+            return
+        self._spawn(self.publish(deadletter_topic, letter, qos=0))
+
+    def _spawn(self, coroutine: Awaitable[object]) -> None:
+        async def guarded() -> None:
+            try:
+                await coroutine
+            except (OutgoingQueueFull, BusClosed) as exc:
+                log.debug("background publish dropped: %s", exc)
+
+        task = asyncio.ensure_future(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- request / reply -----------------------------------------------------------
+
+    async def request(self, topic: str, message: Message, timeout: float = 5.0) -> Message:
+        """Send a request and wait for its reply; raises RequestTimeout or RequestFailed."""
+        if self._reply_subscription is None:
+            self._reply_subscription = await self.subscribe(
+                self.topics.replies(self.node_id), qos=1
+            )
+            self._spawn(self._collect_replies(self._reply_subscription))
+        request_id = uuid.uuid4().hex
+        reply_topic = self.topics.reply(self.node_id, request_id)
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            if self.protocol_version >= MQTT5:
+                await self.publish(
+                    topic,
+                    message,
+                    qos=1,
+                    response_topic=reply_topic,
+                    correlation=request_id.encode(),
+                )
+            else:
+                envelope = messages.RequestEnvelope(
+                    reply_topic, request_id.encode(), messages.encode(message)
+                )
+                await self.publish(topic, envelope, qos=1)
+            try:
+                reply = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"no reply to request on {topic} within {timeout:g} s"
+                ) from None
+        finally:
+            self._pending.pop(request_id, None)
+        if isinstance(reply, messages.ErrorReply):
+            raise RequestFailed(reply.error)
+        return reply
+
+    async def _collect_replies(self, subscription: Subscription) -> None:
+        async for delivery in subscription:
+            request_id = delivery.topic.rsplit("/", 1)[-1]
+            future = self._pending.get(request_id)
+            if future is not None and not future.done() and delivery.message is not None:
+                future.set_result(delivery.message)
+
+    async def serve(self, pattern: str, handler: RequestHandler) -> asyncio.Task[None]:
+        """Answer requests on `pattern` with `handler`; runs until the bus closes."""
+        subscription = await self.subscribe(pattern, qos=1)
+        task = asyncio.create_task(self._serve(subscription, handler))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _serve(self, subscription: Subscription, handler: RequestHandler) -> None:
+        async for delivery in subscription:
+            request = delivery.message
+            reply_to, correlation = delivery.response_topic, delivery.correlation
+            if isinstance(request, messages.RequestEnvelope):
+                reply_to, correlation = request.response_topic, request.correlation
+                try:
+                    request = messages.decode(request.body)
+                except DecodeError as exc:
+                    await self._reply(reply_to, correlation, messages.ErrorReply(str(exc)))
+                    continue
+            if not reply_to or request is None:
+                continue  # a plain publish on a service topic is not a request
+            try:
+                reply = await handler(request)
+            except Exception as exc:
+                log.warning("request handler for %s failed: %s", subscription.pattern, exc)
+                reply = messages.ErrorReply(f"{type(exc).__name__}: {exc}")
+            await self._reply(reply_to, correlation, reply)
+
+    async def _reply(self, topic: str, correlation: bytes | None, reply: Message) -> None:
+        with contextlib.suppress(OutgoingQueueFull, BusClosed):
+            await self.publish(topic, reply, qos=1, correlation=correlation)

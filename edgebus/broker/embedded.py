@@ -1,0 +1,159 @@
+"""The embedded broker (amqtt, MQTT 3.1.1), for one machine with nothing to install.
+
+It binds 127.0.0.1 only. Authentication uses amqtt's password file (argon2 hashes,
+`edgebus broker add-user` writes them); the ACL file is TOML::
+
+    [users.camera-1]
+    publish = ["edgebus/v1/+/frames/camera-1/#", "edgebus/v1/+/status/camera-1"]
+    subscribe = ["edgebus/v1/+/model/switch"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgebus.broker.local_mosquitto import free_port
+
+BIND_HOST = "127.0.0.1"
+
+# amqtt logs each connection and every protocol hiccup at INFO/WARNING; a dev broker
+# should stay quiet unless something is really wrong.
+for _name in ("amqtt", "transitions"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+class EmbeddedBrokerError(RuntimeError):
+    """The embedded broker cannot start; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessList:
+    publish: dict[str, list[str]] = field(default_factory=dict)
+    subscribe: dict[str, list[str]] = field(default_factory=dict)
+
+
+def load_acl(path: Path) -> AccessList:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EmbeddedBrokerError(f"ACL file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise EmbeddedBrokerError(f"ACL file {str(path)!r} is not valid TOML: {exc}") from None
+    users = data.get("users")
+    unknown = sorted(set(data) - {"users"})
+    if unknown or not isinstance(users, dict):
+        raise EmbeddedBrokerError(
+            f"ACL file {str(path)!r}: expected only [users.<name>] tables, found {unknown or data}"
+        )
+    acl = AccessList()
+    for user, rules in users.items():
+        if not isinstance(rules, dict) or set(rules) - {"publish", "subscribe"}:
+            raise EmbeddedBrokerError(
+                f"ACL file {str(path)!r}: [users.{user}] may only hold publish and subscribe lists"
+            )
+        for action in ("publish", "subscribe"):
+            topics = rules.get(action, [])
+            if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+                raise EmbeddedBrokerError(
+                    f"ACL file {str(path)!r}: users.{user}.{action} must be a list of topic filters"
+                )
+            getattr(acl, action)[user] = topics
+    return acl
+
+
+def check_port_free(port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((BIND_HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise EmbeddedBrokerError(
+                    f"port {port} on {BIND_HOST} is already in use; choose another with --port, "
+                    "or --port 0 for a free one"
+                ) from None
+            raise EmbeddedBrokerError(f"cannot bind {BIND_HOST}:{port}: {exc.strerror}") from None
+
+
+def add_user(users_file: Path, username: str, password: str) -> None:
+    """Add or replace a user in an amqtt password file (argon2 hash)."""
+    from pwdlib import PasswordHash
+
+    if not username or ":" in username:
+        raise EmbeddedBrokerError(f"user name {username!r} must be non-empty and without ':'")
+    lines = users_file.read_text().splitlines() if users_file.exists() else []
+    kept = [line for line in lines if line.split(":", 1)[0] != username]
+    kept.append(f"{username}:{PasswordHash.recommended().hash(password)}")
+    users_file.write_text("\n".join(kept) + "\n")
+
+
+class EmbeddedBroker:
+    def __init__(
+        self, port: int = 1883, users_file: Path | None = None, acl_file: Path | None = None
+    ) -> None:
+        self.requested_port = port
+        self.port = port
+        self.users_file = users_file
+        self.acl_file = acl_file
+        self._broker: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{BIND_HOST}:{self.port}"
+
+    def _config(self) -> dict[str, Any]:
+        plugins: dict[str, Any] = {
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {
+                "allow_anonymous": self.users_file is None
+            },
+        }
+        if self.users_file is not None:
+            if not self.users_file.is_file():
+                raise EmbeddedBrokerError(f"users file {str(self.users_file)!r} does not exist")
+            plugins["amqtt.plugins.authentication.FileAuthPlugin"] = {
+                "password_file": str(self.users_file)
+            }
+        if self.acl_file is not None:
+            acl = load_acl(self.acl_file)
+            plugins["amqtt.plugins.topic_checking.TopicAccessControlListPlugin"] = {
+                "publish_acl": acl.publish,
+                "subscribe_acl": acl.subscribe,
+            }
+        return {
+            "listeners": {"default": {"type": "tcp", "bind": f"{BIND_HOST}:{self.port}"}},
+            "plugins": plugins,
+        }
+
+    async def start(self) -> EmbeddedBroker:
+        from amqtt.broker import Broker
+
+        self.port = free_port() if self.requested_port == 0 else self.requested_port
+        check_port_free(self.port)
+        try:
+            self._broker = Broker(self._config())
+            await self._broker.start()
+        except EmbeddedBrokerError:
+            raise
+        except Exception as exc:  # amqtt wraps bind and plugin failures in several types
+            raise EmbeddedBrokerError(f"embedded broker failed to start: {exc}") from None
+        return self
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._broker.shutdown(), 5)
+            self._broker = None
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

@@ -1,0 +1,128 @@
+"""What the Bus needs from an MQTT client library: one connection's lifetime.
+
+The Bus owns reconnection, queueing, at-least-once redelivery and decoding. A
+transport only opens one connection, moves bytes and reports acks and loss.
+That keeps the client libraries interchangeable, so `edgebus bench bus` can
+compare them behind the same interface.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from edgebus.broker.address import BrokerAddress
+
+MQTT5 = 5
+MQTT311 = 4
+
+
+class ConnectFailed(ConnectionError):
+    """The broker could not be reached or refused us; the message is one line."""
+
+
+class NotConnected(ConnectionError):
+    """A publish or subscribe on a connection that is already gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOptions:
+    address: BrokerAddress
+    client_id: str
+    protocol: str = "auto"  # "auto" tries MQTT 5 first, then 3.1.1
+    keepalive_s: int = 30
+    clean_start: bool = True
+    session_expiry_s: int = 0
+    will: Will | None = None
+    connect_timeout_s: float = 5.0
+
+
+@dataclass(slots=True)
+class ConnectionCallbacks:
+    on_message: Callable[[Incoming], None]
+    on_ack: Callable[[int], None]
+    on_lost: Callable[[BaseException | None], None]
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Connection(Protocol):
+    """One live MQTT connection. Never reconnects by itself."""
+
+    protocol_version: int
+    session_present: bool
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        token: int,
+        response_topic: str | None = None,
+        correlation: bytes | None = None,
+    ) -> None:
+        """Hand a message to the socket; for qos > 0, report `token` to on_ack on PUBACK."""
+        ...
+
+    def pending_bytes(self) -> int:
+        """Bytes written but not yet taken by the socket (for publisher backpressure)."""
+        ...
+
+    async def subscribe(self, patterns: list[tuple[str, int]]) -> None: ...
+
+    async def unsubscribe(self, patterns: list[str]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ConnectionFactory(Protocol):
+    async def __call__(
+        self, options: ConnectOptions, callbacks: ConnectionCallbacks
+    ) -> Connection: ...
+
+
+_CLIENTS = {
+    "gmqtt": "edgebus.broker.transport_gmqtt",
+    "aiomqtt": "edgebus.broker.transport_aiomqtt",
+    "paho": "edgebus.broker.transport_paho",
+}
+
+
+def client_names() -> tuple[str, ...]:
+    return tuple(_CLIENTS)
+
+
+def connection_factory(client: str) -> ConnectionFactory:
+    """The `open_connection` coroutine of a client library, imported on demand."""
+    try:
+        module = importlib.import_module(_CLIENTS[client])
+    except KeyError:
+        raise ValueError(
+            f"unknown MQTT client {client!r}; expected one of {', '.join(_CLIENTS)}"
+        ) from None
+    return module.open_connection
+
+
+def describe_os_error(exc: BaseException, address: BrokerAddress) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"cannot connect to broker {address.url}: {reason.lower()}"

@@ -1,0 +1,199 @@
+"""paho-mqtt transport: paho's own network thread, handing events to the asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edgebus.broker.transport import (
+    MQTT5,
+    MQTT311,
+    ConnectFailed,
+    ConnectionCallbacks,
+    ConnectOptions,
+    Incoming,
+    NotConnected,
+    describe_os_error,
+)
+
+
+class PahoConnection:
+    def __init__(self, callbacks: ConnectionCallbacks, protocol_version: int) -> None:
+        self._callbacks = callbacks
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._tokens: dict[int, int] = {}
+        self._early_acks: set[int] = set()
+        self._connected: asyncio.Future[int] = self._loop.create_future()
+        self._suback: dict[int, asyncio.Future[None]] = {}
+        self._closing = False
+        self.protocol_version = protocol_version
+        self.session_present = False
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            protocol=paho.MQTTv5 if protocol_version == MQTT5 else paho.MQTTv311,
+        )
+
+    async def open(self, options: ConnectOptions) -> None:
+        client = self._client
+        client._client_id = options.client_id.encode()  # the constructor rejects bytes
+        if options.address.username:
+            client.username_pw_set(options.address.username, options.address.password)
+        if options.will is not None:
+            client.will_set(
+                options.will.topic, options.will.payload, options.will.qos, options.will.retain
+            )
+        context = options.address.ssl_context()
+        if context is not None:
+            client.tls_set_context(context)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        kwargs: dict[str, object] = {}
+        if self.protocol_version == MQTT5:
+            kwargs["clean_start"] = options.clean_start
+            if options.session_expiry_s:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = int(options.session_expiry_s)
+                kwargs["properties"] = props
+        else:
+            client._clean_session = options.clean_start
+        try:
+            await self._loop.run_in_executor(
+                None,
+                lambda: client.connect(
+                    options.address.host, options.address.port, options.keepalive_s, **kwargs
+                ),
+            )
+        except OSError as exc:
+            raise ConnectFailed(describe_os_error(exc, options.address)) from None
+        client.loop_start()
+        try:
+            code = await asyncio.wait_for(self._connected, options.connect_timeout_s)
+        except TimeoutError:
+            await self.close()
+            raise ConnectFailed(
+                f"cannot connect to broker {options.address.url}: no CONNACK within "
+                f"{options.connect_timeout_s:g} s"
+            ) from None
+        if code != 0:
+            await self.close()
+            raise ConnectFailed(
+                f"broker {options.address.url} refused the connection: "
+                f"{paho.connack_string(code) if code < 128 else code}"
+            )
+
+    # paho calls these from its network thread.
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.session_present = bool(getattr(flags, "session_present", False))
+        code = reason_code.value if hasattr(reason_code, "value") else int(reason_code)
+        self._loop.call_soon_threadsafe(self._resolve_connect, code)
+
+    def _resolve_connect(self, code: int) -> None:
+        if not self._connected.done():
+            self._connected.set_result(code)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._loop.call_soon_threadsafe(self._lost)
+
+    def _lost(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._callbacks.on_lost(None)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        props = getattr(msg, "properties", None)
+        response = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        incoming = Incoming(
+            msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), response, correlation
+        )
+        self._loop.call_soon_threadsafe(self._callbacks.on_message, incoming)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            token = self._tokens.pop(mid, None)
+            if token is None:
+                self._early_acks.add(mid)
+                return
+        self._loop.call_soon_threadsafe(self._callbacks.on_ack, token)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self._loop.call_soon_threadsafe(self._subscribed, mid)
+
+    def _subscribed(self, mid: int) -> None:
+        future = self._suback.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def pending_bytes(self) -> int:
+        # paho keeps its own out-packet deque; count packets as a size proxy.
+        return len(self._client._out_packet) * 256
+
+    def publish(
+        self, topic, payload, qos, retain, token, response_topic=None, correlation=None
+    ) -> None:
+        if self._closing:
+            raise NotConnected("not connected")
+        props = None
+        if response_topic is not None and self.protocol_version == MQTT5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = response_topic
+            if correlation is not None:
+                props.CorrelationData = correlation
+        with self._lock:
+            info = self._client.publish(topic, payload, qos, retain, props)
+            if info.rc != paho.MQTT_ERR_SUCCESS and info.rc != paho.MQTT_ERR_QUEUE_SIZE:
+                raise NotConnected(paho.error_string(info.rc))
+            if qos > 0:
+                if info.mid in self._early_acks:
+                    self._early_acks.discard(info.mid)
+                    self._loop.call_soon(self._callbacks.on_ack, token)
+                else:
+                    self._tokens[info.mid] = token
+
+    async def subscribe(self, patterns: list[tuple[str, int]]) -> None:
+        if self._closing:
+            raise NotConnected("not connected")
+        future: asyncio.Future[None] = self._loop.create_future()
+        with self._lock:
+            rc, mid = self._client.subscribe(patterns)
+            if rc != paho.MQTT_ERR_SUCCESS:
+                raise NotConnected(paho.error_string(rc))
+            self._suback[mid] = future
+        await asyncio.wait_for(future, 10)
+
+    async def unsubscribe(self, patterns: list[str]) -> None:
+        if not self._closing:
+            self._client.unsubscribe(patterns)
+
+    async def close(self) -> None:
+        self._closing = True
+        self._client.disconnect()
+        await self._loop.run_in_executor(None, self._client.loop_stop)
+
+
+async def open_connection(
+    options: ConnectOptions, callbacks: ConnectionCallbacks
+) -> PahoConnection:
+    versions = {"5": [MQTT5], "3.1.1": [MQTT311], "auto": [MQTT5, MQTT311]}[options.protocol]
+    for index, version in enumerate(versions):
+        connection = PahoConnection(callbacks, version)
+        try:
+            await connection.open(options)
+            return connection
+        except ConnectFailed as exc:
+            # 0x01 in 3.1.1 / 0x84 in 5: the broker does not speak this version.
+            retry = index + 1 < len(versions) and (
+                "protocol" in str(exc).lower() or "132" in str(exc)
+            )
+            if not retry:
+                raise
+    raise ConnectFailed(f"cannot connect to broker {options.address.url}")

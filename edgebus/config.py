@@ -1,0 +1,185 @@
+"""One Settings object, layered: TOML file < EDGEBUS_* environment < CLI flags.
+
+Every layer goes through the same validation, so a bad value names its key and
+its source in one line, whichever layer it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "EDGEBUS_"
+ROLES = ("camera", "edge", "cloud", "coordinator")
+MQTT_CLIENTS = ("gmqtt", "aiomqtt", "paho")
+PROTOCOLS = ("auto", "5", "3.1.1")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used; the message is one line."""
+
+
+def _default_node_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname().split(".")[0]) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+@dataclass(slots=True)
+class Settings:
+    site: str = "lab"
+    role: str = "edge"
+    node_id: str = field(default_factory=_default_node_id)
+    broker: str = "mqtt://127.0.0.1:1883"
+    mqtt_client: str = "gmqtt"
+    protocol: str = "auto"
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    tls_insecure: bool = False
+    keepalive_s: int = 30
+    heartbeat_s: float = 5.0
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 10.0
+    queue_limit: int = 10_000
+    frame_period_ms: int = 500
+    frame_width: int = 64
+    frame_height: int = 64
+    chunk_bytes: int = 1024
+    data_dir: str = "./edgebus-data"
+    log_level: str = "info"
+
+    def validate(self) -> Settings:
+        for name, rule in _RULES.items():
+            problem = rule(getattr(self, name))
+            if problem:
+                raise ConfigError(f"{name}: {problem}")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ConfigError("reconnect_min_s must not exceed reconnect_max_s")
+        return self
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda v: None if v in options else f"expected one of {', '.join(options)}, got {v!r}"
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else f"expected a positive number, got {v!r}"
+
+
+def _name(v: Any) -> str | None:
+    return None if _NAME.match(v) else f"expected letters, digits, '_', '.', '-', got {v!r}"
+
+
+def _readable_or_empty(v: Any) -> str | None:
+    return None if not v or Path(v).is_file() else f"file {v!r} does not exist"
+
+
+_RULES: dict[str, Callable[[Any], str | None]] = {
+    "site": _name,
+    "role": _one_of(ROLES),
+    "node_id": _name,
+    "mqtt_client": _one_of(MQTT_CLIENTS),
+    "protocol": _one_of(PROTOCOLS),
+    "log_level": _one_of(LOG_LEVELS),
+    "ca_file": _readable_or_empty,
+    "cert_file": _readable_or_empty,
+    "key_file": _readable_or_empty,
+    "keepalive_s": _positive,
+    "heartbeat_s": _positive,
+    "reconnect_min_s": _positive,
+    "reconnect_max_s": _positive,
+    "queue_limit": _positive,
+    "frame_period_ms": _positive,
+    "frame_width": _positive,
+    "frame_height": _positive,
+    "chunk_bytes": _positive,
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_TYPES: dict[str, type] = {name: type(getattr(Settings(node_id="x"), name)) for name in _FIELDS}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Turn a file or environment value into the field's type, or say why not."""
+    wanted = _TYPES[key]
+    if isinstance(value, str) and wanted is not str:
+        text = value.strip()
+        try:
+            if wanted is bool:
+                lowered = text.lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                return lowered in ("1", "true", "yes", "on")
+            return wanted(text)
+        except ValueError:
+            raise ConfigError(f"{source}: {key} expects {wanted.__name__}, got {value!r}") from None
+    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+        raise ConfigError(f"{source}: {key} expects {wanted.__name__}, got {value!r}")
+    return value
+
+
+def _apply(values: dict[str, Any], layer: Mapping[str, Any], source: str) -> None:
+    for key, raw in layer.items():
+        if key not in _FIELDS:
+            raise ConfigError(
+                f"{source}: unknown key '{key}' (known keys: {', '.join(sorted(_FIELDS))})"
+            )
+        values[key] = _coerce(key, raw, source)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    nested = [key for key, value in data.items() if isinstance(value, dict)]
+    if nested:
+        raise ConfigError(f"{path}: unknown key '{nested[0]}' (tables are not used; keys are flat)")
+    return data
+
+
+def env_layer(environ: Mapping[str, str]) -> dict[str, str]:
+    prefix_keys = {
+        name[len(ENV_PREFIX) :].lower(): value
+        for name, value in environ.items()
+        if name.startswith(ENV_PREFIX)
+    }
+    # Switches read by the test suite and tools, not settings.
+    for reserved in ("require_services", "config"):
+        prefix_keys.pop(reserved, None)
+    return prefix_keys
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build validated Settings from the three layers; raises ConfigError."""
+    values: dict[str, Any] = {}
+    environ = os.environ if environ is None else environ
+    path = config_file or (
+        Path(environ["EDGEBUS_CONFIG"]) if environ.get("EDGEBUS_CONFIG") else None
+    )
+    if path is not None:
+        _apply(values, read_toml(path), str(path))
+    _apply(values, env_layer(environ), "environment")
+    _apply(values, {k: v for k, v in (overrides or {}).items() if v is not None}, "command line")
+    return Settings(**values).validate()

@@ -1,0 +1,387 @@
+"""Typed bus messages and their one versioned binary wire format.
+
+Wire format (schema version 1)::
+
+    byte 0   magic 0xEB
+    byte 1   schema version
+    byte 2   message type code
+    rest     msgpack array of the dataclass fields, in declaration order
+
+A positional array keeps frame chunks small (no field names on the wire). New
+fields are only ever appended with a default, so a newer sender can talk to an
+older receiver of the same schema version; a breaking change bumps the version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union, get_args, get_origin
+
+import msgpack
+
+MAGIC = 0xEB
+SCHEMA_VERSION = 1
+HEADER_SIZE = 3
+
+
+class DecodeError(ValueError):
+    """A payload that is not a valid edgebus message."""
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(slots=True)
+class Message:
+    """Base of every bus message. Subclasses set TYPE_CODE and TYPE_NAME."""
+
+    TYPE_CODE: ClassVar[int] = 0
+    TYPE_NAME: ClassVar[str] = ""
+
+
+@dataclass(slots=True)
+class Status(Message):
+    """Retained liveness of a node; the broker publishes the offline copy as the LWT."""
+
+    TYPE_CODE: ClassVar[int] = 1
+    TYPE_NAME: ClassVar[str] = "status"
+    node: str
+    role: str
+    state: str  # "online" or "offline"
+    version: str = ""
+    capabilities: list[str] = field(default_factory=list)
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class Heartbeat(Message):
+    TYPE_CODE: ClassVar[int] = 2
+    TYPE_NAME: ClassVar[str] = "heartbeat"
+    node: str
+    role: str
+    seq: int
+    stats: dict[str, float] = field(default_factory=dict)
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class FrameChunk(Message):
+    """One unit (or block of units) of an encoded frame, most important first."""
+
+    TYPE_CODE: ClassVar[int] = 3
+    TYPE_NAME: ClassVar[str] = "frame_chunk"
+    camera: str
+    frame_id: int
+    chunk_index: int
+    codec: str
+    model_id: str
+    capture_ts: float
+    data: bytes
+
+
+@dataclass(slots=True)
+class EndOfFrame(Message):
+    """Sent after the last chunk of a frame, at completion or at the deadline."""
+
+    TYPE_CODE: ClassVar[int] = 4
+    TYPE_NAME: ClassVar[str] = "end_of_frame"
+    camera: str
+    frame_id: int
+    chunks_sent: int
+    total_chunks: int
+    bytes_sent: int
+    codec: str
+    model_id: str
+    capture_ts: float
+    deadline_ts: float
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(slots=True)
+class Result(Message):
+    TYPE_CODE: ClassVar[int] = 5
+    TYPE_NAME: ClassVar[str] = "result"
+    node: str
+    camera: str
+    frame_id: int
+    top_k: list[int]
+    scores: list[float]
+    bytes_received: int
+    chunks_received: int
+    latency_ms: float
+    offloaded: bool = True
+    deadline_met: bool = True
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class QosRequest(Message):
+    TYPE_CODE: ClassVar[int] = 6
+    TYPE_NAME: ClassVar[str] = "qos_request"
+    requester: str
+    accuracy: float
+    bandwidth_bps: float
+    edge_cpu: float = 1.0
+    edge_memory_mb: float = 0.0
+    image_quality: float | None = None
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class ModelSwitch(Message):
+    TYPE_CODE: ClassVar[int] = 7
+    TYPE_NAME: ClassVar[str] = "model_switch"
+    model_id: str
+    version: int
+    sha256: str
+    configuration: str  # CO, ECO or ECCD
+    effective_frame: int
+    effective_ts: float = 0.0
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class SchedulingPolicy(Message):
+    TYPE_CODE: ClassVar[int] = 8
+    TYPE_NAME: ClassVar[str] = "scheduling_policy"
+    node: str
+    version: int
+    tasks: list[str] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)
+    next_hop: str = ""
+    route: list[str] = field(default_factory=list)
+    bandwidth_caps_bps: dict[str, float] = field(default_factory=dict)
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class SyncBatch(Message):
+    """A batch of local-store rows, identified by the node's monotonic sequence numbers."""
+
+    TYPE_CODE: ClassVar[int] = 9
+    TYPE_NAME: ClassVar[str] = "sync_batch"
+    node: str
+    first_seq: int
+    last_seq: int
+    rows: list[dict[str, Any]]
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class SyncAck(Message):
+    TYPE_CODE: ClassVar[int] = 10
+    TYPE_NAME: ClassVar[str] = "sync_ack"
+    node: str
+    highest_contiguous_seq: int
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class DeadLetter(Message):
+    """A payload that failed to decode, republished with the reason for inspection."""
+
+    TYPE_CODE: ClassVar[int] = 11
+    TYPE_NAME: ClassVar[str] = "dead_letter"
+    source_topic: str
+    reason: str
+    payload: bytes
+    reporter: str = ""
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class RequestEnvelope(Message):
+    """Request/reply over MQTT 3.1.1, which has no response-topic property."""
+
+    TYPE_CODE: ClassVar[int] = 12
+    TYPE_NAME: ClassVar[str] = "request_envelope"
+    response_topic: str
+    correlation: bytes
+    body: bytes
+
+
+@dataclass(slots=True)
+class ErrorReply(Message):
+    """A request handler's failure, returned to the requester instead of silence."""
+
+    TYPE_CODE: ClassVar[int] = 13
+    TYPE_NAME: ClassVar[str] = "error_reply"
+    error: str
+
+
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    Status,
+    Heartbeat,
+    FrameChunk,
+    EndOfFrame,
+    Result,
+    QosRequest,
+    ModelSwitch,
+    SchedulingPolicy,
+    SyncBatch,
+    SyncAck,
+    DeadLetter,
+    RequestEnvelope,
+    ErrorReply,
+)
+BY_CODE: dict[int, type[Message]] = {cls.TYPE_CODE: cls for cls in MESSAGE_TYPES}
+BY_NAME: dict[str, type[Message]] = {cls.TYPE_NAME: cls for cls in MESSAGE_TYPES}
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldSpec:
+    name: str
+    check: typing.Callable[[Any], bool]
+    expected: str
+    required: bool
+
+
+def _checker(annotation: Any) -> tuple[typing.Callable[[Any], bool], str]:
+    """A cheap isinstance-style validator for the small set of field types we use."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        parts = [_checker(arg) for arg in get_args(annotation)]
+        return (lambda v: any(check(v) for check, _ in parts)), " or ".join(n for _, n in parts)
+    if annotation is type(None):
+        return (lambda v: v is None), "null"
+    if annotation is float:
+        return (lambda v: isinstance(v, int | float) and not isinstance(v, bool)), "number"
+    if annotation is int:
+        return (lambda v: isinstance(v, int) and not isinstance(v, bool)), "integer"
+    if annotation is bool:
+        return (lambda v: isinstance(v, bool)), "boolean"
+    if annotation is str:
+        return (lambda v: isinstance(v, str)), "string"
+    if annotation is bytes:
+        return (lambda v: isinstance(v, bytes)), "bytes"
+    if origin is list:
+        (item,) = get_args(annotation)
+        item_check, item_name = _checker(item)
+        return (lambda v: isinstance(v, list) and all(item_check(x) for x in v)), (
+            f"list of {item_name}"
+        )
+    if origin is dict:
+        key, value = get_args(annotation)
+        key_check, _ = _checker(key)
+        value_check, value_name = _checker(value)
+        return (
+            lambda v: (
+                isinstance(v, dict) and all(key_check(k) and value_check(x) for k, x in v.items())
+            )
+        ), f"map of {value_name}"
+    if annotation is Any:
+        return (lambda v: True), "any"
+    raise TypeError(f"unsupported message field type {annotation!r}")
+
+
+def _field_specs(cls: type[Message]) -> tuple[_FieldSpec, ...]:
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        check, expected = _checker(hints[f.name])
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        specs.append(_FieldSpec(f.name, check, expected, required))
+    return tuple(specs)
+
+
+_SPECS: dict[type[Message], tuple[_FieldSpec, ...]] = {
+    cls: _field_specs(cls) for cls in MESSAGE_TYPES
+}
+
+
+def encode(message: Message) -> bytes:
+    """Encode a message with the current schema version."""
+    cls = type(message)
+    if cls not in _SPECS:
+        raise TypeError(f"{cls.__name__} is not a registered edgebus message type")
+    values = [getattr(message, spec.name) for spec in _SPECS[cls]]
+    return bytes((MAGIC, SCHEMA_VERSION, cls.TYPE_CODE)) + msgpack.packb(values, use_bin_type=True)
+
+
+def is_edgebus_payload(payload: bytes) -> bool:
+    return len(payload) >= HEADER_SIZE and payload[0] == MAGIC
+
+
+def decode(payload: bytes) -> Message:
+    """Decode and validate a payload; any defect raises DecodeError, never anything else."""
+    if len(payload) < HEADER_SIZE:
+        raise DecodeError(f"payload of {len(payload)} bytes is shorter than the 3-byte header")
+    if payload[0] != MAGIC:
+        raise DecodeError(f"bad magic byte 0x{payload[0]:02x}, expected 0x{MAGIC:02x}")
+    if payload[1] != SCHEMA_VERSION:
+        raise DecodeError(
+            f"unsupported schema version {payload[1]}, this build reads {SCHEMA_VERSION}"
+        )
+    cls = BY_CODE.get(payload[2])
+    if cls is None:
+        raise DecodeError(f"unknown message type code {payload[2]}")
+    try:
+        values = msgpack.unpackb(
+            payload[HEADER_SIZE:], raw=False, use_list=True, strict_map_key=False
+        )
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise DecodeError(f"{cls.TYPE_NAME}: body is not valid msgpack ({exc})") from None
+    return _build(cls, values)
+
+
+def _build(cls: type[Message], values: Any) -> Message:
+    if not isinstance(values, list):
+        raise DecodeError(f"{cls.TYPE_NAME}: body must be an array of fields")
+    specs = _SPECS[cls]
+    # Trailing fields from a newer sender of the same schema version are ignored by zip.
+    return _validated(cls, dict(zip((spec.name for spec in specs), values, strict=False)))
+
+
+def _validated(cls: type[Message], fields: dict[str, Any]) -> Message:
+    for spec in _SPECS[cls]:
+        if spec.name not in fields:
+            if spec.required:
+                raise DecodeError(f"{cls.TYPE_NAME}: missing required field '{spec.name}'")
+            continue
+        value = fields[spec.name]
+        if not spec.check(value):
+            raise DecodeError(
+                f"{cls.TYPE_NAME}.{spec.name}: expected {spec.expected}, got {type(value).__name__}"
+            )
+    return cls(**fields)
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """A JSON-friendly view: bytes become {"hex": ...} so nothing is lost."""
+    out: dict[str, Any] = {"type": message.TYPE_NAME}
+    for spec in _SPECS[type(message)]:
+        value = getattr(message, spec.name)
+        out[spec.name] = {"hex": value.hex()} if isinstance(value, bytes) else value
+    return out
+
+
+def from_dict(data: Any) -> Message:
+    """Build a message from its JSON view (the inverse of to_dict); errors raise DecodeError."""
+    if not isinstance(data, dict):
+        raise DecodeError("a message must be a JSON object")
+    type_name = data.get("type")
+    cls = BY_NAME.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        raise DecodeError(f"'type' must be one of {', '.join(sorted(BY_NAME))}, got {type_name!r}")
+    specs = {spec.name: spec for spec in _SPECS[cls]}
+    unknown = sorted(set(data) - set(specs) - {"type"})
+    if unknown:
+        raise DecodeError(f"{cls.TYPE_NAME}: unknown field(s) {', '.join(unknown)}")
+    fields = {name: value for name, value in data.items() if name != "type"}
+    for name, value in fields.items():
+        if specs[name].expected != "bytes":
+            continue
+        if isinstance(value, dict) and set(value) == {"hex"}:
+            try:
+                fields[name] = bytes.fromhex(value["hex"])
+            except (TypeError, ValueError):
+                raise DecodeError(f"{cls.TYPE_NAME}.{name}: bad hex string") from None
+        elif isinstance(value, str):
+            fields[name] = value.encode()
+    return _validated(cls, fields)
