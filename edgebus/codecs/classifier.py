@@ -1,0 +1,65 @@
+"""The shipped strong (edge) and weak (camera) classifiers at run time: images in, top-k out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebus.codecs.assets import asset_path, assets_dir, read_card
+from edgebus.codecs.errors import ImageShapeError, ModelFileError
+from edgebus.codecs.inference import DEFAULT_THREADS, InferenceSession
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: list[int]
+    names: list[str]
+    probabilities: list[float]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Classifier:
+    """`Classifier("strong")` / `Classifier("weak")` load the shipped models; a card path
+    loads any other model trained by `edgebus train classifiers`."""
+
+    def __init__(
+        self, model: str = "strong", root: str | Path | None = None, threads: int = DEFAULT_THREADS
+    ) -> None:
+        base = Path(root) if root is not None else assets_dir()
+        card_name = model if model.endswith(".json") else f"{model}_classifier.json"
+        self.card: dict[str, Any] = read_card(card_name, base)
+        try:
+            self.class_names: list[str] = list(self.card["classes"])
+            self.image_size = int(self.card["input"]["size"])
+            model_file = self.card["file"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"classifier card {card_name}: missing field {exc}") from None
+        self.session = InferenceSession(
+            asset_path(model_file, asset_path(card_name, base).parent), threads
+        )
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """images: (N, H, W, 3) or (H, W, 3) uint8 -> logits (N, classes)."""
+        batch = images[None] if images.ndim == 3 else images
+        size = self.image_size
+        if batch.ndim != 4 or batch.shape[1:] != (size, size, 3) or batch.dtype != np.uint8:
+            raise ImageShapeError(
+                f"classifier input: expected uint8 images of {size}x{size}x3, got "
+                f"{images.shape} {images.dtype}"
+            )
+        x = batch.transpose(0, 3, 1, 2).astype(np.float32) * (1 / 255)
+        return self.session.run(x)
+
+    def topk(self, image: np.ndarray, k: int = 5) -> Prediction:
+        probs = softmax(self.logits(image)[0])
+        order = np.argsort(-probs)[:k].tolist()
+        return Prediction(
+            order, [self.class_names[i] for i in order], [float(probs[i]) for i in order]
+        )
