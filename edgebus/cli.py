@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
 import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from edgebus.broker.bus import Delivery
+    from edgebus.config import Settings
 
 app = typer.Typer(
     name="edgebus",
@@ -19,3 +36,462 @@ train_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(train_app, name="train")
+
+
+# --- errors: one line, no traceback --------------------------------------------------
+
+INPUT_ERROR = 2
+RUNTIME_ERROR = 1
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = INPUT_ERROR) -> NoReturn:
+    err_console.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn the project's expected failures into `error: ...` and an exit code."""
+    from edgebus.broker.address import BrokerUrlError
+    from edgebus.broker.bus import BusClosed, OutgoingQueueFull, RequestFailed, RequestTimeout
+    from edgebus.broker.embedded import EmbeddedBrokerError
+    from edgebus.broker.transport import ConnectFailed
+    from edgebus.config import ConfigError
+    from edgebus.messages import DecodeError
+    from edgebus.topics import TopicError
+
+    try:
+        yield
+    except (ConfigError, BrokerUrlError, DecodeError, TopicError, EmbeddedBrokerError) as exc:
+        fail(str(exc), INPUT_ERROR)
+    except (ConnectFailed, RequestTimeout, RequestFailed, OutgoingQueueFull, BusClosed) as exc:
+        fail(str(exc), RUNTIME_ERROR)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def settings_from(config: Path | None, **flags: object) -> Settings:
+    from edgebus.config import load_settings
+
+    return load_settings(config, flags)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings file (flat keys, see the README)."),
+]
+BrokerOption = Annotated[
+    str | None,
+    typer.Option("--broker", "-b", help="Broker URL: mqtt://[user:pass@]host:port or mqtts://…"),
+]
+SiteOption = Annotated[str | None, typer.Option("--site", help="Site name in topics.")]
+
+
+# --- nodes -----------------------------------------------------------------------------
+
+
+@app.command()
+def node(
+    role: Annotated[str, typer.Option("--role", "-r", help="camera, edge, cloud or coordinator.")],
+    node_id: Annotated[str | None, typer.Option("--id", help="Node id (default host-pid).")] = None,
+    site: SiteOption = None,
+    broker: BrokerOption = None,
+    config: ConfigOption = None,
+    period_ms: Annotated[
+        int | None, typer.Option("--period-ms", help="Camera frame period.")
+    ] = None,
+    heartbeat: Annotated[
+        float | None, typer.Option("--heartbeat", help="Heartbeat seconds.")
+    ] = None,
+    shared_group: Annotated[
+        str | None,
+        typer.Option("--shared-group", help="Edge: share frames with this $share group."),
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option("--wait", help="Give up if the broker is unreachable this long (s)."),
+    ] = None,
+) -> None:
+    """Run one node until SIGINT/SIGTERM; it then flushes and publishes offline."""
+    from edgebus.coordinator.node import CoordinatorNode
+    from edgebus.launch import install_stop_signals
+    from edgebus.nodes import CameraNode, CloudNode, EdgeNode
+
+    with one_line_errors():
+        settings = settings_from(
+            config,
+            role=role,
+            node_id=node_id,
+            site=site,
+            broker=broker,
+            frame_period_ms=period_ms,
+            heartbeat_s=heartbeat,
+        )
+        setup_logging(settings.log_level)
+        classes = {
+            "camera": CameraNode,
+            "edge": EdgeNode,
+            "cloud": CloudNode,
+            "coordinator": CoordinatorNode,
+        }
+
+        async def main() -> None:
+            if settings.role == "edge":
+                actor = EdgeNode(settings, shared_group=shared_group)
+            else:
+                actor = classes[settings.role](settings)
+            install_stop_signals(actor.stop)
+            await actor.run(connect_timeout=wait)
+
+        asyncio.run(main())
+
+
+@app.command()
+def up(
+    cameras: Annotated[int, typer.Option("--cameras", min=0, help="Number of cameras.")] = 2,
+    duration: Annotated[float, typer.Option("--duration", min=0.1, help="Seconds to run.")] = 10.0,
+    broker: BrokerOption = None,
+    processes: Annotated[
+        bool, typer.Option("--processes", help="Run cameras and the edge as subprocesses.")
+    ] = False,
+    dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard")] = True,
+    period_ms: Annotated[int | None, typer.Option("--period-ms")] = None,
+    site: SiteOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Start a broker (unless --broker) and every role, show a live dashboard, then a summary."""
+    from edgebus.launch import UpPlan, run_up
+
+    with one_line_errors():
+        settings = settings_from(
+            config,
+            site=site,
+            frame_period_ms=period_ms,
+            heartbeat_s=1.0,
+            **({"broker": broker} if broker else {}),
+        )
+        if broker:
+            from edgebus.broker.address import parse_broker_url
+
+            parse_broker_url(broker)
+        setup_logging("warning")
+        # Off a terminal (logs, CI) rich would wrap the dashboard at 80 columns.
+        console = Console(width=None if sys.stdout.isatty() else 150)
+        totals = asyncio.run(
+            run_up(settings, UpPlan(cameras, duration, broker, processes, dashboard), console)
+        )
+        console.print(
+            "summary: "
+            + ", ".join(
+                f"{key}={value:.1f}"
+                if isinstance(value, float) and not value.is_integer()
+                else f"{key}={int(value)}"
+                for key, value in totals.items()
+            )
+        )
+
+
+@app.command()
+def broker(
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", "-p", min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one."
+        ),
+    ] = 1883,
+    auth: Annotated[Path | None, typer.Option("--auth", help="amqtt password file.")] = None,
+    acl: Annotated[Path | None, typer.Option("--acl", help="TOML ACL file.")] = None,
+) -> None:
+    """Run the embedded amqtt broker (MQTT 3.1.1) until SIGINT/SIGTERM."""
+    from edgebus.broker.embedded import EmbeddedBroker
+    from edgebus.launch import install_stop_signals
+
+    with one_line_errors():
+        setup_logging("warning")
+
+        async def main() -> None:
+            embedded = await EmbeddedBroker(port, auth, acl).start()
+            Console().print(f"embedded broker listening on {embedded.url}")
+            stop = asyncio.Event()
+            install_stop_signals(stop.set)
+            await stop.wait()
+            await embedded.stop()
+
+        asyncio.run(main())
+
+
+@app.command("broker-user")
+def broker_user(
+    users_file: Annotated[Path, typer.Argument(help="amqtt password file to create or update.")],
+    username: Annotated[str, typer.Argument()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Add or replace a user in the embedded broker's password file."""
+    from edgebus.broker.embedded import add_user
+
+    with one_line_errors():
+        add_user(users_file, username, password)
+
+
+# --- looking at the bus ------------------------------------------------------------------
+
+
+def _render(delivery: Delivery, mode: str) -> str:
+    from edgebus.messages import to_dict
+
+    if delivery.message is not None:
+        body = to_dict(delivery.message)
+        if mode == "json":
+            return json.dumps({"topic": delivery.topic, **body}, default=str)
+        return f"{delivery.topic}  {body['type']}  " + json.dumps(
+            {k: v for k, v in body.items() if k != "type"}, default=str
+        )
+    try:
+        text = delivery.payload.decode("utf-8")
+        shown = text if text.isprintable() else None
+    except UnicodeDecodeError:
+        shown = None
+    foreign = {"text": shown} if shown is not None else {"hex": delivery.payload.hex()}
+    if mode == "json":
+        return json.dumps({"topic": delivery.topic, "type": None, **foreign})
+    return f"{delivery.topic}  (not edgebus)  " + (
+        shown if shown is not None else f"hex:{delivery.payload.hex()}"
+    )
+
+
+@app.command()
+def sub(
+    pattern: Annotated[str, typer.Argument(help="MQTT topic filter, e.g. 'edgebus/v1/#'.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    pretty: Annotated[bool, typer.Option("--pretty", help="Readable one-line form.")] = False,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1)] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Stop after this many seconds without a message."),
+    ] = None,
+    broker: BrokerOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print messages on PATTERN, decoding edgebus payloads; others show as text or hex."""
+    from edgebus.broker.matching import validate_filter
+    from edgebus.nodes.base import bus_for
+
+    if as_json and pretty:
+        fail("--json and --pretty are exclusive")
+    mode = "json" if as_json else "pretty"
+    with one_line_errors():
+        try:
+            validate_filter(pattern)
+        except ValueError as exc:
+            fail(str(exc))
+        settings = settings_from(config, broker=broker)
+
+        async def main() -> None:
+            bus = bus_for(settings)
+            bus.options.node_id = bus.node_id = f"sub-{settings.node_id}"
+            await bus.start(timeout=5)
+            seen = 0
+            try:
+                subscription = await bus.subscribe(pattern, qos=1, raw=True)
+                while count is None or seen < count:
+                    try:
+                        delivery = await subscription.get(timeout)
+                    except TimeoutError:
+                        break
+                    print(_render(delivery, mode), flush=True)
+                    seen += 1
+            finally:
+                await bus.close(flush_timeout=0)
+
+        asyncio.run(main())
+
+
+@app.command()
+def pub(
+    topic: Annotated[str, typer.Argument(help="Topic to publish on.")],
+    message_json: Annotated[
+        str,
+        typer.Option(
+            "--json",
+            help='The message as JSON, with "type", e.g. '
+            '\'{"type": "qos_request", "requester": "cli", "accuracy": 0.9, '
+            '"bandwidth_bps": 2e5}\'.',
+        ),
+    ],
+    qos: Annotated[int, typer.Option("--qos", min=0, max=2)] = 1,
+    retain: Annotated[bool, typer.Option("--retain")] = False,
+    broker: BrokerOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Publish one typed edgebus message given as JSON."""
+    from edgebus.messages import from_dict
+    from edgebus.nodes.base import bus_for
+
+    with one_line_errors():
+        try:
+            data = json.loads(message_json)
+        except json.JSONDecodeError as exc:
+            fail(f"--json is not valid JSON: {exc}")
+        message = from_dict(data)
+        if not topic or any(c in topic for c in "+#"):
+            fail(f"topic {topic!r} must be non-empty and without wildcards")
+        settings = settings_from(config, broker=broker)
+
+        async def main() -> None:
+            bus = bus_for(settings)
+            bus.options.node_id = bus.node_id = f"pub-{settings.node_id}"
+            await bus.start(timeout=5)
+            await bus.publish(topic, message, qos=qos, retain=retain)
+            await bus.close(flush_timeout=5)
+
+        asyncio.run(main())
+
+
+@app.command()
+def nodes(
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to collect retained status.")
+    ] = 1.0,
+    site: SiteOption = None,
+    broker: BrokerOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List nodes and their state from the retained status topics."""
+    from rich.table import Table
+
+    from edgebus.messages import Status
+    from edgebus.nodes.base import bus_for
+
+    with one_line_errors():
+        settings = settings_from(config, site=site, broker=broker)
+
+        async def main() -> dict[str, Status]:
+            bus = bus_for(settings)
+            bus.options.node_id = bus.node_id = f"nodes-{settings.node_id}"
+            await bus.start(timeout=5)
+            found: dict[str, Status] = {}
+            try:
+                subscription = await bus.subscribe(bus.topics.statuses(), qos=1)
+                with contextlib.suppress(TimeoutError):
+                    while True:
+                        delivery = await subscription.get(wait)
+                        if isinstance(delivery.message, Status):
+                            found[delivery.message.node] = delivery.message
+            finally:
+                await bus.close(flush_timeout=0)
+            return found
+
+        found = asyncio.run(main())
+        table = Table(title=f"nodes at site {settings.site}")
+        for column in ("node", "role", "state", "version", "capabilities", "since"):
+            table.add_column(column)
+        for status in sorted(found.values(), key=lambda s: (s.role, s.node)):
+            since = time.strftime("%H:%M:%S", time.localtime(status.ts))
+            table.add_row(
+                status.node,
+                status.role,
+                status.state,
+                status.version,
+                ", ".join(status.capabilities),
+                since,
+            )
+        Console().print(table if found else f"no node has published status at site {settings.site}")
+
+
+# --- benchmarks ------------------------------------------------------------------------
+
+
+@bench_app.command("bus")
+def bench_bus(
+    broker: BrokerOption = None,
+    clients: Annotated[
+        str, typer.Option(help="Comma list of mosquitto-c, gmqtt, aiomqtt, paho.")
+    ] = "mosquitto-c,gmqtt,paho,aiomqtt",
+    sizes: Annotated[str, typer.Option(help="Payload sizes in bytes.")] = "64,4096",
+    qos: Annotated[str, typer.Option(help="QoS levels.")] = "0,1",
+    count_small: Annotated[int, typer.Option(help="Messages per run at 64 B.", min=100)] = 50_000,
+    count_large: Annotated[int, typer.Option(help="Messages per run at 4 KiB.", min=100)] = 20_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs per cell; the median is kept.")] = 3,
+    out: Annotated[Path, typer.Option(help="Results folder (CSV + PNG).")] = Path(
+        "results/bench-bus"
+    ),
+) -> None:
+    """msg/s and p50/p99 latency per MQTT client behind the Bus, against Mosquitto."""
+    from edgebus.broker import bench
+    from edgebus.broker.local_mosquitto import LocalMosquitto, mosquitto_binary
+    from edgebus.broker.transport import client_names
+    from edgebus.reports import bar_chart, write_csv
+
+    with one_line_errors():
+        try:
+            names = [c.strip() for c in clients.split(",") if c.strip()]
+            size_list = [int(s) for s in sizes.split(",")]
+            qos_list = [int(q) for q in qos.split(",")]
+        except ValueError:
+            fail("--sizes and --qos take comma-separated integers")
+        unknown = [c for c in names if c not in (*client_names(), bench.C_CLIENT)]
+        if unknown:
+            fail(
+                f"--clients: unknown {', '.join(unknown)}; expected "
+                f"{', '.join((bench.C_CLIENT, *client_names()))}"
+            )
+        if any(q not in (0, 1) for q in qos_list) or any(s < bench.STAMP + 1 for s in size_list):
+            fail(f"--qos takes 0 or 1 and --sizes at least {bench.STAMP + 1} bytes")
+        if bench.C_CLIENT in names and not bench.c_clients_available():
+            fail("mosquitto_pub/mosquitto_sub are not installed; drop mosquitto-c from --clients")
+        counts = {s: (count_small if s <= 1024 else count_large) for s in size_list}
+        console = Console()
+        local = None
+        if broker is None:
+            if mosquitto_binary() is None:
+                fail("no --broker given and the mosquitto binary is not installed")
+            local = LocalMosquitto().start()
+            url = local.url
+        else:
+            url = broker
+        total = repeats * len(size_list) * len(qos_list) * len(names)
+        try:
+            with Progress(console=console) as progress:
+                task = progress.add_task("bench bus", total=total)
+
+                def advance(cell: bench.Cell) -> None:
+                    progress.update(
+                        task, advance=1, description=f"{cell.client} {cell.size} B qos{cell.qos}"
+                    )
+
+                results = bench.run_benchmark(
+                    url, names, size_list, qos_list, counts, repeats, advance
+                )
+        finally:
+            if local is not None:
+                local.__exit__(None, None, None)
+        rows = bench.as_rows(results)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "bench_bus.csv", rows)
+        bar_chart(out / "bench_bus.png", rows, "msg_per_s", "MQTT clients behind the Bus (msg/s)")
+        table = Table(title=f"bus benchmark against Mosquitto ({url})")
+        for column in ("client", "payload", "qos", "received", "msg/s", "× C", "p50 ms", "p99 ms"):
+            table.add_column(column, justify="left" if column == "client" else "right")
+        for row in rows:
+            table.add_row(
+                str(row["client"]),
+                f"{row['size']} B",
+                str(row["qos"]),
+                f"{row['received']}/{row['sent']}",
+                f"{row['msg_per_s']:,.0f}",
+                f"{row['ratio_to_c']:.2f}",
+                f"{row['p50_ms']:.1f}",
+                f"{row['p99_ms']:.1f}",
+            )
+        console.print(table)
+        console.print(f"wrote {out / 'bench_bus.csv'} and {out / 'bench_bus.png'}")

@@ -180,6 +180,9 @@ class BusOptions:
     connect_timeout_s: float = 5.0
     will: Will | None = None
     deadletter: bool = True
+    # amqtt drops messages still being routed when their sender's DISCONNECT arrives,
+    # even after it acked them; lingering this long after the flush avoids that.
+    linger_s: float = 0.1
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -247,6 +250,8 @@ class Bus:
         if flush_timeout > 0 and self.connected:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flush(), flush_timeout)
+            if self.stats.published:
+                await asyncio.sleep(self.options.linger_s)
         unsent = len(self._backlog) + len(self._inflight)
         if unsent:
             log.warning("closing with %d message(s) not acknowledged by the broker", unsent)

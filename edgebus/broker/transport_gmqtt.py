@@ -33,6 +33,14 @@ _NO_RECONNECT = -2
 COALESCE_LIMIT = 64 * 1024
 
 
+class HandshakeRejected(ConnectFailed):
+    """The broker dropped the socket instead of answering CONNECT (amqtt does so for MQTT 5)."""
+
+
+class NoConnack(ConnectFailed):
+    """The socket opened but CONNECT got no answer (amqtt stalls on an MQTT 5 will)."""
+
+
 class _CoalescingTransport:
     """Batches the socket writes of one event-loop turn into a single send().
 
@@ -158,7 +166,7 @@ class GmqttConnection:
                     raise HandshakeRejected(
                         f"broker {address.url} closed the connection during the MQTT handshake"
                     )
-                raise ConnectFailed(
+                raise NoConnack(
                     f"cannot connect to broker {address.url}: no CONNACK within "
                     f"{options.connect_timeout_s:g} s"
                 )
@@ -279,17 +287,13 @@ class GmqttConnection:
             await asyncio.wait_for(self._client.disconnect(), 2)
 
 
-class HandshakeRejected(ConnectFailed):
-    """The broker dropped the socket instead of answering CONNECT (amqtt does so for MQTT 5)."""
-
-
 async def open_connection(
     options: ConnectOptions, callbacks: ConnectionCallbacks
 ) -> GmqttConnection:
     connection = GmqttConnection(callbacks)
     try:
         await connection.open(options)
-    except HandshakeRejected:
+    except (HandshakeRejected, NoConnack):
         if options.protocol != "auto":
             raise
         connection = GmqttConnection(callbacks)

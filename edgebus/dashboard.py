@@ -1,0 +1,160 @@
+"""A live view of the fleet, built only from what nodes publish on the bus."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from rich.table import Table
+
+from edgebus.broker.bus import Bus
+from edgebus.messages import Heartbeat, Result, Status
+
+# Which counter is a role's "frames" and which its "bytes".
+FRAME_COUNTER = {"camera": "frames_sent", "edge": "frames_done", "cloud": "results_seen"}
+BYTE_COUNTER = {"camera": "bytes_sent", "edge": "bytes_received", "cloud": "bytes_reported"}
+
+
+@dataclass(slots=True)
+class NodeRow:
+    node: str
+    role: str = "?"
+    state: str = "?"
+    stats: dict[str, float] = field(default_factory=dict)
+    stats_ts: float = 0.0
+    first_ts: float = 0.0
+    frames_per_s: float = 0.0
+    bytes_per_s: float = 0.0
+    last_result: str = ""
+
+    def counter(self, name: str) -> float:
+        return self.stats.get(name, 0.0)
+
+    @property
+    def frames(self) -> float:
+        return self.counter(FRAME_COUNTER.get(self.role, ""))
+
+    @property
+    def bytes(self) -> float:
+        return self.counter(BYTE_COUNTER.get(self.role, ""))
+
+    def deadline_text(self) -> str:
+        hits, misses = self.counter("deadline_hits"), self.counter("deadline_misses")
+        if hits + misses == 0:
+            return "-"
+        return f"{int(hits)}/{int(hits + misses)} ({100 * hits / (hits + misses):.0f}%)"
+
+
+class FleetView:
+    def __init__(self) -> None:
+        self.rows: dict[str, NodeRow] = {}
+        self.results = 0
+        self.latency_ms_sum = 0.0
+
+    def _row(self, node: str) -> NodeRow:
+        row = self.rows.get(node)
+        if row is None:
+            row = self.rows[node] = NodeRow(node)
+        return row
+
+    def on_status(self, status: Status) -> None:
+        row = self._row(status.node)
+        row.role, row.state = status.role, status.state
+
+    def on_heartbeat(self, beat: Heartbeat, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        row = self._row(beat.node)
+        row.role = beat.role
+        if row.state == "?":
+            row.state = "online"
+        if row.stats_ts:
+            elapsed = max(1e-6, now - row.stats_ts)
+            frames_key = FRAME_COUNTER.get(row.role, "")
+            bytes_key = BYTE_COUNTER.get(row.role, "")
+            row.frames_per_s = (beat.stats.get(frames_key, 0.0) - row.counter(frames_key)) / elapsed
+            row.bytes_per_s = (beat.stats.get(bytes_key, 0.0) - row.counter(bytes_key)) / elapsed
+        row.stats, row.stats_ts = dict(beat.stats), now
+        row.first_ts = row.first_ts or now
+
+    def average_rates(self, row: NodeRow, duration_s: float) -> tuple[float, float]:
+        seconds = max(1e-6, duration_s)
+        return row.frames / seconds, row.bytes / seconds
+
+    def on_result(self, result: Result) -> None:
+        self.results += 1
+        self.latency_ms_sum += result.latency_ms
+        top = result.top_k[0] if result.top_k else "-"
+        text = f"{result.camera}#{result.frame_id}→{top} {result.latency_ms:.0f}ms"
+        self._row(result.node).last_result = text
+        self._row(result.camera).last_result = text
+
+    def table(self, title: str = "edgebus fleet", duration_s: float | None = None) -> Table:
+        """Live rates, or with duration_s the averages over the whole run."""
+        table = Table(title=title)
+        numeric = {"frames/s", "bytes/s", "frames", "bytes"}
+        for column in (
+            "node",
+            "role",
+            "state",
+            "frames/s",
+            "bytes/s",
+            "frames",
+            "bytes",
+            "deadline hits",
+            "last result",
+        ):
+            table.add_column(column, justify="right" if column in numeric else "left")
+        for row in sorted(self.rows.values(), key=lambda r: (r.role, r.node)):
+            frames_per_s, bytes_per_s = (
+                (row.frames_per_s, row.bytes_per_s)
+                if duration_s is None
+                else self.average_rates(row, duration_s)
+            )
+            table.add_row(
+                row.node,
+                row.role,
+                row.state,
+                f"{frames_per_s:.1f}",
+                f"{bytes_per_s:,.0f}",
+                f"{int(row.frames)}",
+                f"{int(row.bytes):,}",
+                row.deadline_text(),
+                row.last_result,
+            )
+        return table
+
+    def totals(self) -> dict[str, float]:
+        def total(role: str, counter: str) -> float:
+            return sum(r.counter(counter) for r in self.rows.values() if r.role == role)
+
+        return {
+            "frames_sent": total("camera", "frames_sent"),
+            "frames_classified": total("edge", "frames_done"),
+            "deadline_hits": total("edge", "deadline_hits"),
+            "results_seen_by_cloud": total("cloud", "results_seen"),
+            "results_on_bus": float(self.results),
+            "mean_latency_ms": self.latency_ms_sum / self.results if self.results else 0.0,
+        }
+
+
+async def follow(bus: Bus, view: FleetView) -> None:
+    """Feed the view from status, heartbeat and result topics until cancelled."""
+    import asyncio
+
+    subscriptions = [
+        await bus.subscribe(bus.topics.statuses(), qos=1),
+        await bus.subscribe(bus.topics.heartbeats(), qos=0),
+        await bus.subscribe(bus.topics.results(), qos=0),
+    ]
+
+    async def pump(subscription) -> None:  # type: ignore[no-untyped-def]
+        async for delivery in subscription:
+            message = delivery.message
+            if isinstance(message, Status):
+                view.on_status(message)
+            elif isinstance(message, Heartbeat):
+                view.on_heartbeat(message)
+            elif isinstance(message, Result):
+                view.on_result(message)
+
+    await asyncio.gather(*(pump(s) for s in subscriptions))

@@ -1,0 +1,187 @@
+"""`edgebus up`: every role on one machine, with the embedded broker when none is given."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.live import Live
+
+from edgebus.broker.embedded import EmbeddedBroker
+from edgebus.config import Settings
+from edgebus.coordinator.node import CoordinatorNode
+from edgebus.dashboard import FleetView, follow
+from edgebus.nodes import CameraNode, CloudNode, EdgeNode
+from edgebus.nodes.base import Node, bus_for
+
+
+@dataclass(slots=True)
+class UpPlan:
+    cameras: int = 2
+    duration_s: float = 10.0
+    broker: str | None = None
+    processes: bool = False
+    dashboard: bool = True
+
+
+def install_stop_signals(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+
+
+def _node_command(settings: Settings, role: str, node_id: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "edgebus",
+        "node",
+        "--role",
+        role,
+        "--id",
+        node_id,
+        "--site",
+        settings.site,
+        "--broker",
+        settings.broker,
+        "--period-ms",
+        str(settings.frame_period_ms),
+        "--heartbeat",
+        str(settings.heartbeat_s),
+        "--wait",
+        "20",
+    ]
+
+
+async def _until_ready(node: Node, task: asyncio.Task[None], timeout_s: float = 15.0) -> None:
+    ready = asyncio.create_task(node.ready.wait())
+    done, _ = await asyncio.wait(
+        {ready, task}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+    )
+    ready.cancel()
+    if task in done:
+        task.result()  # raises the node's start-up error
+    elif ready not in done:
+        raise TimeoutError(f"{node.role} {node.node_id} did not start within {timeout_s:g} s")
+
+
+async def _drain(
+    in_process: list[Node],
+    tasks: list[asyncio.Task[None]],
+    children: list[subprocess.Popen[bytes]],
+    view: FleetView,
+    settings: Settings,
+) -> None:
+    """Stop cameras first, give edges time to decide the frames in flight, then the rest."""
+    loop = asyncio.get_running_loop()
+    cameras = [n for n in in_process if n.role == "camera"]
+    for camera in cameras:
+        camera.stop()
+    await asyncio.gather(
+        *(t for n, t in zip(in_process, tasks, strict=True) if n in cameras), return_exceptions=True
+    )
+    camera_children = children[1:]  # children[0] is the edge when --processes is used
+    for child in camera_children:
+        child.send_signal(signal.SIGTERM)
+    for child in camera_children:
+        await loop.run_in_executor(None, child.wait, 15)
+    # The edge decides every sent frame within its grace period (two frame periods).
+    grace = 2 * settings.frame_period_ms / 1000 + 1.0
+    until = loop.time() + grace
+    while loop.time() < until:
+        totals = view.totals()
+        if totals["results_on_bus"] >= totals["frames_sent"] > 0:
+            break
+        await asyncio.sleep(0.1)
+    for node in in_process:
+        node.stop()
+    for child in children[:1]:
+        child.send_signal(signal.SIGTERM)
+        await loop.run_in_executor(None, child.wait, 15)
+
+
+async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, float]:
+    """Run the fleet for plan.duration_s (or until a signal) and return the totals."""
+    broker: EmbeddedBroker | None = None
+    if plan.broker is None:
+        broker = await EmbeddedBroker(port=0).start()
+        url = broker.url
+        console.print(f"embedded broker listening on {url}")
+    else:
+        url = plan.broker
+    settings = dataclasses.replace(base, broker=url)
+    if broker is not None:
+        # amqtt speaks 3.1.1 only; saying so skips the MQTT 5 attempt of "auto".
+        settings = dataclasses.replace(settings, protocol="3.1.1")
+
+    def configured(role: str, node_id: str) -> Settings:
+        return dataclasses.replace(settings, role=role, node_id=node_id)
+
+    in_process: list[Node] = [
+        CoordinatorNode(configured("coordinator", "coordinator")),
+        CloudNode(configured("cloud", "cloud")),
+    ]
+    children: list[subprocess.Popen[bytes]] = []
+    camera_ids = [f"camera-{i + 1}" for i in range(plan.cameras)]
+    if plan.processes:
+        for role, node_id in [("edge", "edge-1"), *(("camera", c) for c in camera_ids)]:
+            children.append(subprocess.Popen(_node_command(settings, role, node_id)))
+    else:
+        in_process.append(EdgeNode(configured("edge", "edge-1")))
+        in_process += [CameraNode(configured("camera", c)) for c in camera_ids]
+
+    view = FleetView()
+    observer = bus_for(dataclasses.replace(settings, node_id="dashboard"))
+    stop = asyncio.Event()
+    install_stop_signals(stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await observer.start(timeout=10)
+        watcher = asyncio.create_task(follow(observer, view))
+        # Edges and the cloud subscribe before cameras publish their first frame.
+        for node in in_process:
+            tasks.append(asyncio.create_task(node.run(connect_timeout=10)))
+            if not isinstance(node, CameraNode):
+                await _until_ready(node, tasks[-1])
+        live = (
+            Live(view.table(), console=console, refresh_per_second=2, transient=False)
+            if plan.dashboard
+            else None
+        )
+        with live if live is not None else contextlib.nullcontext():
+            started = asyncio.get_running_loop().time()
+            deadline = started + plan.duration_s
+            while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
+                failed = [t for t in tasks if t.done() and t.exception() is not None]
+                if failed:
+                    raise failed[0].exception()  # type: ignore[misc]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                if live is not None:
+                    live.update(view.table())
+        elapsed = asyncio.get_running_loop().time() - started
+        await _drain(in_process, tasks, children, view, settings)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0.3)  # the final heartbeats reach the dashboard
+        watcher.cancel()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+        await observer.close(flush_timeout=0)
+        if broker is not None:
+            await broker.stop()
+    console.print(
+        view.table(title="edgebus up: summary (averages over the run)", duration_s=elapsed)
+    )
+    return view.totals()

@@ -1,0 +1,124 @@
+"""Per-frame chunk assembly on the edge, keyed by (camera, frame id).
+
+A frame is finished by its end marker, by the arrival of every chunk the marker
+announced, or by a grace timeout when the marker itself was lost. After that, late
+or duplicate chunks of that frame (or of any older frame of the same camera) are
+dropped, so a result never uses data that arrived after its frame was decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgebus.messages import EndOfFrame, FrameChunk
+
+
+@dataclass(slots=True)
+class PendingFrame:
+    camera: str
+    frame_id: int
+    first_seen: float
+    codec: str = ""
+    model_id: str = ""
+    capture_ts: float = 0.0
+    chunks: dict[int, bytes] = field(default_factory=dict)
+    end: EndOfFrame | None = None
+
+    @property
+    def bytes_received(self) -> int:
+        return sum(len(data) for data in self.chunks.values())
+
+    def ordered_chunks(self) -> list[bytes]:
+        """The contiguous prefix of chunks: a gap ends what the decoder may use."""
+        prefix = []
+        index = 0
+        while index in self.chunks:
+            prefix.append(self.chunks[index])
+            index += 1
+        return prefix
+
+
+@dataclass(slots=True)
+class AssemblerStats:
+    late: int = 0
+    duplicates: int = 0
+    expired: int = 0
+
+
+class FrameAssembler:
+    def __init__(self, grace_s: float = 1.0) -> None:
+        self.grace_s = grace_s
+        self.stats = AssemblerStats()
+        self._pending: dict[tuple[str, int], PendingFrame] = {}
+        self._finished_upto: dict[str, int] = {}
+
+    def _is_finished(self, camera: str, frame_id: int) -> bool:
+        return frame_id <= self._finished_upto.get(camera, -1)
+
+    def _frame(self, camera: str, frame_id: int, now: float) -> PendingFrame:
+        key = (camera, frame_id)
+        frame = self._pending.get(key)
+        if frame is None:
+            frame = self._pending[key] = PendingFrame(camera, frame_id, now)
+        return frame
+
+    def add_chunk(self, chunk: FrameChunk, now: float) -> list[PendingFrame]:
+        """Store a chunk; returns the frames this chunk finished (none, usually)."""
+        if self._is_finished(chunk.camera, chunk.frame_id):
+            self.stats.late += 1
+            return []
+        frame = self._frame(chunk.camera, chunk.frame_id, now)
+        if chunk.chunk_index in frame.chunks:
+            self.stats.duplicates += 1
+            return []
+        frame.chunks[chunk.chunk_index] = chunk.data
+        frame.codec, frame.model_id, frame.capture_ts = (
+            chunk.codec,
+            chunk.model_id,
+            chunk.capture_ts,
+        )
+        if frame.end is not None and len(frame.chunks) >= frame.end.chunks_sent:
+            return self._finish(frame)
+        return []
+
+    def end(self, marker: EndOfFrame, now: float) -> list[PendingFrame]:
+        """Record an end marker; returns the frames it finished, oldest first."""
+        if self._is_finished(marker.camera, marker.frame_id):
+            self.stats.late += 1
+            return []
+        frame = self._frame(marker.camera, marker.frame_id, now)
+        frame.end = marker
+        frame.codec, frame.model_id, frame.capture_ts = (
+            marker.codec,
+            marker.model_id,
+            marker.capture_ts,
+        )
+        return self._finish(frame)
+
+    def expire(self, now: float) -> list[PendingFrame]:
+        """Finish frames whose end marker has not come within the grace period."""
+        stale = [f for f in self._pending.values() if now - f.first_seen >= self.grace_s]
+        finished: list[PendingFrame] = []
+        for frame in sorted(stale, key=lambda f: f.frame_id):
+            if (frame.camera, frame.frame_id) in self._pending:
+                self.stats.expired += 1
+                finished += self._finish(frame)
+        return finished
+
+    def _finish(self, frame: PendingFrame) -> list[PendingFrame]:
+        # A camera never interleaves frames, so once a newer frame is decided every older
+        # pending one has lost its end marker: decide those first, from what they have.
+        older = sorted(
+            (f for k, f in self._pending.items() if k[0] == frame.camera and k[1] < frame.frame_id),
+            key=lambda f: f.frame_id,
+        )
+        for done in [*older, frame]:
+            self._pending.pop((done.camera, done.frame_id), None)
+        self._finished_upto[frame.camera] = max(
+            frame.frame_id, self._finished_upto.get(frame.camera, -1)
+        )
+        return [*older, frame]
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)

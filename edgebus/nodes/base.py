@@ -1,0 +1,128 @@
+"""Node lifecycle shared by every role: connect, announce, heartbeat, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from typing import ClassVar
+
+from edgebus import __version__
+from edgebus.broker.address import TlsOptions, parse_broker_url
+from edgebus.broker.bus import Bus, BusOptions
+from edgebus.broker.transport import Will
+from edgebus.clock import Clock, RealClock
+from edgebus.config import Settings
+from edgebus.messages import Heartbeat, Status, encode
+from edgebus.topics import Topics
+
+log = logging.getLogger("edgebus.node")
+
+
+def bus_for(settings: Settings, will: Will | None = None, **overrides: object) -> Bus:
+    """A Bus configured from Settings (raises BrokerUrlError for a bad URL)."""
+    tls = TlsOptions(settings.ca_file, settings.cert_file, settings.key_file, settings.tls_insecure)
+    options = BusOptions(
+        site=settings.site,
+        node_id=settings.node_id,
+        client=settings.mqtt_client,
+        protocol=settings.protocol,
+        keepalive_s=settings.keepalive_s,
+        queue_limit=settings.queue_limit,
+        reconnect_min_s=settings.reconnect_min_s,
+        reconnect_max_s=settings.reconnect_max_s,
+        will=will,
+    )
+    for key, value in overrides.items():
+        setattr(options, key, value)
+    return Bus(parse_broker_url(settings.broker, tls), options)
+
+
+class Node:
+    """An actor on the bus. Subclasses implement `main()` and may extend `stats()`."""
+
+    role: ClassVar[str] = ""
+    capabilities: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or RealClock()
+        self.node_id = settings.node_id
+        self.counters: Counter[str] = Counter()
+        self.topics = Topics(settings.site)
+        # The broker publishes this retained copy if we vanish without saying goodbye.
+        offline = Status(self.node_id, self.role, "offline", __version__, list(self.capabilities))
+        will = Will(self.topics.status(self.node_id), encode(offline), qos=1, retain=True)
+        self.bus = bus_for(settings, will=will)
+        self._heartbeat_seq = 0
+        self.stopping = asyncio.Event()
+        # Set once the node's subscriptions are in place, so a launcher can start
+        # producers only after their consumers listen.
+        self.ready = asyncio.Event()
+
+    async def main(self) -> None:
+        """The role's work; runs until cancelled. Sets `ready` once it listens."""
+        self.ready.set()
+        await self.stopping.wait()
+
+    async def on_stop(self) -> None:
+        """Finish in-flight work before the offline status goes out."""
+
+    def stats(self) -> dict[str, float]:
+        return {key: float(value) for key, value in self.counters.items()}
+
+    def status(self, state: str) -> Status:
+        return Status(
+            self.node_id,
+            self.role,
+            state,
+            __version__,
+            list(self.capabilities),
+            ts=self.clock.time(),
+        )
+
+    async def run(self, connect_timeout: float | None = None) -> None:
+        """Connect, work until stop() (or SIGINT/SIGTERM in the CLI), then shut down."""
+        await self.bus.start(timeout=connect_timeout)
+        await self.bus.publish(
+            self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
+        )
+        log.info("%s %s online at %s", self.role, self.node_id, self.bus.address.url)
+        heartbeat = asyncio.create_task(self._heartbeat(), name=f"{self.node_id}-heartbeat")
+        work = asyncio.create_task(self.main(), name=f"{self.node_id}-main")
+        stop = asyncio.create_task(self.stopping.wait())
+        try:
+            done, _ = await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if work in done and not work.cancelled() and work.exception() is not None:
+                raise work.exception()  # type: ignore[misc]
+        finally:
+            for task in (work, stop, heartbeat):
+                task.cancel()
+            for task in (work, stop, heartbeat):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.on_stop()
+            await self._publish_heartbeat()
+            with contextlib.suppress(Exception):
+                await self.bus.publish(
+                    self.topics.status(self.node_id), self.status("offline"), qos=1, retain=True
+                )
+            await self.bus.close(flush_timeout=5)
+            log.info("%s %s stopped", self.role, self.node_id)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.heartbeat_s)
+            await self._publish_heartbeat()
+
+    async def _publish_heartbeat(self) -> None:
+        self._heartbeat_seq += 1
+        beat = Heartbeat(
+            self.node_id, self.role, self._heartbeat_seq, self.stats(), ts=self.clock.time()
+        )
+        with contextlib.suppress(Exception):
+            await self.bus.publish(self.topics.heartbeat(self.node_id), beat, qos=0)
