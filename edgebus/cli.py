@@ -495,3 +495,238 @@ def bench_bus(
             )
         console.print(table)
         console.print(f"wrote {out / 'bench_bus.csv'} and {out / 'bench_bus.png'}")
+
+
+# --- codecs and training (step 2) ---
+
+
+def _step2_errors() -> tuple[type[Exception], ...]:
+    from edgebus.codecs.errors import CodecError
+    from edgebus.ml.errors import MLError
+
+    return (CodecError, MLError)
+
+
+def _int_list(value: str, flag: str) -> list[int]:
+    try:
+        items = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not items or min(items) <= 0:
+        raise typer.BadParameter(f"{flag}: expected positive integers, got {value!r}")
+    return items
+
+
+def _assets_option(path: Path | None) -> Path | None:
+    if path is not None and not path.is_dir():
+        fail(f"--assets {path}: expected a folder with trained models")
+    return path
+
+
+@train_app.command("classifiers")
+def train_classifiers(
+    out: Annotated[Path, typer.Option(help="Folder for the ONNX models and cards.")] = Path(
+        "edgebus/assets"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the procedural data and training.")] = 0,
+    train_images: Annotated[int, typer.Option(min=10, help="Training images.")] = 12000,
+    epochs: Annotated[int, typer.Option(min=0, help="Epochs per model; 0 = recipe.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the strong (edge) and weak (camera) classifiers and export them to ONNX."""
+    from dataclasses import replace
+
+    from edgebus.ml.train_classifiers import DEFAULT_RECIPES, DataRecipe
+    from edgebus.ml.train_classifiers import train_and_export_classifiers as run_training
+
+    recipes = tuple(replace(r, epochs=epochs) if epochs else r for r in DEFAULT_RECIPES)
+    try:
+        cards = run_training(out, DataRecipe(seed=seed, train=train_images), recipes, progress)
+    except _step2_errors() as exc:
+        fail(str(exc))
+    table = Table(title=f"classifiers in {out}")
+    for column in ("model", "params", "test top-1", "test top-5", "train s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for kind, card in cards.items():
+        table.add_row(
+            kind,
+            f"{card['parameters']:,}",
+            f"{100 * card['test_top1']:.2f}%",
+            f"{100 * card['test_top5']:.2f}%",
+            f"{card['train_seconds']:.0f}",
+        )
+    Console().print(table)
+
+
+def _train_autoencoders(
+    which: str,
+    out: Path,
+    classifiers: Path,
+    seed: int,
+    image_size: int,
+    stride: int,
+    scale: float,
+    train_images: int,
+    distil: bool,
+    threads: int,
+    progress: bool,
+) -> None:
+    from edgebus.ml.train_pnc import train_and_export
+
+    try:
+        cards = train_and_export(
+            which, out, classifiers, seed, image_size, stride, 10, scale, train_images, distil,
+            threads, progress,
+        )  # fmt: skip
+    except _step2_errors() as exc:
+        fail(str(exc))
+    table = Table(title=f"{which} models in {out}")
+    for column in ("model", "features", "bytes/unit (train)", "top-1 by kept features", "train s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for card in cards:
+        top1 = card.get("test", {}).get("top1_by_features", [])
+        table.add_row(
+            card["name"],
+            "x".join(str(v) for v in card["feature_shape"]),
+            f"{sum(card['mean_unit_bytes_train']) / len(card['mean_unit_bytes_train']):.1f}",
+            " ".join(f"{100 * v:.0f}" for v in top1) or "-",
+            f"{card['train_seconds']:.0f}",
+        )
+    Console().print(table)
+
+
+_AE_OUT = Annotated[Path, typer.Option(help="Folder for models, tables and cards.")]
+_AE_CLF = Annotated[Path, typer.Option(help="Folder holding strong_classifier.json.")]
+_AE_SIZE = Annotated[int, typer.Option(min=16, help="Image size in pixels.")]
+_AE_STRIDE = Annotated[int, typer.Option(help="Total encoder stride: 2, 4, 7 or 8.")]
+_AE_SCALE = Annotated[float, typer.Option(min=0.0001, help="Multiplier on training steps.")]
+_AE_TRAIN = Annotated[int, typer.Option(min=10, help="Training images.")]
+_AE_DISTIL = Annotated[bool, typer.Option(help="Run stage 2 (distillation).")]
+_AE_THREADS = Annotated[int, typer.Option(min=1, max=16, help="torch threads.")]
+
+
+@train_app.command("pnc")
+def train_pnc(
+    out: _AE_OUT = Path("edgebus/assets"),
+    classifiers: _AE_CLF = Path("edgebus/assets"),
+    seed: Annotated[int, typer.Option(help="Seed of the data split.")] = 0,
+    image_size: _AE_SIZE = 64,
+    stride: _AE_STRIDE = 4,
+    scale: _AE_SCALE = 1.0,
+    train_images: _AE_TRAIN = 12000,
+    distil: _AE_DISTIL = True,
+    threads: _AE_THREADS = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train PNC (stochastic taildrop, MSE then distillation) and ship encoder, decoder and
+    Huffman tables. The 224 px timing model: --image-size 224 --stride 7 --no-distil."""
+    _train_autoencoders(
+        "pnc", out, classifiers, seed, image_size, stride, scale, train_images, distil,
+        threads, progress,
+    )  # fmt: skip
+
+
+@train_app.command("fixed-rate")
+def train_fixed_rate(
+    out: _AE_OUT = Path("edgebus/assets"),
+    classifiers: _AE_CLF = Path("edgebus/assets"),
+    seed: Annotated[int, typer.Option(help="Seed of the data split.")] = 0,
+    image_size: _AE_SIZE = 64,
+    stride: _AE_STRIDE = 4,
+    scale: _AE_SCALE = 1.0,
+    train_images: _AE_TRAIN = 12000,
+    distil: _AE_DISTIL = True,
+    threads: _AE_THREADS = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the fixed-rate comparators (K = 2, 4, 6, 8, 10 features, no taildrop)."""
+    _train_autoencoders(
+        "fixed-rate", out, classifiers, seed, image_size, stride, scale, train_images, distil,
+        threads, progress,
+    )  # fmt: skip
+
+
+@experiment_app.command("pnc-rate")
+def experiment_pnc_rate(
+    out: Annotated[Path, typer.Option(help="Folder for CSV, PNG and summary.")] = Path(
+        "results/pnc_rate"
+    ),
+    images: Annotated[int, typer.Option(min=1, help="Test images (of the recorded split).")] = 1000,
+    budgets: Annotated[str, typer.Option(help="Comma-separated byte budgets.")] = "",
+    assets: Annotated[Path | None, typer.Option(help="Models folder (default: shipped).")] = None,
+    threads: Annotated[int, typer.Option(min=1, max=16, help="onnxruntime threads.")] = 2,
+) -> None:
+    """Accuracy against byte budget for PNC, fixed-rate AEs, progressive JPEG, WebP and JPEG
+    (PNC paper, Fig. 2)."""
+    from edgebus.experiments import pnc_rate
+
+    budget_list = _int_list(budgets, "--budgets") if budgets else list(pnc_rate.DEFAULT_BUDGETS)
+    console = Console()
+    try:
+        with Progress(console=console) as bar:
+            task = bar.add_task("pnc-rate", total=pnc_rate.steps_for(images))
+            curves = pnc_rate.run(
+                out, images, budget_list, _assets_option(assets), threads,
+                lambda what: bar.update(task, advance=1, description=what),
+            )  # fmt: skip
+    except _step2_errors() as exc:
+        fail(str(exc))
+    table = Table(title=f"top-1 accuracy (%) against byte budget, {out / 'pnc_rate.csv'}")
+    table.add_column("budget B", justify="right")
+    for c in curves:
+        table.add_column(c.method, justify="right")
+    for j, b in enumerate(curves[0].budgets):
+        table.add_row(str(b), *(f"{100 * c.top1[j]:.1f}" for c in curves))
+    console.print(table)
+    summary = json.loads((out / "pnc_rate_summary.json").read_text())
+    gap = 100 * summary["max_gap_best_fixed_minus_pnc_top1"]
+    console.print(
+        f"max(best fixed-rate − PNC) top-1: {gap:.2f} points; PNC beats pjpeg q30 at the "
+        f"lowest third: {summary['pnc_beats_pjpeg_q30_lowest_third']}"
+    )
+    console.print(f"wrote {out / 'pnc_rate.csv'}, {out / 'pnc_rate.png'}")
+
+
+@bench_app.command("codecs")
+def bench_codecs(
+    sizes: Annotated[str, typer.Option(help="Comma-separated image sizes.")] = "64,224",
+    images: Annotated[int, typer.Option(min=1, help="Images per size.")] = 30,
+    repeats: Annotated[int, typer.Option(min=1, help="Passes over the images.")] = 3,
+    assets: Annotated[Path | None, typer.Option(help="Models folder (default: shipped).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write bench_codecs.csv here.")] = None,
+) -> None:
+    """Single-thread encode time per image: PNC vs WebP m0/m6 q0/q20 vs progressive JPEG q30
+    (PNC paper, Table I)."""
+    from edgebus.experiments import codec_bench
+
+    size_list = _int_list(sizes, "--sizes")
+    console = Console()
+    try:
+        with Progress(console=console) as bar:
+            task = bar.add_task("bench codecs", total=codec_bench.method_count() * len(size_list))
+            rows = codec_bench.bench(
+                size_list, images, repeats, _assets_option(assets),
+                lambda what: bar.update(task, advance=1, description=what),
+            )  # fmt: skip
+    except _step2_errors() as exc:
+        fail(str(exc))
+    table = Table(title=f"encode time per image, 1 thread, {images} images x {repeats}")
+    for column in ("size", "method", "mean ms", "median ms", "bytes", "÷ WebP m6 q20",
+                   "÷ pjpeg q30", "paper Pi 4 ms"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for r in rows:
+        table.add_row(
+            str(r.image_size),
+            r.method,
+            f"{r.mean_ms:.3f}",
+            f"{r.median_ms:.3f}",
+            "-" if r.mean_bytes != r.mean_bytes else f"{r.mean_bytes:.0f}",  # NaN: no file
+            f"{r.ratio_to_webp_m6_q20:.3f}",
+            f"{r.ratio_to_pjpeg_q30:.3f}",
+            "" if r.paper_pi4_ms is None else f"{r.paper_pi4_ms}",
+        )
+    console.print(table)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        codec_bench.write_csv(out / "bench_codecs.csv", rows)
+        console.print(f"wrote {out / 'bench_codecs.csv'}")

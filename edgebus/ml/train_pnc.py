@@ -323,16 +323,16 @@ def train_and_export(
 
     if which not in ("pnc", "fixed-rate"):
         raise TrainingError(f"model family {which!r}: expected pnc or fixed-rate")
+    pnc, fixed = default_recipes(image_size, channels, stride, scale)
+    recipes = [pnc] if which == "pnc" else fixed
+    teacher, card_path = None, None
+    if distil:  # before generating data, so a missing classifier fails at once
+        card_path = classifier_dir / "strong_classifier.json"
+        teacher = load_teacher(card_path, image_size)
     data = DataRecipe(seed=data_seed, image_size=image_size, train=train_images)
     split, train, _, test = procedural_split(
         data.seed, data.image_size, data.train, data.val, data.test
     )
-    pnc, fixed = default_recipes(image_size, channels, stride, scale)
-    recipes = [pnc] if which == "pnc" else fixed
-    teacher, card_path = None, None
-    if distil:
-        card_path = classifier_dir / "strong_classifier.json"
-        teacher = load_teacher(card_path, image_size)
     return [
         run_recipe(
             replace(r, threads=threads, kd_steps=r.kd_steps if distil else 0),
