@@ -296,6 +296,8 @@ def sub(
             fail(str(exc))
         settings = settings_from(config, broker=broker)
 
+        setup_logging("error")  # the outcome is reported as one line below
+
         async def main() -> None:
             bus = bus_for(settings)
             bus.options.node_id = bus.node_id = f"sub-{settings.node_id}"
@@ -347,6 +349,8 @@ def pub(
             fail(f"topic {topic!r} must be non-empty and without wildcards")
         settings = settings_from(config, broker=broker)
 
+        setup_logging("error")  # the outcome is reported as one line below
+
         async def main() -> None:
             bus = bus_for(settings)
             bus.options.node_id = bus.node_id = f"pub-{settings.node_id}"
@@ -374,6 +378,8 @@ def nodes(
 
     with one_line_errors():
         settings = settings_from(config, site=site, broker=broker)
+
+        setup_logging("error")
 
         async def main() -> dict[str, Status]:
             bus = bus_for(settings)

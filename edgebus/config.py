@@ -180,6 +180,7 @@ def load_settings(
     )
     if path is not None:
         _apply(values, read_toml(path), str(path))
-    _apply(values, env_layer(environ), "environment")
+    for key, value in env_layer(environ).items():
+        _apply(values, {key: value}, f"environment variable {ENV_PREFIX}{key.upper()}")
     _apply(values, {k: v for k, v in (overrides or {}).items() if v is not None}, "command line")
     return Settings(**values).validate()

@@ -55,6 +55,9 @@ class LocalMosquitto:
             "log_dest none",
         ]
         if self.persistent:
+            # Started as root, mosquitto drops to its own user, which must be able to
+            # write the persistence file into our private directory.
+            self.workdir.chmod(0o777)
             lines += ["persistence true", f"persistence_location {self.workdir}/"]
         path = self.workdir / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")

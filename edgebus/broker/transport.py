@@ -9,6 +9,7 @@ compare them behind the same interface.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -124,5 +125,8 @@ def connection_factory(client: str) -> ConnectionFactory:
 
 
 def describe_os_error(exc: BaseException, address: BrokerAddress) -> str:
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    code = getattr(exc, "errno", None)
+    reason = (
+        (os.strerror(code) if isinstance(code, int) else None) or str(exc) or (type(exc).__name__)
+    )
     return f"cannot connect to broker {address.url}: {reason.lower()}"

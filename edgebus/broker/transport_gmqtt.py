@@ -105,6 +105,7 @@ class GmqttConnection:
         self._client: gmqtt.Client | None = None
         self._closing = False
         self._handshake_lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._handshake_done = False
         self._suback: dict[int, asyncio.Future[None]] = {}
         self.protocol_version = MQTT5
         self.session_present = False
@@ -143,7 +144,6 @@ class GmqttConnection:
             client.set_auth_credentials(address.username, address.password)
         version = MQTTv311 if options.protocol == "3.1.1" else MQTTv50
         self._client = client
-        self._handshake_lost = asyncio.get_running_loop().create_future()
         connect = asyncio.ensure_future(
             client.connect(
                 address.host,
@@ -171,6 +171,7 @@ class GmqttConnection:
                     f"{options.connect_timeout_s:g} s"
                 )
             connect.result()
+            self._handshake_done = True
         except ConnectFailed:
             raise
         except OSError as exc:
@@ -222,8 +223,9 @@ class GmqttConnection:
         return 0
 
     def _on_disconnect(self, client: object, packet: object, exc: object = None) -> None:
-        if not self._handshake_lost.done():
-            self._handshake_lost.set_result(None)
+        if not self._handshake_done:
+            if not self._handshake_lost.done():
+                self._handshake_lost.set_result(None)
             return
         if not self._closing:
             self._closing = True

@@ -1,0 +1,67 @@
+"""Shared fixtures: brokers a test can own (amqtt, a private mosquitto) or the shared one."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from edgebus.broker.embedded import EmbeddedBroker
+from edgebus.broker.local_mosquitto import LocalMosquitto, mosquitto_binary
+
+REQUIRE_SERVICES = os.environ.get("EDGEBUS_REQUIRE_SERVICES") == "1"
+
+
+def missing_service(reason: str) -> None:
+    """Fail under EDGEBUS_REQUIRE_SERVICES=1 (CI), skip otherwise."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+@pytest.fixture
+async def embedded_broker():
+    broker = await EmbeddedBroker(port=0).start()
+    yield broker
+    await broker.stop()
+
+
+@pytest.fixture
+def mosquitto_url():
+    """A private mosquitto on a free port, else the service on 127.0.0.1:1883."""
+    if mosquitto_binary() is not None:
+        with LocalMosquitto() as local:
+            yield local.url
+        return
+    if port_open("127.0.0.1", 1883):
+        yield "mqtt://127.0.0.1:1883"
+        return
+    missing_service("no mosquitto binary and nothing listens on 127.0.0.1:1883")
+
+
+@pytest.fixture
+def persistent_mosquitto():
+    if mosquitto_binary() is None:
+        missing_service("the mosquitto binary is needed to stop and restart a broker")
+    local = LocalMosquitto(persistent=True)
+    local.start()
+    yield local
+    local.__exit__(None, None, None)
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+async def broker_url(request):
+    """Each bus test runs against the embedded amqtt broker and a real mosquitto."""
+    if request.param == "embedded":
+        broker = await EmbeddedBroker(port=0).start()
+        yield broker.url
+        await broker.stop()
+    else:
+        yield request.getfixturevalue("mosquitto_url")

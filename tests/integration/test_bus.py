@@ -1,0 +1,145 @@
+"""The Bus against real brokers: the embedded amqtt one and Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from edgebus.broker.address import parse_broker_url
+from edgebus.broker.bus import Bus, BusOptions, OutgoingQueueFull, RequestFailed, RequestTimeout
+from edgebus.broker.transport import MQTT5, MQTT311, ConnectFailed, Will
+from edgebus.messages import DeadLetter, ErrorReply, QosRequest, Result, Status, encode
+
+pytestmark = pytest.mark.integration
+
+
+def make_bus(url: str, name: str, site: str = "t", **options) -> Bus:
+    return Bus(
+        parse_broker_url(url),
+        BusOptions(site=site, node_id=f"{name}-{uuid.uuid4().hex[:6]}", **options),
+    )
+
+
+async def test_typed_publish_subscribe_and_retained(broker_url):
+    async with make_bus(broker_url, "a") as a, make_bus(broker_url, "b") as b:
+        sub = await b.subscribe("t/msgs/#")
+        for i in range(20):
+            await a.publish(f"t/msgs/{i}", Status(f"n{i}", "edge", "online"), qos=1)
+        got = [(await sub.get(5)).message.node for _ in range(20)]
+        assert got == [f"n{i}" for i in range(20)]
+        await a.publish("t/retained", Status("r", "edge", "online"), qos=1, retain=True)
+        await a.flush()
+        await asyncio.sleep(0.2)
+        async with make_bus(broker_url, "late") as late:
+            retained = await late.subscribe("t/retained")
+            delivery = await retained.get(5)
+            assert delivery.retain and delivery.message.node == "r"
+
+
+async def test_malformed_payload_is_dead_lettered_and_consumer_survives(broker_url):
+    async with make_bus(broker_url, "a") as a, make_bus(broker_url, "b") as b:
+        watcher_bus = make_bus(broker_url, "w")
+        await watcher_bus.start(5)
+        letters = await watcher_bus.subscribe(b.topics.deadletter())
+        sub = await b.subscribe("edgebus/v1/t/results/+")
+        await a.publish("edgebus/v1/t/results/bad", b"\xeb\x01\x05garbage", qos=1)
+        await a.publish("edgebus/v1/t/results/bad", b"not edgebus at all", qos=1)
+        good = Result("edge", "cam", 1, [3], [1.0], 10, 1, 2.0)
+        await a.publish("edgebus/v1/t/results/good", good, qos=1)
+        assert (await sub.get(5)).message == good  # the consumer saw only the valid one
+        first = (await letters.get(5)).message
+        second = (await letters.get(5)).message
+        assert isinstance(first, DeadLetter) and first.source_topic.endswith("results/bad")
+        assert first.reporter == b.node_id
+        assert second.payload == b"not edgebus at all"
+        assert b.deadletters.counts["bad"] == 2
+        await watcher_bus.close()
+
+
+async def test_raw_subscription_sees_foreign_payloads(broker_url):
+    async with make_bus(broker_url, "a") as a, make_bus(broker_url, "b") as b:
+        sub = await b.subscribe("t/raw", raw=True)
+        await a.publish("t/raw", b"hello", qos=1)
+        delivery = await sub.get(5)
+        assert delivery.message is None and delivery.payload == b"hello" and delivery.error
+
+
+async def test_request_reply(broker_url):
+    async with make_bus(broker_url, "client") as client, make_bus(broker_url, "server") as server:
+
+        async def handler(request):
+            if request.accuracy > 1:
+                raise ValueError("accuracy above 1")
+            return Status("server", "coordinator", f"ok {request.accuracy}")
+
+        await server.serve("t/svc/qos", handler)
+        reply = await client.request("t/svc/qos", QosRequest("cli", 0.8, 1e5), timeout=5)
+        assert reply.state == "ok 0.8"
+        with pytest.raises(RequestFailed, match="accuracy above 1"):
+            await client.request("t/svc/qos", QosRequest("cli", 2.0, 1e5), timeout=5)
+        with pytest.raises(RequestTimeout):
+            await client.request("t/svc/nobody", QosRequest("cli", 0.5, 1e5), timeout=0.5)
+        assert client.protocol_version in (MQTT5, MQTT311)
+
+
+async def test_last_will_marks_a_vanished_node_offline(mosquitto_url):
+    watcher = make_bus(mosquitto_url, "watch")
+    await watcher.start(5)
+    statuses = await watcher.subscribe("t/status/+")
+    offline = encode(Status("ghost", "edge", "offline"))
+    ghost = make_bus(mosquitto_url, "ghost", will=Will("t/status/ghost", offline, 1, True))
+    await ghost.start(5)
+    await ghost.publish("t/status/ghost", Status("ghost", "edge", "online"), qos=1, retain=True)
+    assert (await statuses.get(5)).message.state == "online"
+    # Drop the socket without DISCONNECT, as a crash would.
+    ghost._connection._client._connection._transport._transport.abort()
+    assert (await statuses.get(10)).message.state == "offline"
+    await ghost.close(flush_timeout=0)
+    await watcher.close()
+
+
+@pytest.mark.parametrize("client", ["gmqtt", "paho", "aiomqtt"])
+async def test_every_transport_works_behind_the_bus(mosquitto_url, client):
+    async with (
+        make_bus(mosquitto_url, "a", client=client) as a,
+        make_bus(mosquitto_url, "b", client=client) as b,
+    ):
+        sub = await b.subscribe("t/x/#", qos=1)
+        for i in range(50):
+            await a.publish(f"t/x/{i}", Status(str(i), "edge", "online"), qos=i % 2)
+        await a.flush()
+        nodes = sorted([int((await sub.get(5)).message.node) for _ in range(50)])
+        assert nodes == list(range(50))
+
+        async def handler(request):
+            return ErrorReply(f"echo {request.requester}")
+
+        await b.serve("t/svc", handler)
+        with pytest.raises(RequestFailed, match="echo me"):
+            await a.request("t/svc", QosRequest("me", 0.5, 1.0), timeout=5)
+
+
+async def test_refused_connection_is_one_line():
+    from edgebus.broker.local_mosquitto import free_port
+
+    bus = make_bus(
+        f"mqtt://127.0.0.1:{free_port()}", "x", reconnect_min_s=0.05, reconnect_max_s=0.1
+    )
+    with pytest.raises(ConnectFailed) as info:
+        await bus.start(timeout=0.5)
+    assert "connection refused" in str(info.value) and "\n" not in str(info.value)
+
+
+async def test_queue_is_bounded_while_disconnected():
+    from edgebus.broker.local_mosquitto import free_port
+
+    bus = make_bus(f"mqtt://127.0.0.1:{free_port()}", "q", queue_limit=5)
+    bus._supervisor = asyncio.create_task(bus._supervise())
+    for _ in range(5):
+        await bus.publish("t/q", b"x", qos=1)
+    with pytest.raises(OutgoingQueueFull, match="queue full"):
+        await asyncio.wait_for(bus.publish("t/q", b"x", qos=1), 1)
+    assert bus.stats.queue_full == 1
+    await bus.close(flush_timeout=0)

@@ -1,0 +1,231 @@
+"""The CLI as a user runs it: real subprocesses, real brokers, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgebus.broker.local_mosquitto import free_port
+
+pytestmark = pytest.mark.integration
+
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("EDGEBUS_")}
+
+
+def edgebus(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgebus", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+        **kwargs,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str):
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and text in lines[0], lines[0]
+
+
+def test_up_runs_every_role_and_prints_a_summary():
+    result = edgebus("up", "--duration", "5", "--cameras", "2", "--no-dashboard", timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    summary = re.search(r"summary: (.*)", result.stdout, re.S).group(1).replace("\n", " ")
+    values = dict(item.split("=") for item in summary.replace(",", " ").split())
+    sent = int(values["frames_sent"])
+    assert sent >= 16  # 2 cameras × ~10 frames at 500 ms over 5 s
+    assert int(values["frames_classified"]) == sent
+    assert int(values["results_seen_by_cloud"]) == sent
+    assert int(values["deadline_hits"]) == sent
+    for node in ("camera-1", "camera-2", "edge-1", "cloud", "coordinator"):
+        assert node in result.stdout
+
+
+def test_up_with_processes_against_mosquitto(mosquitto_url):
+    result = edgebus(
+        "up",
+        "--duration",
+        "4",
+        "--cameras",
+        "1",
+        "--processes",
+        "--no-dashboard",
+        "--broker",
+        mosquitto_url,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    values = dict(
+        item.split("=")
+        for item in re.search(r"summary: (.*)", result.stdout, re.S)
+        .group(1)
+        .replace(",", " ")
+        .split()
+    )
+    assert int(values["frames_sent"]) >= 4
+    assert int(values["frames_classified"]) == int(values["frames_sent"])
+
+
+def test_pub_sub_and_nodes_round_trip(mosquitto_url):
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgebus",
+            "sub",
+            "edgebus/v1/lab/qos/#",
+            "--json",
+            "--count",
+            "2",
+            "--broker",
+            mosquitto_url,
+            "--timeout",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    ) as sub:
+        time.sleep(2.5)  # the subscriber's interpreter start and SUBSCRIBE
+        message = {"type": "qos_request", "requester": "cli", "accuracy": 0.9, "bandwidth_bps": 2e5}
+        assert (
+            edgebus(
+                "pub",
+                "edgebus/v1/lab/qos/request",
+                "--json",
+                json.dumps(message),
+                "--broker",
+                mosquitto_url,
+            ).returncode
+            == 0
+        )
+        import paho.mqtt.publish as paho_publish
+
+        host, port = mosquitto_url.removeprefix("mqtt://").split(":")
+        paho_publish.single(
+            "edgebus/v1/lab/qos/foreign", b"\x00\xffraw", hostname=host, port=int(port)
+        )
+        out, _ = sub.communicate(timeout=30)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["type"] == "qos_request" and lines[0]["accuracy"] == 0.9
+    assert lines[1]["type"] is None and lines[1]["hex"] == "00ff726177"
+
+    status = {"type": "status", "node": "edge-9", "role": "edge", "state": "online"}
+    assert (
+        edgebus(
+            "pub",
+            "edgebus/v1/lab/status/edge-9",
+            "--json",
+            json.dumps(status),
+            "--retain",
+            "--broker",
+            mosquitto_url,
+        ).returncode
+        == 0
+    )
+    listed = edgebus("nodes", "--broker", mosquitto_url, "--wait", "1")
+    assert listed.returncode == 0 and "edge-9" in listed.stdout and "online" in listed.stdout
+
+
+def test_bad_broker_url():
+    assert_one_line_error(edgebus("sub", "x/#", "--broker", "http://nowhere:1"), 2, "scheme")
+
+
+def test_refused_connection():
+    result = edgebus(
+        "pub",
+        "a/b",
+        "--json",
+        '{"type": "error_reply", "error": "x"}',
+        "--broker",
+        f"mqtt://127.0.0.1:{free_port()}",
+    )
+    assert_one_line_error(result, 1, "connection refused")
+
+
+def test_bad_config_key(tmp_path):
+    config = tmp_path / "node.toml"
+    config.write_text("heartbeat = 5\n")
+    assert_one_line_error(
+        edgebus("node", "--role", "edge", "--config", str(config)), 2, "unknown key 'heartbeat'"
+    )
+
+
+def test_bad_config_value(tmp_path):
+    config = tmp_path / "node.toml"
+    config.write_text("frame_period_ms = 'fast'\n")
+    assert_one_line_error(
+        edgebus("node", "--role", "camera", "--config", str(config)),
+        2,
+        "frame_period_ms expects int",
+    )
+
+
+def test_malformed_message_payload():
+    assert_one_line_error(
+        edgebus("pub", "a/b", "--json", '{"type": "status", "node": 3}'), 2, "status"
+    )
+    assert_one_line_error(edgebus("pub", "a/b", "--json", "{not json"), 2, "not valid JSON")
+
+
+def test_port_taken_for_embedded_broker():
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert_one_line_error(edgebus("broker", "--port", str(port)), 2, "already in use")
+
+
+def test_node_stops_cleanly_on_sigterm(mosquitto_url):
+    import signal
+
+    node = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgebus",
+            "node",
+            "--role",
+            "edge",
+            "--id",
+            "edge-sig",
+            "--broker",
+            mosquitto_url,
+            "--heartbeat",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            listed = edgebus("nodes", "--broker", mosquitto_url, "--wait", "0.5")
+            if "edge-sig" in listed.stdout and "online" in listed.stdout:
+                break
+        else:
+            pytest.fail("node never reported online")
+        node.send_signal(signal.SIGTERM)
+        assert node.wait(30) == 0
+        assert "Traceback" not in node.stderr.read()
+    finally:
+        if node.poll() is None:
+            node.kill()
+    listed = edgebus("nodes", "--broker", mosquitto_url, "--wait", "0.5")
+    assert re.search(r"edge-sig\s.*offline", listed.stdout), listed.stdout

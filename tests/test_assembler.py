@@ -1,0 +1,63 @@
+from edgebus.messages import EndOfFrame, FrameChunk
+from edgebus.nodes.assembler import FrameAssembler
+
+
+def chunk(frame, index, data=b"ab", camera="c"):
+    return FrameChunk(camera, frame, index, "raw", "m", 1.0, data)
+
+
+def end(frame, sent, camera="c"):
+    return EndOfFrame(camera, frame, sent, 4, sent * 2, "raw", "m", 1.0, 1.5)
+
+
+def test_end_marker_finishes_frame_with_prefix():
+    assembler = FrameAssembler()
+    assert assembler.add_chunk(chunk(0, 0), 0) == []
+    assert assembler.add_chunk(chunk(0, 2), 0) == []
+    (frame,) = assembler.end(end(0, 3), 0)
+    assert frame.ordered_chunks() == [b"ab"]  # the gap at index 1 ends the usable prefix
+    assert frame.bytes_received == 4
+
+
+def test_duplicates_and_late_chunks_are_ignored():
+    assembler = FrameAssembler()
+    assembler.add_chunk(chunk(0, 0), 0)
+    assembler.add_chunk(chunk(0, 0), 0)
+    assert assembler.stats.duplicates == 1
+    assembler.end(end(0, 1), 0)
+    assert assembler.add_chunk(chunk(0, 1), 0) == []
+    assert assembler.end(end(0, 1), 0) == []
+    assert assembler.stats.late == 2
+
+
+def test_completion_after_marker_arrives_out_of_order():
+    assembler = FrameAssembler()
+    assembler.add_chunk(chunk(1, 1), 0)
+    finished = assembler.end(end(1, 2), 0)
+    assert [f.frame_id for f in finished] == [1]
+
+
+def test_lost_end_marker_expires_after_grace():
+    assembler = FrameAssembler(grace_s=1.0)
+    assembler.add_chunk(chunk(5, 0), 10.0)
+    assert assembler.expire(10.5) == []
+    (frame,) = assembler.expire(11.0)
+    assert frame.frame_id == 5 and frame.end is None
+    assert assembler.stats.expired == 1
+
+
+def test_newer_frame_decides_older_ones_first():
+    assembler = FrameAssembler()
+    assembler.add_chunk(chunk(3, 0), 0)
+    assembler.add_chunk(chunk(4, 0), 0)
+    finished = assembler.end(end(4, 1), 0)
+    assert [f.frame_id for f in finished] == [3, 4]
+    assert assembler.pending == 0
+
+
+def test_cameras_are_independent():
+    assembler = FrameAssembler()
+    assembler.add_chunk(chunk(9, 0, camera="a"), 0)
+    assembler.end(end(9, 1, camera="a"), 0)
+    assert assembler.add_chunk(chunk(2, 0, camera="b"), 0) == []
+    assert assembler.pending == 1
