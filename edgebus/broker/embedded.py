@@ -16,6 +16,7 @@ import errno
 import logging
 import socket
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,8 @@ class EmbeddedBroker:
             acl = load_acl(self.acl_file)
             plugins["amqtt.plugins.topic_checking.TopicAccessControlListPlugin"] = {
                 "publish_acl": acl.publish,
-                "subscribe_acl": acl.subscribe,
+                # amqtt 0.12's plugin config names the subscribe list `acl`.
+                "acl": acl.subscribe,
             }
         return {
             "listeners": {"default": {"type": "tcp", "bind": f"{BIND_HOST}:{self.port}"}},
@@ -138,8 +140,10 @@ class EmbeddedBroker:
         self.port = free_port() if self.requested_port == 0 else self.requested_port
         check_port_free(self.port)
         try:
-            self._broker = Broker(self._config())
-            await self._broker.start()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._broker = Broker(self._config())
+                await self._broker.start()
         except EmbeddedBrokerError:
             raise
         except Exception as exc:  # amqtt wraps bind and plugin failures in several types
