@@ -22,6 +22,7 @@ MQTT_CLIENTS = ("gmqtt", "aiomqtt", "paho")
 PROTOCOLS = ("auto", "5", "3.1.1")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_STORE_URL = re.compile(r"^(sqlite|postgresql(\+psycopg)?)://")
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,16 @@ class Settings:
     chunk_bytes: int = 1024
     data_dir: str = "./edgebus-data"
     log_level: str = "info"
+    # storage (step 3): local stores live under data_dir; "" global URL = SQLite there too
+    store_enabled: bool = True
+    store_flush_ms: int = 50
+    sync_batch_rows: int = 500
+    sync_interval_s: float = 10.0
+    sync_ack_timeout_s: float = 5.0
+    sync_window: int = 8
+    global_store_url: str = ""
+    retention_days: float = 7.0
+    retention_interval_s: float = 3600.0
 
     def validate(self) -> Settings:
         for name, rule in _RULES.items():
@@ -77,6 +88,16 @@ def _positive(v: Any) -> str | None:
 
 def _name(v: Any) -> str | None:
     return None if _NAME.match(v) else f"expected letters, digits, '_', '.', '-', got {v!r}"
+
+
+def _store_url(v: Any) -> str | None:
+    if not v or _STORE_URL.match(v):
+        return None
+    return f"expected sqlite:///path or postgresql+psycopg://user@host:port/db, got {v!r}"
+
+
+def _non_empty(v: Any) -> str | None:
+    return None if str(v).strip() else "expected a non-empty path"
 
 
 def _readable_or_empty(v: Any) -> str | None:
@@ -102,6 +123,15 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "frame_width": _positive,
     "frame_height": _positive,
     "chunk_bytes": _positive,
+    "data_dir": _non_empty,
+    "store_flush_ms": _positive,
+    "sync_batch_rows": _positive,
+    "sync_interval_s": _positive,
+    "sync_ack_timeout_s": _positive,
+    "sync_window": _positive,
+    "global_store_url": _store_url,
+    "retention_days": _positive,
+    "retention_interval_s": _positive,
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +22,29 @@ from edgebus.coordinator.node import CoordinatorNode
 from edgebus.dashboard import FleetView, follow
 from edgebus.nodes import CameraNode, CloudNode, EdgeNode
 from edgebus.nodes.base import Node, bus_for
+
+# Storage keys a --processes child inherits through the environment (step 3).
+_STORAGE_KEYS = (
+    "data_dir",
+    "store_enabled",
+    "store_flush_ms",
+    "sync_batch_rows",
+    "sync_interval_s",
+    "sync_ack_timeout_s",
+    "sync_window",
+    "retention_days",
+    "retention_interval_s",
+)
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    for key in _STORAGE_KEYS:
+        value = getattr(settings, key)
+        if key == "data_dir":
+            value = os.path.abspath(value)
+        env[f"EDGEBUS_{key.upper()}"] = str(value)
+    return env
 
 
 @dataclass(slots=True)
@@ -101,11 +126,21 @@ async def _drain(
         if totals["results_on_bus"] >= totals["frames_sent"] > 0:
             break
         await asyncio.sleep(0.1)
+    # Every node syncs its store on the way out, so the cloud (the global store's sink)
+    # stops last.
     for node in in_process:
-        node.stop()
+        if node.role != "cloud":
+            node.stop()
     for child in children[:1]:
         child.send_signal(signal.SIGTERM)
-        await loop.run_in_executor(None, child.wait, 15)
+    for child in children[:1]:
+        await loop.run_in_executor(None, child.wait, 30)
+    await asyncio.gather(
+        *(t for n, t in zip(in_process, tasks, strict=True) if n.role != "cloud"),
+        return_exceptions=True,
+    )
+    for node in in_process:
+        node.stop()
 
 
 async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, float]:
@@ -133,7 +168,9 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
     camera_ids = [f"camera-{i + 1}" for i in range(plan.cameras)]
     if plan.processes:
         for role, node_id in [("edge", "edge-1"), *(("camera", c) for c in camera_ids)]:
-            children.append(subprocess.Popen(_node_command(settings, role, node_id)))
+            children.append(
+                subprocess.Popen(_node_command(settings, role, node_id), env=_child_env(settings))
+            )
     else:
         in_process.append(EdgeNode(configured("edge", "edge-1")))
         in_process += [CameraNode(configured("camera", c)) for c in camera_ids]
@@ -143,6 +180,7 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
     stop = asyncio.Event()
     install_stop_signals(stop.set)
     tasks: list[asyncio.Task[None]] = []
+    run_started_ts = time.time()
     try:
         await observer.start(timeout=10)
         watcher = asyncio.create_task(follow(observer, view))
@@ -184,4 +222,28 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
     console.print(
         view.table(title="edgebus up: summary (averages over the run)", duration_s=elapsed)
     )
-    return view.totals()
+    totals = view.totals()
+    if settings.store_enabled:
+        node_ids = ["coordinator", "cloud", "edge-1", *camera_ids]
+        totals.update(await _store_totals(settings, node_ids, run_started_ts))
+    return totals
+
+
+async def _store_totals(
+    settings: Settings, node_ids: list[str], since_ts: float
+) -> dict[str, float]:
+    """This run's rows in the local stores and in the global store, after the final sync."""
+    from edgebus.storage.counts import global_rows, local_rows
+    from edgebus.storage.runtime import global_store_url, local_store_path
+
+    def count() -> dict[str, float]:
+        local = [local_rows(local_store_path(settings, n), n, since_ts) for n in node_ids]
+        stored = global_rows(global_store_url(settings), node_ids, since_ts)
+        return {
+            "stored_frames": float(stored["frames"]),
+            "stored_results": float(stored["results"]),
+            "local_rows": float(sum(sum(c.values()) for c in local)),
+            "global_rows": float(sum(stored.values())),
+        }
+
+    return await asyncio.get_running_loop().run_in_executor(None, count)

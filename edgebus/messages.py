@@ -215,6 +215,30 @@ class ErrorReply(Message):
     error: str
 
 
+@dataclass(slots=True)
+class StoreQuery(Message):
+    """Asks a node for rows of one table that the global store has not acknowledged yet."""
+
+    TYPE_CODE: ClassVar[int] = 14
+    TYPE_NAME: ClassVar[str] = "store_query"
+    table: str
+    since_ts: float = 0.0
+    limit: int = 10_000
+
+
+@dataclass(slots=True)
+class StoreRows(Message):
+    """A node's answer to StoreQuery: its unsynced rows, newest acknowledged seq first."""
+
+    TYPE_CODE: ClassVar[int] = 15
+    TYPE_NAME: ClassVar[str] = "store_rows"
+    node: str
+    table: str
+    acked_seq: int
+    rows: list[dict[str, Any]]
+    truncated: bool = False
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Status,
     Heartbeat,
@@ -229,6 +253,8 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     DeadLetter,
     RequestEnvelope,
     ErrorReply,
+    StoreQuery,
+    StoreRows,
 )
 BY_CODE: dict[int, type[Message]] = {cls.TYPE_CODE: cls for cls in MESSAGE_TYPES}
 BY_NAME: dict[str, type[Message]] = {cls.TYPE_NAME: cls for cls in MESSAGE_TYPES}

@@ -103,6 +103,9 @@ class Topics:
     def sched_policy(self, node: str) -> str:
         return f"{self.base}/sched/policy/{check_segment(node, 'node id')}"
 
+    def sched_policies(self) -> str:
+        return f"{self.base}/sched/policy/+"
+
     def sync(self, node: str) -> str:
         return self._node("sync", node)
 

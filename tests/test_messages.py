@@ -34,6 +34,8 @@ EXAMPLES = [
     messages.DeadLetter("t", "why", b"raw", "me", ts=8.0),
     messages.RequestEnvelope("reply/t", b"id", b"body"),
     messages.ErrorReply("boom"),
+    messages.StoreQuery("results", 1.5, 100),
+    messages.StoreRows("n", "results", 3, [{"seq": 4, "camera": "c"}], False),
 ]
 
 

@@ -6,9 +6,11 @@ the schedulers of this package to it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from edgebus.messages import Status
+from edgebus.broker.bus import Subscription
+from edgebus.messages import ModelSwitch, QosRequest, SchedulingPolicy, Status, to_dict
 from edgebus.nodes.base import Node
 
 log = logging.getLogger("edgebus.coordinator")
@@ -24,7 +26,33 @@ class CoordinatorNode(Node):
 
     async def main(self) -> None:
         statuses = await self.bus.subscribe(self.topics.statuses(), qos=1)
+        events = [
+            await self.bus.subscribe(pattern, qos=1)
+            for pattern in (
+                self.topics.qos_request(),
+                self.topics.model_switch(),
+                self.topics.sched_policies(),
+            )
+        ]
+        recorders = [asyncio.create_task(self._record_events(s)) for s in events]
         self.ready.set()
+        try:
+            await self._track(statuses)
+        finally:
+            for task in recorders:
+                task.cancel()
+
+    async def _record_events(self, subscription: Subscription) -> None:
+        """QoS requests, model switches and policy changes go to the store as events."""
+        kinds = {QosRequest: "qos_request", ModelSwitch: "model_switch"}
+        async for delivery in subscription:
+            message = delivery.message
+            if isinstance(message, QosRequest | ModelSwitch | SchedulingPolicy):
+                kind = kinds.get(type(message), "policy_change")
+                self.record("events", kind=kind, detail=to_dict(message), ts=message.ts)
+                self.counters[f"events_{kind}"] += 1
+
+    async def _track(self, statuses: Subscription) -> None:
         async for delivery in statuses:
             status = delivery.message
             if not isinstance(status, Status):

@@ -15,6 +15,7 @@ from edgebus.broker.transport import Will
 from edgebus.clock import Clock, RealClock
 from edgebus.config import Settings
 from edgebus.messages import Heartbeat, Status, encode
+from edgebus.storage.runtime import NodeStorage
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.node")
@@ -56,6 +57,8 @@ class Node:
         will = Will(self.topics.status(self.node_id), encode(offline), qos=1, retain=True)
         self.bus = bus_for(settings, will=will)
         self._heartbeat_seq = 0
+        # Every node keeps its own record, synced to the global store (storage/).
+        self.storage = NodeStorage(settings, self.bus) if settings.store_enabled else None
         self.stopping = asyncio.Event()
         # Set once the node's subscriptions are in place, so a launcher can start
         # producers only after their consumers listen.
@@ -69,8 +72,22 @@ class Node:
     async def on_stop(self) -> None:
         """Finish in-flight work before the offline status goes out."""
 
+    async def start_services(self) -> None:
+        """Role services that must run before the node's own storage starts syncing."""
+
+    async def stop_services(self) -> None:
+        """Stop what start_services started, after the node's final sync."""
+
+    def record(self, kind: str, **row: object) -> None:
+        """Append a row to the local store (a no-op when storage is disabled)."""
+        if self.storage is not None:
+            self.storage.record(kind, **row)
+
     def stats(self) -> dict[str, float]:
-        return {key: float(value) for key, value in self.counters.items()}
+        stats = {key: float(value) for key, value in self.counters.items()}
+        if self.storage is not None:
+            stats.update(self.storage.stats())
+        return stats
 
     def status(self, state: str) -> Status:
         return Status(
@@ -85,6 +102,15 @@ class Node:
     async def run(self, connect_timeout: float | None = None) -> None:
         """Connect, work until stop() (or SIGINT/SIGTERM in the CLI), then shut down."""
         await self.bus.start(timeout=connect_timeout)
+        try:
+            await self.start_services()
+            if self.storage is not None:
+                await self.storage.start()
+        except BaseException:
+            await self.stop_services()
+            await self.bus.close(flush_timeout=0)
+            raise
+        self.record("node_status", role=self.role, state="online", stats={})
         await self.bus.publish(
             self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
         )
@@ -103,6 +129,10 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self.on_stop()
+            self.record("node_status", role=self.role, state="offline", stats=self.stats())
+            if self.storage is not None:
+                await self.storage.stop()
+            await self.stop_services()
             await self._publish_heartbeat()
             with contextlib.suppress(Exception):
                 await self.bus.publish(
@@ -118,6 +148,7 @@ class Node:
         while True:
             await self.clock.sleep(self.settings.heartbeat_s)
             await self._publish_heartbeat()
+            self.record("node_status", role=self.role, state="online", stats=self.stats())
 
     async def _publish_heartbeat(self) -> None:
         self._heartbeat_seq += 1

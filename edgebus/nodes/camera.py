@@ -112,5 +112,18 @@ class CameraNode(Node):
             return
         self.counters["frames_sent"] += 1
         self.counters["bytes_sent"] += sent_bytes
+        self.record(
+            "frames",
+            camera=self.node_id,
+            frame_id=frame_id,
+            direction="sent",
+            capture_ts=capture_ts,
+            deadline_ts=deadline_ts,
+            codec=RAW_CODEC,
+            model_id=RAW_MODEL,
+            bytes_sent=sent_bytes,
+            features_received=0,
+            deadline_met=sent == len(chunks),
+        )
         if sent < len(chunks):
             self.counters["frames_truncated"] += 1

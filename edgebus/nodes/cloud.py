@@ -1,14 +1,34 @@
-"""Cloud node: collects every edge's results (the global store's sink in later steps)."""
+"""Cloud node: collects every edge's results and hosts the global store's sync sink."""
 
 from __future__ import annotations
 
 from edgebus.messages import Result
 from edgebus.nodes.base import Node
+from edgebus.storage.runtime import global_sink
+from edgebus.storage.sink import SyncSink
 
 
 class CloudNode(Node):
     role = "cloud"
-    capabilities = ("results:collect",)
+    capabilities = ("results:collect", "store:global")
+
+    sink: SyncSink | None = None
+
+    async def start_services(self) -> None:
+        if self.settings.store_enabled:
+            self.sink = global_sink(self.settings, self.bus)
+            await self.sink.start()
+
+    async def stop_services(self) -> None:
+        if self.sink is not None:
+            await self.sink.stop()
+            self.sink = None
+
+    def stats(self) -> dict[str, float]:
+        stats = super().stats()
+        if self.sink is not None:
+            stats["global_rows_stored"] = float(self.sink.stats["rows_stored"])
+        return stats
 
     async def main(self) -> None:
         results = await self.bus.subscribe(self.topics.results(), qos=1)

@@ -107,6 +107,32 @@ class EdgeNode(Node):
             ts=now,
         )
         await self.bus.publish(self.topics.result(self.node_id), result, qos=1)
+        self.record(
+            "frames",
+            camera=frame.camera,
+            frame_id=frame.frame_id,
+            direction="received",
+            capture_ts=frame.capture_ts,
+            deadline_ts=frame.end.deadline_ts if frame.end else 0.0,
+            codec=frame.codec,
+            model_id=frame.model_id,
+            bytes_sent=frame.end.bytes_sent if frame.end else 0,
+            bytes_received=frame.bytes_received,
+            features_received=len(frame.chunks),
+            deadline_met=deadline_met,
+            ts=now,
+        )
+        self.record(
+            "results",
+            camera=frame.camera,
+            frame_id=frame.frame_id,
+            top_k=top_k,
+            scores=scores,
+            latency_ms=latency_ms,
+            offloaded=True,
+            deadline_met=deadline_met,
+            ts=now,
+        )
         self.counters["frames_done"] += 1
         self.counters["bytes_received"] += frame.bytes_received
         self.counters["deadline_hits" if deadline_met else "deadline_misses"] += 1

@@ -1,0 +1,296 @@
+"""A node's local store: SQLite in WAL mode, written in batches off the event loop.
+
+Rows are appended in memory by `add()` (never blocking the loop) and committed by a
+writer task in a one-thread executor. The writer gives each row the next per-node
+sequence number inside the commit, so seqs are gapless and ordered by commit: a failed
+commit (disk full, lock) assigns nothing and the rows wait in memory for the next try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from edgebus.storage.engine import ensure_schema, make_engine, upsert_ignore
+from edgebus.storage.errors import StorageError, classify
+from edgebus.storage.models import KIND_KEY, ROW_MODELS, SyncState
+
+log = logging.getLogger("edgebus.storage")
+
+T = TypeVar("T")
+
+
+class LocalStore:
+    def __init__(
+        self,
+        path: Path,
+        node: str,
+        flush_interval_s: float = 0.05,
+        flush_rows: int = 500,
+        max_pending: int = 200_000,
+        busy_timeout_s: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self.node = node
+        self.where = f"local store {self.path}"
+        self.flush_interval_s = flush_interval_s
+        self.flush_rows = flush_rows
+        self.max_pending = max_pending
+        self.busy_timeout_s = busy_timeout_s
+        self.engine: Engine | None = None
+        self.last_seq = 0
+        self.acked_seq = 0
+        self.error: StorageError | None = None
+        self.stats: Counter[str] = Counter()
+        self.on_commit: list[Callable[[int], None]] = []
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"store-{node}")
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def open_sync(self) -> None:
+        """Open (creating if needed) and check the schema; raises a one-line StorageError."""
+        if self.engine is not None:
+            return
+        self.engine = make_engine(f"sqlite:///{self.path}", self.busy_timeout_s)
+        ensure_schema(self.engine, self.where)
+        try:
+            with self.engine.connect() as connection:
+                highest = [
+                    connection.scalar(
+                        select(func.max(model.seq)).where(model.node == self.node)  # type: ignore[attr-defined]
+                    )
+                    or 0
+                    for model in ROW_MODELS.values()
+                ]
+                acked = connection.scalar(
+                    select(SyncState.acked_seq).where(SyncState.node == self.node)
+                )
+        except SQLAlchemyError as exc:
+            raise classify(exc, self.where) from None
+        self.acked_seq = acked or 0
+        # Pruned rows were synced, so the ack watermark bounds the counter from below.
+        self.last_seq = max([self.acked_seq, *highest])
+
+    async def start(self) -> None:
+        await self._run(self.open_sync)
+        self._wake = asyncio.Event()
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop(), name=f"store-{self.node}")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        with contextlib.suppress(StorageError):
+            await self.flush()
+        if self._pending:
+            log.error(
+                "%s: %d row(s) could not be written before closing", self.where, len(self._pending)
+            )
+        if self.engine is not None:
+            await self._run(self.engine.dispose)
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def add(self, kind: str, **row: Any) -> None:
+        """Queue one row of table `kind`; it is committed within flush_interval_s."""
+        if kind not in ROW_MODELS:
+            raise ValueError(f"unknown table {kind!r}; expected one of {', '.join(ROW_MODELS)}")
+        row.setdefault("ts", time.time())
+        if len(self._pending) >= self.max_pending:
+            self.stats["rows_dropped"] += 1
+            if self.stats["rows_dropped"] in (1, 1000) or self.stats["rows_dropped"] % 100_000 == 0:
+                log.error(
+                    "%s: %d rows wait in memory (%s); %d new row(s) dropped",
+                    self.where,
+                    len(self._pending),
+                    self.error or "store unavailable",
+                    self.stats["rows_dropped"],
+                )
+            return
+        self._pending.append((kind, row))
+        if self._wake is not None and len(self._pending) >= self.flush_rows:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> int:
+        """Commit what is queued now; returns the last committed seq. Raises StorageError."""
+        if not self._pending:
+            return self.last_seq
+        batch, self._pending = self._pending, []
+        try:
+            last = await self._run(self._write, batch)
+        except StorageError as exc:
+            # Keep the rows, oldest first, ahead of any added meanwhile.
+            self._pending = batch + self._pending
+            self._report(exc)
+            raise
+        if self.error is not None:
+            log.warning("%s: writing again after: %s", self.where, self.error)
+            self.error = None
+        for callback in self.on_commit:
+            callback(last)
+        return last
+
+    def _report(self, exc: StorageError) -> None:
+        self.stats["write_errors"] += 1
+        if self.error is None or str(exc) != str(self.error):
+            log.error("%s", exc)
+        self.error = exc
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_interval_s):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except StorageError:
+                # Reported once by flush(); back off so a full disk is not hammered.
+                await asyncio.sleep(max(self.flush_interval_s, 0.5))
+
+    def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> int:
+        assert self.engine is not None
+        seq = self.last_seq
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for kind, row in batch:
+            seq += 1
+            by_kind.setdefault(kind, []).append({**row, "node": self.node, "seq": seq})
+        try:
+            with self.engine.begin() as connection:
+                for kind, rows in by_kind.items():
+                    connection.execute(insert(ROW_MODELS[kind]), rows)
+        except SQLAlchemyError as exc:
+            raise classify(exc, self.where) from None
+        self.last_seq = seq
+        self.stats["rows_written"] += len(batch)
+        return seq
+
+    # -- reading, acks and retention -----------------------------------------------------
+
+    async def read_after(self, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        return await self._run(self._read_range, after_seq, after_seq + limit)
+
+    def _read_range(self, after_seq: int, upto_seq: int) -> list[dict[str, Any]]:
+        assert self.engine is not None
+        rows: list[dict[str, Any]] = []
+        try:
+            with self.engine.connect() as connection:
+                for kind, model in ROW_MODELS.items():
+                    query = select(model.__table__).where(  # type: ignore[attr-defined]
+                        model.node == self.node,  # type: ignore[attr-defined]
+                        model.seq > after_seq,  # type: ignore[attr-defined]
+                        model.seq <= upto_seq,  # type: ignore[attr-defined]
+                    )
+                    for row in connection.execute(query).mappings():
+                        rows.append({**row, KIND_KEY: kind})
+        except SQLAlchemyError as exc:
+            raise classify(exc, self.where) from None
+        rows.sort(key=lambda r: r["seq"])
+        return rows
+
+    async def unsynced(self, kind: str, since_ts: float, limit: int) -> list[dict[str, Any]]:
+        """Rows of one table that the global store has not acknowledged yet."""
+        return await self._run(self._unsynced, kind, since_ts, limit)
+
+    def _unsynced(self, kind: str, since_ts: float, limit: int) -> list[dict[str, Any]]:
+        assert self.engine is not None
+        model = ROW_MODELS[kind]
+        query = (
+            select(model.__table__)  # type: ignore[attr-defined]
+            .where(model.node == self.node, model.seq > self.acked_seq, model.ts >= since_ts)  # type: ignore[attr-defined]
+            .order_by(model.seq)  # type: ignore[attr-defined]
+            .limit(limit)
+        )
+        try:
+            with self.engine.connect() as connection:
+                return [dict(row) for row in connection.execute(query).mappings()]
+        except SQLAlchemyError as exc:
+            raise classify(exc, self.where) from None
+
+    async def mark_synced(self, seq: int) -> None:
+        """Record the global store's ack; only acknowledged rows count as synced."""
+        if seq <= self.acked_seq:
+            return
+        self.acked_seq = seq
+        try:
+            await self._run(self._save_ack, seq)
+        except StorageError as exc:
+            # The ack is kept in memory; after a restart the rows are resent and
+            # deduplicated by the global store, so nothing is lost.
+            self._report(exc)
+
+    def _save_ack(self, seq: int) -> None:
+        assert self.engine is not None
+        statement = upsert_ignore(self.engine, SyncState.__table__, ("node",))
+        try:
+            with self.engine.begin() as connection:
+                updated = connection.execute(
+                    SyncState.__table__.update()
+                    .where(SyncState.node == self.node)
+                    .values(acked_seq=seq)
+                ).rowcount
+                if not updated:
+                    connection.execute(statement, {"node": self.node, "acked_seq": seq})
+        except SQLAlchemyError as exc:
+            raise classify(exc, self.where) from None
+
+    async def prune(self, older_than_ts: float) -> int:
+        """Delete rows older than the cutoff that the global store has acknowledged."""
+        return await self._run(self._prune, older_than_ts, self.acked_seq)
+
+    def _prune(self, older_than_ts: float, acked_seq: int) -> int:
+        assert self.engine is not None
+        removed = 0
+        try:
+            with self.engine.begin() as connection:
+                for model in ROW_MODELS.values():
+                    removed += connection.execute(
+                        delete(model).where(
+                            model.node == self.node,  # type: ignore[attr-defined]
+                            model.seq <= acked_seq,  # type: ignore[attr-defined]
+                            model.ts < older_than_ts,  # type: ignore[attr-defined]
+                        )
+                    ).rowcount
+        except SQLAlchemyError as exc:
+            raise classify(exc, self.where) from None
+        self.stats["rows_pruned"] += removed
+        return removed
+
+    async def count(self, kind: str, since_ts: float = 0.0) -> int:
+        return await self._run(self.count_rows, kind, since_ts)
+
+    def count_rows(self, kind: str, since_ts: float = 0.0) -> int:
+        assert self.engine is not None
+        model = ROW_MODELS[kind]
+        with self.engine.connect() as connection:
+            return int(
+                connection.scalar(
+                    select(func.count()).select_from(model).where(model.ts >= since_ts)  # type: ignore[attr-defined]
+                )
+                or 0
+            )

@@ -1,0 +1,231 @@
+"""The sync agent every node runs: its outbox publisher and its unsynced-rows service.
+
+It publishes the local rows after the last acknowledged seq, in batches of at most
+`batch_rows`, over QoS 1 to `sync/<node>`: when a full batch is waiting, when
+`interval_s` has passed with anything waiting, or on drain(). Up to `window` batches
+may await their ack. Rows count as synced only when an ack says so; without progress
+for `ack_timeout_s` it resends from the last ack. The ack watermark is stored locally,
+so a restarted node resumes where the global store stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgebus.broker.bus import Bus, OutgoingQueueFull
+from edgebus.messages import Message, StoreQuery, StoreRows, SyncAck, SyncBatch
+from edgebus.storage.errors import StorageError
+from edgebus.storage.local import LocalStore
+from edgebus.storage.models import ROW_MODELS
+
+log = logging.getLogger("edgebus.storage.sync")
+
+QUERY_SERVICE = "store"
+DAY_S = 86_400.0
+
+
+@dataclass(slots=True)
+class SyncOptions:
+    batch_rows: int = 500
+    interval_s: float = 10.0
+    ack_timeout_s: float = 5.0
+    window: int = 8
+    retention_days: float = 7.0
+    retention_interval_s: float = 3600.0
+
+
+class SyncAgent:
+    def __init__(self, bus: Bus, store: LocalStore, options: SyncOptions | None = None) -> None:
+        self.bus = bus
+        self.store = store
+        self.options = options or SyncOptions()
+        self.node = store.node
+        self.stats: Counter[str] = Counter()
+        self.sent_upto = 0
+        # Called with (acked seq, monotonic time) on every ack that moves the watermark.
+        self.on_ack: list[Callable[[int, float], None]] = []
+        self._wake = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._draining = False
+        self._progress_at = time.monotonic()
+        self._last_send = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def acked(self) -> int:
+        return self.store.acked_seq
+
+    @property
+    def backlog(self) -> int:
+        """Committed rows the global store has not acknowledged yet."""
+        return self.store.last_seq - self.acked
+
+    async def start(self) -> None:
+        self.sent_upto = self.acked
+        self.store.on_commit.append(lambda _seq: self._wake.set())
+        acks = await self.bus.subscribe(self.bus.topics.sync_ack(self.node), qos=1)
+        await self.bus.serve(self.bus.topics.request(self.node, QUERY_SERVICE), self._answer)
+        self._tasks = [
+            asyncio.create_task(self._receive_acks(acks), name=f"sync-acks-{self.node}"),
+            asyncio.create_task(self._send_loop(), name=f"sync-send-{self.node}"),
+            asyncio.create_task(self._retention_loop(), name=f"sync-retention-{self.node}"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Commit pending rows and wait until the global store acknowledged all of them."""
+        with contextlib.suppress(StorageError):
+            await self.store.flush()
+        self._draining = True
+        self._wake.set()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                self._acked.clear()  # before the check, so an ack in between is not missed
+                if self.backlog <= 0:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning(
+                        "%s: %d row(s) not acknowledged by the global store after %g s; "
+                        "they stay in the local store and are sent on the next start",
+                        self.node,
+                        self.backlog,
+                        timeout_s,
+                    )
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await self._acked.wait()
+        finally:
+            self._draining = False
+        return True
+
+    # -- outbox --------------------------------------------------------------------------
+
+    def _due(self, now: float) -> bool:
+        waiting = self.store.last_seq - self.sent_upto
+        if waiting <= 0:
+            return False
+        if self.sent_upto - self.acked >= self.options.window * self.options.batch_rows:
+            return False
+        return (
+            waiting >= self.options.batch_rows
+            or self._draining
+            or now - self._last_send >= self.options.interval_s
+        )
+
+    async def _send_loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            if self.sent_upto > self.acked and now - self._progress_at > self.options.ack_timeout_s:
+                self.stats["resends"] += 1
+                log.info(
+                    "%s: no sync ack for %g s; resending from seq %d",
+                    self.node,
+                    self.options.ack_timeout_s,
+                    self.acked + 1,
+                )
+                self.sent_upto = self.acked
+                self._progress_at = now
+            if self._due(now):
+                try:
+                    await self._send_batch(now)
+                except StorageError as exc:
+                    log.error("%s: cannot read rows to sync: %s", self.node, exc)
+                    await asyncio.sleep(1.0)
+                except OutgoingQueueFull:
+                    await asyncio.sleep(0.2)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._sleep_for(now)):
+                    await self._wake.wait()
+
+    def _sleep_for(self, now: float) -> float:
+        waits = [1.0]
+        if self.store.last_seq > self.sent_upto:
+            waits.append(self.options.interval_s - (now - self._last_send))
+        if self.sent_upto > self.acked:
+            waits.append(self.options.ack_timeout_s - (now - self._progress_at))
+        return max(0.005, min(waits))
+
+    async def _send_batch(self, now: float) -> None:
+        rows = await self.store.read_after(self.sent_upto, self.options.batch_rows)
+        if not rows:
+            return
+        first, last = rows[0]["seq"], rows[-1]["seq"]
+        if self.sent_upto == self.acked:
+            self._progress_at = now
+        await self.bus.publish(
+            self.bus.topics.sync(self.node), SyncBatch(self.node, first, last, rows), qos=1
+        )
+        self.sent_upto = max(self.sent_upto, last)
+        self._last_send = now
+        self.stats["batches_sent"] += 1
+        self.stats["rows_sent"] += len(rows)
+
+    async def _receive_acks(self, acks: object) -> None:
+        async for delivery in acks:  # type: ignore[attr-defined]
+            ack = delivery.message
+            if not isinstance(ack, SyncAck) or ack.node != self.node:
+                continue
+            if ack.highest_contiguous_seq <= self.acked:
+                continue
+            # Never past what this store committed: a foreign or stale watermark cannot
+            # mark rows synced that were never sent.
+            seq = min(ack.highest_contiguous_seq, self.store.last_seq)
+            await self.store.mark_synced(seq)
+            now = time.monotonic()
+            self._progress_at = now
+            self.sent_upto = max(self.sent_upto, seq)
+            self.stats["acks"] += 1
+            for callback in self.on_ack:
+                callback(seq, now)
+            self._acked.set()
+            self._wake.set()
+
+    # -- unsynced rows on request ----------------------------------------------------------
+
+    async def _answer(self, request: Message) -> Message:
+        if not isinstance(request, StoreQuery):
+            raise ValueError(f"expected a store_query, got {request.TYPE_NAME}")
+        if request.table not in ROW_MODELS:
+            raise ValueError(
+                f"unknown table {request.table!r}; expected one of {', '.join(ROW_MODELS)}"
+            )
+        limit = max(1, min(request.limit, 50_000))
+        rows = await self.store.unsynced(request.table, request.since_ts, limit + 1)
+        return StoreRows(self.node, request.table, self.acked, rows[:limit], len(rows) > limit)
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def _retention_loop(self) -> None:
+        while True:
+            cutoff = time.time() - self.options.retention_days * DAY_S
+            try:
+                removed = await self.store.prune(cutoff)
+            except StorageError as exc:
+                log.error("%s: retention skipped: %s", self.node, exc)
+            else:
+                if removed:
+                    log.info(
+                        "%s: pruned %d synced row(s) older than %g days",
+                        self.node,
+                        removed,
+                        self.options.retention_days,
+                    )
+            await asyncio.sleep(self.options.retention_interval_s)
