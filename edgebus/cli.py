@@ -59,12 +59,17 @@ def one_line_errors() -> Iterator[None]:
     from edgebus.broker.transport import ConnectFailed
     from edgebus.config import ConfigError
     from edgebus.messages import DecodeError
+    from edgebus.storage.errors import GlobalStoreError, QueryInputError, StorageError
     from edgebus.topics import TopicError
 
     try:
         yield
     except (ConfigError, BrokerUrlError, DecodeError, TopicError, EmbeddedBrokerError) as exc:
         fail(str(exc), INPUT_ERROR)
+    except (GlobalStoreError, QueryInputError) as exc:
+        fail(str(exc), INPUT_ERROR)
+    except StorageError as exc:
+        fail(str(exc), RUNTIME_ERROR)
     except (ConnectFailed, RequestTimeout, RequestFailed, OutgoingQueueFull, BusClosed) as exc:
         fail(str(exc), RUNTIME_ERROR)
     except KeyboardInterrupt:
@@ -271,7 +276,7 @@ def _render(delivery: Delivery, mode: str) -> str:
 
 @app.command()
 def sub(
-    pattern: Annotated[str, typer.Argument(help="MQTT topic filter, e.g. 'edgebus/v1/#'.")],
+    pattern: Annotated[str, typer.Argument(help="MQTT topic filter, e.g. edgebus/v1/lab/#.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     pretty: Annotated[bool, typer.Option("--pretty", help="Readable one-line form.")] = False,
     count: Annotated[int | None, typer.Option("--count", "-n", min=1)] = None,
@@ -576,13 +581,14 @@ def _train_autoencoders(
     distil: bool,
     threads: int,
     progress: bool,
+    fixed_k: tuple[int, ...] = (2, 4, 6, 8, 10),
 ) -> None:
     from edgebus.ml.train_pnc import train_and_export
 
     try:
         cards = train_and_export(
             which, out, classifiers, seed, image_size, stride, 10, scale, train_images, distil,
-            threads, progress,
+            threads, progress, fixed_k,
         )  # fmt: skip
     except _step2_errors() as exc:
         fail(str(exc))
@@ -644,11 +650,13 @@ def train_fixed_rate(
     distil: _AE_DISTIL = True,
     threads: _AE_THREADS = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    k: Annotated[str, typer.Option("--k", help="Feature counts to train.")] = "2,4,6,8,10",
 ) -> None:
     """Train the fixed-rate comparators (K = 2, 4, 6, 8, 10 features, no taildrop)."""
+    fixed_k = tuple(_int_list(k, "--k"))
     _train_autoencoders(
         "fixed-rate", out, classifiers, seed, image_size, stride, scale, train_images, distil,
-        threads, progress,
+        threads, progress, fixed_k,
     )  # fmt: skip
 
 

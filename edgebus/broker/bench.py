@@ -185,6 +185,9 @@ def _run_c_cell(cell: Cell, url: str, topic: str, idle_s: float) -> CellResult:
         ["mosquitto_pub", *common, "-l"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     filler, _ = payload_for(cell.size)
+    # Like the Python publisher, which is connected before the clock starts: mosquitto_pub
+    # connects first and then blocks reading stdin.
+    time.sleep(0.3)
     first_sent = time.time_ns()
     assert publisher.stdin is not None
     batch = 64

@@ -1,11 +1,8 @@
 """The embedded broker (amqtt, MQTT 3.1.1), for one machine with nothing to install.
 
 It binds 127.0.0.1 only. Authentication uses amqtt's password file (argon2 hashes,
-`edgebus broker add-user` writes them); the ACL file is TOML::
-
-    [users.camera-1]
-    publish = ["edgebus/v1/+/frames/camera-1/#", "edgebus/v1/+/status/camera-1"]
-    subscribe = ["edgebus/v1/+/model/switch"]
+written by `edgebus broker-user`). The ACL file is TOML with one table per user, each
+holding `publish` and `subscribe` lists of topic filters (example in the README).
 """
 
 from __future__ import annotations

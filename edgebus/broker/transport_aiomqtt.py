@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -18,6 +19,9 @@ from edgebus.broker.transport import (
     Incoming,
     NotConnected,
 )
+
+# aiomqtt warns on every publish while many are pending; the Bus paces them itself.
+logging.getLogger("mqtt").setLevel(logging.ERROR)
 
 
 class AiomqttConnection:
@@ -86,7 +90,9 @@ class AiomqttConnection:
                 self._callbacks.on_lost(exc)
 
     def pending_bytes(self) -> int:
-        return len(self._publishes) * 64
+        # Each pending publish is a task; weigh them so the Bus's 1 MiB high-water mark
+        # caps them near a thousand.
+        return len(self._publishes) * 1024
 
     def publish(
         self, topic, payload, qos, retain, token, response_topic=None, correlation=None

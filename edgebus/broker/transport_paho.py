@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -26,9 +25,7 @@ class PahoConnection:
     def __init__(self, callbacks: ConnectionCallbacks, protocol_version: int) -> None:
         self._callbacks = callbacks
         self._loop = asyncio.get_running_loop()
-        self._lock = threading.Lock()
         self._tokens: dict[int, int] = {}
-        self._early_acks: set[int] = set()
         self._connected: asyncio.Future[int] = self._loop.create_future()
         self._suback: dict[int, asyncio.Future[None]] = {}
         self._closing = False
@@ -118,12 +115,14 @@ class PahoConnection:
         self._loop.call_soon_threadsafe(self._callbacks.on_message, incoming)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            token = self._tokens.pop(mid, None)
-            if token is None:
-                self._early_acks.add(mid)
-                return
-        self._loop.call_soon_threadsafe(self._callbacks.on_ack, token)
+        # Handled on the loop thread, where publish() maps mids to tokens synchronously:
+        # by the time this runs the mapping exists, with no lock shared with paho's thread.
+        self._loop.call_soon_threadsafe(self._acked, mid)
+
+    def _acked(self, mid: int) -> None:
+        token = self._tokens.pop(mid, None)
+        if token is not None:
+            self._callbacks.on_ack(token)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._loop.call_soon_threadsafe(self._subscribed, mid)
@@ -148,26 +147,20 @@ class PahoConnection:
             props.ResponseTopic = response_topic
             if correlation is not None:
                 props.CorrelationData = correlation
-        with self._lock:
-            info = self._client.publish(topic, payload, qos, retain, props)
-            if info.rc != paho.MQTT_ERR_SUCCESS and info.rc != paho.MQTT_ERR_QUEUE_SIZE:
-                raise NotConnected(paho.error_string(info.rc))
-            if qos > 0:
-                if info.mid in self._early_acks:
-                    self._early_acks.discard(info.mid)
-                    self._loop.call_soon(self._callbacks.on_ack, token)
-                else:
-                    self._tokens[info.mid] = token
+        info = self._client.publish(topic, payload, qos, retain, props)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_QUEUE_SIZE):
+            raise NotConnected(paho.error_string(info.rc))
+        if qos > 0:
+            self._tokens[info.mid] = token
 
     async def subscribe(self, patterns: list[tuple[str, int]]) -> None:
         if self._closing:
             raise NotConnected("not connected")
         future: asyncio.Future[None] = self._loop.create_future()
-        with self._lock:
-            rc, mid = self._client.subscribe(patterns)
-            if rc != paho.MQTT_ERR_SUCCESS:
-                raise NotConnected(paho.error_string(rc))
-            self._suback[mid] = future
+        rc, mid = self._client.subscribe(patterns)
+        if rc != paho.MQTT_ERR_SUCCESS:
+            raise NotConnected(paho.error_string(rc))
+        self._suback[mid] = future
         await asyncio.wait_for(future, 10)
 
     async def unsubscribe(self, patterns: list[str]) -> None:
