@@ -8,7 +8,14 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.sql.dml import Insert
 
 from edgebus.storage.errors import GlobalStoreError, SchemaMismatch, classify
@@ -69,10 +76,22 @@ def make_engine(url: str, busy_timeout_s: float = 5.0) -> Engine:
     return engine
 
 
+def _create_tables(engine: Engine, attempts: int = 3) -> None:
+    # create_all checks, then creates: two processes opening a new store at once can both
+    # see no table. The loser's CREATE fails with "already exists"; a retry then sees it.
+    for attempt in range(attempts):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if "already exists" not in str(exc) or attempt == attempts - 1:
+                raise
+
+
 def ensure_schema(engine: Engine, where: str) -> None:
     """Create the tables on first use; refuse a store written by another schema version."""
     try:
-        Base.metadata.create_all(engine)
+        _create_tables(engine)
         with engine.begin() as connection:
             versions = connection.scalars(select(SchemaInfo.version)).all()
             if not versions:

@@ -131,7 +131,13 @@ class SyncAgent:
     async def _send_loop(self) -> None:
         while True:
             now = time.monotonic()
-            if self.sent_upto > self.acked and now - self._progress_at > self.options.ack_timeout_s:
+            if not self.bus.connected:
+                # Batches already queued in the bus go out on reconnect; resending now
+                # would only queue duplicates.
+                self._progress_at = now
+            elif (
+                self.sent_upto > self.acked and now - self._progress_at > self.options.ack_timeout_s
+            ):
                 self.stats["resends"] += 1
                 log.info(
                     "%s: no sync ack for %g s; resending from seq %d",
