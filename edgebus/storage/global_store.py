@@ -10,13 +10,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from edgebus.storage.engine import ensure_schema, make_engine, safe_url, upsert_ignore
 from edgebus.storage.errors import GlobalStoreError, StorageError, classify, first_line
-from edgebus.storage.models import KIND_KEY, ROW_MODELS, SyncProgress, columns
-
-_COLUMNS = {kind: frozenset(columns(kind)) for kind in ROW_MODELS}
-
-
-class BadBatch(ValueError):
-    """A sync batch whose rows do not match its header or the schema."""
+from edgebus.storage.models import ROW_MODELS, SyncProgress
+from edgebus.storage.wire import BadBatch
 
 
 @dataclass(slots=True)
@@ -36,29 +31,6 @@ class Progress:
             else:
                 kept.append((low, high))
         return Progress(contiguous, [r for r in kept if r[1] > contiguous])
-
-
-def split_rows(node: str, first: int, last: int, rows: list[dict[str, Any]]) -> dict[str, list]:
-    """Check a batch covers exactly seqs first..last of `node`; group its rows by table."""
-    if last < first or len(rows) != last - first + 1:
-        raise BadBatch(f"batch {first}..{last} from {node} holds {len(rows)} rows")
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    expected = first
-    for row in sorted(
-        rows, key=lambda r: r.get("seq", -1) if isinstance(r.get("seq"), int) else -1
-    ):
-        kind = row.get(KIND_KEY)
-        if kind not in _COLUMNS:
-            raise BadBatch(f"batch {first}..{last} from {node}: unknown table {kind!r}")
-        if row.get("seq") != expected or row.get("node") != node:
-            raise BadBatch(f"batch {first}..{last} from {node}: seq {expected} missing")
-        clean = {k: v for k, v in row.items() if k != KIND_KEY}
-        if not clean.keys() <= _COLUMNS[kind]:
-            unknown = sorted(clean.keys() - _COLUMNS[kind])
-            raise BadBatch(f"batch {first}..{last} from {node}: unknown columns {unknown}")
-        by_kind.setdefault(kind, []).append(clean)
-        expected += 1
-    return by_kind
 
 
 class GlobalStore:

@@ -23,11 +23,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from edgebus.storage.engine import ensure_schema, make_engine, upsert_ignore
 from edgebus.storage.errors import StorageError, classify
-from edgebus.storage.models import KIND_KEY, ROW_MODELS, SyncState
+from edgebus.storage.models import ROW_MODELS, SyncState, columns, defaults
+from edgebus.storage.wire import block
 
 log = logging.getLogger("edgebus.storage")
 
 T = TypeVar("T")
+
+_NAMES = {kind: columns(kind) for kind in ROW_MODELS}
+_DEFAULTS = {kind: defaults(kind) for kind in ROW_MODELS}
 
 
 class LocalStore:
@@ -39,6 +43,7 @@ class LocalStore:
         flush_rows: int = 500,
         max_pending: int = 200_000,
         busy_timeout_s: float = 5.0,
+        max_cached: int = 100_000,
     ) -> None:
         self.path = Path(path)
         self.node = node
@@ -54,6 +59,12 @@ class LocalStore:
         self.stats: Counter[str] = Counter()
         self.on_commit: list[Callable[[int], None]] = []
         self._pending: list[tuple[str, dict[str, Any]]] = []
+        # Committed rows not yet acknowledged, seqs _recent_base.. in order: the sync agent
+        # reads batches from here instead of from SQLite (which it falls back to after a
+        # restart, or once more than max_cached rows await their ack).
+        self.max_cached = max_cached
+        self._recent: list[tuple[str, dict[str, Any]]] = []
+        self._recent_base = 1
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"store-{node}")
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -115,7 +126,12 @@ class LocalStore:
         """Queue one row of table `kind`; it is committed within flush_interval_s."""
         if kind not in ROW_MODELS:
             raise ValueError(f"unknown table {kind!r}; expected one of {', '.join(ROW_MODELS)}")
-        row.setdefault("ts", time.time())
+        unknown = row.keys() - _DEFAULTS[kind].keys()
+        if unknown:
+            raise ValueError(f"table {kind!r} has no column(s) {', '.join(sorted(unknown))}")
+        row = {**_DEFAULTS[kind], **row}
+        if row["ts"] is None:
+            row["ts"] = time.time()
         if len(self._pending) >= self.max_pending:
             self.stats["rows_dropped"] += 1
             if self.stats["rows_dropped"] in (1, 1000) or self.stats["rows_dropped"] % 100_000 == 0:
@@ -177,27 +193,62 @@ class LocalStore:
         assert self.engine is not None
         seq = self.last_seq
         by_kind: dict[str, list[dict[str, Any]]] = {}
+        stamped: list[tuple[str, dict[str, Any]]] = []
         for kind, row in batch:
             seq += 1
-            by_kind.setdefault(kind, []).append({**row, "node": self.node, "seq": seq})
+            full = {**row, "node": self.node, "seq": seq}
+            by_kind.setdefault(kind, []).append(full)
+            stamped.append((kind, full))
         try:
             with self.engine.begin() as connection:
                 for kind, rows in by_kind.items():
-                    connection.execute(insert(ROW_MODELS[kind]), rows)
+                    connection.execute(insert(ROW_MODELS[kind].__table__), rows)  # type: ignore[attr-defined]
         except SQLAlchemyError as exc:
             raise classify(exc, self.where) from None
+        self._cache(stamped)
         self.last_seq = seq
         self.stats["rows_written"] += len(batch)
         return seq
 
+    def _cache(self, stamped: list[tuple[str, dict[str, Any]]]) -> None:
+        if not self._recent:
+            self._recent_base = self.last_seq + 1
+        self._recent += stamped
+        if len(self._recent) > self.max_cached:
+            dropped = len(self._recent) - self.max_cached // 2
+            del self._recent[:dropped]
+            self._recent_base += dropped
+
     # -- reading, acks and retention -----------------------------------------------------
 
-    async def read_after(self, after_seq: int, limit: int) -> list[dict[str, Any]]:
+    async def read_after(self, after_seq: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Rows with seq in (after_seq, after_seq + limit] as wire blocks, and their count."""
         return await self._run(self._read_range, after_seq, after_seq + limit)
 
-    def _read_range(self, after_seq: int, upto_seq: int) -> list[dict[str, Any]]:
+    def _read_range(self, after_seq: int, upto_seq: int) -> tuple[list[dict[str, Any]], int]:
+        # Acknowledged rows are never sent again.
+        done = (
+            min(self.acked_seq, self._recent_base + len(self._recent) - 1) - self._recent_base + 1
+        )
+        if done > 0:
+            del self._recent[:done]
+            self._recent_base += done
+        if self._recent and self._recent_base <= after_seq + 1:
+            start = after_seq + 1 - self._recent_base
+            return self._blocks(self._recent[start : start + upto_seq - after_seq])
+        return self._read_db(after_seq, upto_seq)
+
+    @staticmethod
+    def _blocks(rows: list[tuple[str, dict[str, Any]]]) -> tuple[list[dict[str, Any]], int]:
+        grouped: dict[str, list[list[Any]]] = {}
+        for kind, row in rows:
+            grouped.setdefault(kind, []).append([row[name] for name in _NAMES[kind]])
+        return [block(k, list(_NAMES[k]), v) for k, v in grouped.items()], len(rows)
+
+    def _read_db(self, after_seq: int, upto_seq: int) -> tuple[list[dict[str, Any]], int]:
         assert self.engine is not None
-        rows: list[dict[str, Any]] = []
+        blocks: list[dict[str, Any]] = []
+        count = 0
         try:
             with self.engine.connect() as connection:
                 for kind, model in ROW_MODELS.items():
@@ -206,23 +257,32 @@ class LocalStore:
                         model.seq > after_seq,  # type: ignore[attr-defined]
                         model.seq <= upto_seq,  # type: ignore[attr-defined]
                     )
-                    for row in connection.execute(query).mappings():
-                        rows.append({**row, KIND_KEY: kind})
+                    result = connection.execute(query)
+                    values = [list(row) for row in result]
+                    if values:
+                        blocks.append(block(kind, list(result.keys()), values))
+                        count += len(values)
         except SQLAlchemyError as exc:
             raise classify(exc, self.where) from None
-        rows.sort(key=lambda r: r["seq"])
-        return rows
+        return blocks, count
+
+    def all_rows(self, kind: str) -> list[dict[str, Any]]:
+        """Every row of one table (blocking; for tools and tests)."""
+        return self._unsynced(kind, 0.0, 1 << 62, after_seq=0)
 
     async def unsynced(self, kind: str, since_ts: float, limit: int) -> list[dict[str, Any]]:
         """Rows of one table that the global store has not acknowledged yet."""
         return await self._run(self._unsynced, kind, since_ts, limit)
 
-    def _unsynced(self, kind: str, since_ts: float, limit: int) -> list[dict[str, Any]]:
+    def _unsynced(
+        self, kind: str, since_ts: float, limit: int, after_seq: int | None = None
+    ) -> list[dict[str, Any]]:
         assert self.engine is not None
         model = ROW_MODELS[kind]
+        after = self.acked_seq if after_seq is None else after_seq
         query = (
             select(model.__table__)  # type: ignore[attr-defined]
-            .where(model.node == self.node, model.seq > self.acked_seq, model.ts >= since_ts)  # type: ignore[attr-defined]
+            .where(model.node == self.node, model.seq > after, model.ts >= since_ts)  # type: ignore[attr-defined]
             .order_by(model.seq)  # type: ignore[attr-defined]
             .limit(limit)
         )

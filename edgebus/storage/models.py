@@ -98,8 +98,17 @@ ROW_MODELS: dict[str, type[Keyed]] = {
     "events": Event,
     "node_status": NodeStatus,
 }
-KIND_KEY = "_t"  # the table a synced row belongs to, carried inside the row dict
 
 
 def columns(kind: str) -> tuple[str, ...]:
     return tuple(c.name for c in ROW_MODELS[kind].__table__.columns)  # type: ignore[attr-defined]
+
+
+def defaults(kind: str) -> dict[str, Any]:
+    """Every column of a table with its scalar default (else None): rows written in one
+    executemany must all carry the same keys."""
+    out: dict[str, Any] = {}
+    for column in ROW_MODELS[kind].__table__.columns:  # type: ignore[attr-defined]
+        default = column.default
+        out[column.name] = default.arg if default is not None and default.is_scalar else None
+    return out

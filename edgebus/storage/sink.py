@@ -17,7 +17,8 @@ from typing import Any
 from edgebus.broker.bus import Bus, BusClosed, OutgoingQueueFull, Subscription
 from edgebus.messages import SyncAck, SyncBatch
 from edgebus.storage.errors import StorageError
-from edgebus.storage.global_store import BadBatch, GlobalStore, Progress, split_rows
+from edgebus.storage.global_store import GlobalStore, Progress
+from edgebus.storage.wire import BadBatch, block_rows, unpack
 
 log = logging.getLogger("edgebus.storage.sink")
 
@@ -67,11 +68,11 @@ class SyncSink:
     async def _store_loop(self) -> None:
         while True:
             group = [await self._queue.get()]
-            rows = len(group[0].rows)
+            rows = block_rows(group[0].rows)
             while not self._queue.empty() and rows < MAX_GROUP_ROWS:
                 batch = self._queue.get_nowait()
                 group.append(batch)
-                rows += len(batch.rows)
+                rows += block_rows(batch.rows)
             await self._store_group(group)
 
     async def _progress(self, node: str) -> Progress:
@@ -88,7 +89,7 @@ class SyncSink:
         for batch in group:
             try:
                 valid.append(
-                    (batch, split_rows(batch.node, batch.first_seq, batch.last_seq, batch.rows))
+                    (batch, unpack(batch.node, batch.first_seq, batch.last_seq, batch.rows))
                 )
             except BadBatch as exc:
                 self.stats["batches_rejected"] += 1
@@ -123,7 +124,7 @@ class SyncSink:
             self._last_error = ""
         self.progress.update(progress)
         self.stats["batches_stored"] += len(valid)
-        self.stats["rows_stored"] += sum(len(b.rows) for b, _ in valid)
+        self.stats["rows_stored"] += sum(block_rows(b.rows) for b, _ in valid)
         for node in progress:
             await self._ack(node, progress[node].contiguous)
 

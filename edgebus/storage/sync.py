@@ -170,19 +170,20 @@ class SyncAgent:
         return max(0.005, min(waits))
 
     async def _send_batch(self, now: float) -> None:
-        rows = await self.store.read_after(self.sent_upto, self.options.batch_rows)
-        if not rows:
+        blocks, count = await self.store.read_after(self.sent_upto, self.options.batch_rows)
+        if not count:
             return
-        first, last = rows[0]["seq"], rows[-1]["seq"]
+        # Seqs are gapless, so the batch is exactly the next `count` of them.
+        first, last = self.sent_upto + 1, self.sent_upto + count
         if self.sent_upto == self.acked:
             self._progress_at = now
         await self.bus.publish(
-            self.bus.topics.sync(self.node), SyncBatch(self.node, first, last, rows), qos=1
+            self.bus.topics.sync(self.node), SyncBatch(self.node, first, last, blocks), qos=1
         )
         self.sent_upto = max(self.sent_upto, last)
         self._last_send = now
         self.stats["batches_sent"] += 1
-        self.stats["rows_sent"] += len(rows)
+        self.stats["rows_sent"] += count
 
     async def _receive_acks(self, acks: object) -> None:
         async for delivery in acks:  # type: ignore[attr-defined]

@@ -80,7 +80,7 @@ def local_rows(data_dir: Path, node: str) -> list[tuple[Any, ...]]:
     store = LocalStore(local_store_path(settings), node)
     store.open_sync()
     try:
-        return _fingerprints(store._read_range(0, 1 << 40))
+        return _fingerprints(store.all_rows("results"))
     finally:
         assert store.engine is not None
         store.engine.dispose()
