@@ -26,7 +26,25 @@ from edgebus.codecs.image_codecs import JpegCodec, ProgressiveJpegCodec, WebpCod
 from edgebus.codecs.pnc import PNCCodec
 from edgebus.ml.datasets import DatasetSplit, ImageSet, procedural_shapes
 
-DEFAULT_BUDGETS = (60, 100, 150, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 2500)
+# From about one PNC feature unit (~200 B at 64 px) to past the full PNC frame (~2 KB), as
+# the paper's Fig. 2 spans one to all ten features.
+DEFAULT_BUDGETS = (
+    250,
+    300,
+    400,
+    500,
+    600,
+    800,
+    1000,
+    1200,
+    1400,
+    1600,
+    1800,
+    2000,
+    2200,
+    2500,
+    3000,
+)
 FIXED_RATE_K = (2, 4, 6, 8, 10)
 QUALITIES = (0, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 PJPEG_QUALITIES = (10, 30, 50, 75, 90)

@@ -102,6 +102,9 @@ class Encoder(nn.Module):
         self.conv1 = nn.Conv2d(3, cfg.hidden, k1, stride=s1, padding=k1 // 2 if s1 < 7 else 0)
         self.conv2 = nn.Conv2d(cfg.hidden, cfg.channels, 3, stride=s2, padding=1)
         self.act = nn.ReLU(inplace=True)
+        # Start mid-range: a clip has no gradient outside [0, 1], and features that begin
+        # saturated stay dead for good.
+        nn.init.constant_(self.conv2.bias, 0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(self.conv2(self.act(self.conv1(x))), 0.0, 1.0)
@@ -140,6 +143,9 @@ class Decoder(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(mid, 3, 3, padding=1),
         )
+        last = self.layers[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        nn.init.constant_(last.bias, 0.5)  # mid-grey start, inside the clip's range
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.clamp(self.layers(z), 0.0, 1.0)
