@@ -78,7 +78,7 @@ class Node:
     async def stop_services(self) -> None:
         """Stop what start_services started, after the node's final sync."""
 
-    def record(self, kind: str, **row: object) -> None:
+    def record(self, kind: str, /, **row: object) -> None:
         """Append a row to the local store (a no-op when storage is disabled)."""
         if self.storage is not None:
             self.storage.record(kind, **row)

@@ -122,8 +122,10 @@ class LocalStore:
 
     # -- writing -----------------------------------------------------------------------
 
-    def add(self, kind: str, **row: Any) -> None:
-        """Queue one row of table `kind`; it is committed within flush_interval_s."""
+    def add(self, kind: str, /, **row: Any) -> None:
+        """Queue one row of table `kind`; it is committed within flush_interval_s.
+
+        `kind` is positional-only: the events table has a column of that name."""
         if kind not in ROW_MODELS:
             raise ValueError(f"unknown table {kind!r}; expected one of {', '.join(ROW_MODELS)}")
         unknown = row.keys() - _DEFAULTS[kind].keys()

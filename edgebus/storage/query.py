@@ -119,7 +119,8 @@ def _iso(ts: float) -> str:
 
 def render(result: QueryResult, fmt: str) -> str:
     """The rows as JSON (a list), CSV (with a header) or a plain aligned table."""
-    names = [*columns(result.table), "synced"]
+    keys = ("node", "seq", "ts")
+    names = [*keys, *(c for c in columns(result.table) if c not in keys), "synced"]
     if fmt == "json":
         return json.dumps([{n: r.get(n) for n in names} for r in result.rows], indent=1)
     if fmt == "csv":

@@ -53,7 +53,7 @@ class NodeStorage:
         # Long enough for a few ack timeouts, so a final drain survives one lost batch.
         self.drain_timeout_s = max(10.0, 3 * settings.sync_ack_timeout_s)
 
-    def record(self, kind: str, **row: Any) -> None:
+    def record(self, kind: str, /, **row: Any) -> None:
         self.store.add(kind, **row)
 
     async def start(self) -> None:

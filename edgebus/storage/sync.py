@@ -55,6 +55,7 @@ class SyncAgent:
         self._draining = False
         self._progress_at = time.monotonic()
         self._last_send = 0.0
+        self._resend_upto = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -125,6 +126,7 @@ class SyncAgent:
         return (
             waiting >= self.options.batch_rows
             or self._draining
+            or self.sent_upto < self._resend_upto
             or now - self._last_send >= self.options.interval_s
         )
 
@@ -145,6 +147,8 @@ class SyncAgent:
                     self.options.ack_timeout_s,
                     self.acked + 1,
                 )
+                # What was sent goes out again now, not at the next interval.
+                self._resend_upto = max(self._resend_upto, self.sent_upto)
                 self.sent_upto = self.acked
                 self._progress_at = now
             if self._due(now):

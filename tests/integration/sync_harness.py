@@ -52,11 +52,15 @@ def env(data_dir: Path, global_url: str = "") -> dict[str, str]:
     return base
 
 
-def start_writer(broker: str, node: str, data_dir: Path, total: int) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "tests.integration.sync_harness", "writer", broker, node]
+def start_writer(
+    broker: str, node: str, data_dir: Path, total: int, hold: bool = False, **settings: str
+) -> subprocess.Popen[str]:
+    """A node writing `total` rows; with hold, `total` more that it keeps unsynced, then waits."""
+    mode = "holder" if hold else "writer"
+    command = [sys.executable, "-m", "tests.integration.sync_harness", mode, broker, node]
     return subprocess.Popen(
         [*command, str(data_dir), str(total)],
-        env=env(data_dir),
+        env={**env(data_dir), **settings},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -132,7 +136,7 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:  # type: ignore[
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
-async def _writer(broker: str, node: str, data_dir: str, total: int) -> None:
+async def _writer(broker: str, node: str, data_dir: str, total: int, hold: bool) -> None:
     from edgebus.config import load_settings
     from edgebus.nodes.base import bus_for
 
@@ -149,6 +153,13 @@ async def _writer(broker: str, node: str, data_dir: str, total: int) -> None:
             index += 1
         await asyncio.sleep(0.01)
     synced = await storage.agent.drain(90)
+    if hold:
+        # As many rows again, committed but held back by the long sync interval.
+        for more in range(total, 2 * total):
+            storage.record("results", **row(more))
+        await storage.store.flush()
+        print("holding" if synced else "not synced", flush=True)
+        await asyncio.Event().wait()  # serve --fresh queries until killed
     print("synced" if synced else f"not synced: {storage.agent.backlog} rows", flush=True)
     await storage.stop()
     await bus.close()
@@ -156,5 +167,5 @@ async def _writer(broker: str, node: str, data_dir: str, total: int) -> None:
 
 if __name__ == "__main__":
     _, mode, broker_url, node_id, directory, count = sys.argv
-    assert mode == "writer"
-    asyncio.run(_writer(broker_url, node_id, directory, int(count)))
+    assert mode in ("writer", "holder")
+    asyncio.run(_writer(broker_url, node_id, directory, int(count), mode == "holder"))
