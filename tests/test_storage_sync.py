@@ -1,0 +1,103 @@
+"""The sync agent and sink in one process over the embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from edgebus.broker.address import parse_broker_url
+from edgebus.broker.bus import Bus, BusOptions, RequestFailed
+from edgebus.messages import StoreQuery, StoreRows
+from edgebus.storage.global_store import GlobalStore
+from edgebus.storage.local import LocalStore
+from edgebus.storage.sink import SyncSink
+from edgebus.storage.sync import QUERY_SERVICE, SyncAgent, SyncOptions
+
+FAST = SyncOptions(batch_rows=50, interval_s=0.05, ack_timeout_s=0.5, window=4)
+
+
+def bus(url: str, node: str) -> Bus:
+    return Bus(parse_broker_url(url), BusOptions(node_id=node, protocol="3.1.1"))
+
+
+def add_events(store: LocalStore, count: int, ts: float | None = None) -> None:
+    for i in range(count):
+        store.add("events", kind="policy_change", detail={"i": i}, **({"ts": ts} if ts else {}))
+
+
+async def test_agent_resends_until_a_late_sink_acks(embedded_broker, tmp_path):
+    node_bus, cloud_bus = bus(embedded_broker.url, "n1"), bus(embedded_broker.url, "cloud")
+    await node_bus.start(5)
+    await cloud_bus.start(5)
+    store = LocalStore(tmp_path / "n1.sqlite3", "n1")
+    await store.start()
+    agent = SyncAgent(node_bus, store, FAST)
+    await agent.start()
+    add_events(store, 120)
+    await store.flush()
+    await asyncio.sleep(0.3)  # batches go out to nobody
+    assert store.acked_seq == 0 and agent.stats["batches_sent"] >= 1
+    global_store = GlobalStore(f"sqlite:///{tmp_path / 'global.sqlite3'}")
+    sink = SyncSink(cloud_bus, global_store)
+    await sink.start()
+    assert await agent.drain(10)
+    assert agent.stats["resends"] >= 1 and store.acked_seq == 120
+    assert global_store.count("events", ["n1"]) == 120
+    await agent.stop()
+    await store.close()
+    await sink.stop()
+    await node_bus.close()
+    await cloud_bus.close()
+
+
+async def test_restart_resumes_after_the_last_ack(embedded_broker, tmp_path):
+    cloud_bus = bus(embedded_broker.url, "cloud")
+    await cloud_bus.start(5)
+    sink = SyncSink(cloud_bus, GlobalStore(f"sqlite:///{tmp_path / 'global.sqlite3'}"))
+    await sink.start()
+    for round_rows in (100, 30):
+        node_bus = bus(embedded_broker.url, "n1")
+        await node_bus.start(5)
+        store = LocalStore(tmp_path / "n1.sqlite3", "n1")
+        await store.start()
+        agent = SyncAgent(node_bus, store, FAST)
+        await agent.start()
+        add_events(store, round_rows)
+        assert await agent.drain(10)
+        assert agent.stats["rows_sent"] == round_rows  # nothing acked is sent again
+        await agent.stop()
+        await store.close()
+        await node_bus.close()
+    assert sink.store.count("events", ["n1"]) == 130 and sink.stats["batches_rejected"] == 0
+    await sink.stop()
+    await cloud_bus.close()
+
+
+async def test_unsynced_rows_on_request_and_retention(embedded_broker, tmp_path):
+    node_bus, asker = bus(embedded_broker.url, "n1"), bus(embedded_broker.url, "asker")
+    await node_bus.start(5)
+    await asker.start(5)
+    store = LocalStore(tmp_path / "n1.sqlite3", "n1")
+    await store.start()
+    options = SyncOptions(interval_s=3600, retention_days=1.0, retention_interval_s=0.1)
+    agent = SyncAgent(node_bus, store, options)
+    add_events(store, 5, ts=1000.0)  # long past the retention age
+    add_events(store, 3)
+    await store.flush()
+    await agent.start()
+    topic = asker.topics.request("n1", QUERY_SERVICE)
+    reply = await asker.request(topic, StoreQuery("events", since_ts=2000.0), timeout=5)
+    assert isinstance(reply, StoreRows) and [r["seq"] for r in reply.rows] == [6, 7, 8]
+    with pytest.raises(RequestFailed, match="unknown table 'nope'"):
+        await asker.request(topic, StoreQuery("nope"), timeout=5)
+    await asyncio.sleep(0.3)
+    assert store.stats["rows_pruned"] == 0  # old but not synced: kept
+    await store.mark_synced(8)
+    await asyncio.sleep(0.3)
+    assert store.stats["rows_pruned"] == 5
+    assert [r["seq"] for r in store.all_rows("events")] == [6, 7, 8]
+    await agent.stop()
+    await store.close()
+    await node_bus.close()
+    await asker.close()
