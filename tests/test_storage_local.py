@@ -131,9 +131,11 @@ async def test_retention_prunes_only_old_synced_rows(tmp_path):
         store.add("results", **result(i), ts=9000.0)  # new
     await store.flush()
     await store.mark_synced(6)  # seqs 1..6 synced
+    await store._saver  # type: ignore[misc]  # pruning waits for the saved watermark
     assert await store.prune(older_than_ts=5000.0) == 6
     assert seqs(store) == list(range(7, 16))
     await store.mark_synced(15)
+    await store._saver  # type: ignore[misc]
     assert await store.prune(older_than_ts=5000.0) == 4
     await store.close()
     reopened = LocalStore(tmp_path / "n.sqlite3", "n")

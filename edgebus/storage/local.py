@@ -55,6 +55,7 @@ class LocalStore:
         self.engine: Engine | None = None
         self.last_seq = 0
         self.acked_seq = 0
+        self.saved_ack_seq = 0
         self.error: StorageError | None = None
         self.stats: Counter[str] = Counter()
         self.on_commit: list[Callable[[int], None]] = []
@@ -68,6 +69,7 @@ class LocalStore:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"store-{node}")
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._saver: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -91,7 +93,7 @@ class LocalStore:
                 )
         except SQLAlchemyError as exc:
             raise classify(exc, self.where) from None
-        self.acked_seq = acked or 0
+        self.acked_seq = self.saved_ack_seq = acked or 0
         # Pruned rows were synced, so the ack watermark bounds the counter from below.
         self.last_seq = max([self.acked_seq, *highest])
 
@@ -109,6 +111,8 @@ class LocalStore:
             self._writer = None
         with contextlib.suppress(StorageError):
             await self.flush()
+        if self._saver is not None:
+            await self._saver
         if self._pending:
             log.error(
                 "%s: %d row(s) could not be written before closing", self.where, len(self._pending)
@@ -159,12 +163,13 @@ class LocalStore:
             return self.last_seq
         batch, self._pending = self._pending, []
         try:
-            last = await self._run(self._write, batch)
+            last, stamped = await self._run(self._write, batch)
         except StorageError as exc:
             # Keep the rows, oldest first, ahead of any added meanwhile.
             self._pending = batch + self._pending
             self._report(exc)
             raise
+        self._cache(stamped)
         if self.error is not None:
             log.warning("%s: writing again after: %s", self.where, self.error)
             self.error = None
@@ -191,7 +196,9 @@ class LocalStore:
                 # Reported once by flush(); back off so a full disk is not hammered.
                 await asyncio.sleep(max(self.flush_interval_s, 0.5))
 
-    def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> int:
+    def _write(
+        self, batch: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
         assert self.engine is not None
         seq = self.last_seq
         by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -207,14 +214,17 @@ class LocalStore:
                     connection.execute(insert(ROW_MODELS[kind].__table__), rows)  # type: ignore[attr-defined]
         except SQLAlchemyError as exc:
             raise classify(exc, self.where) from None
-        self._cache(stamped)
         self.last_seq = seq
         self.stats["rows_written"] += len(batch)
-        return seq
+        return seq, stamped
 
     def _cache(self, stamped: list[tuple[str, dict[str, Any]]]) -> None:
-        if not self._recent:
-            self._recent_base = self.last_seq + 1
+        # Loop thread only. The cache must stay gapless: if commits were cached out of
+        # order, start it afresh and let older seqs come from SQLite.
+        first = stamped[0][1]["seq"]
+        if not self._recent or first != self._recent_base + len(self._recent):
+            self._recent = []
+            self._recent_base = first
         self._recent += stamped
         if len(self._recent) > self.max_cached:
             dropped = len(self._recent) - self.max_cached // 2
@@ -224,10 +234,16 @@ class LocalStore:
     # -- reading, acks and retention -----------------------------------------------------
 
     async def read_after(self, after_seq: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """Rows with seq in (after_seq, after_seq + limit] as wire blocks, and their count."""
-        return await self._run(self._read_range, after_seq, after_seq + limit)
+        """Rows with seq in (after_seq, after_seq + limit] as wire blocks, and their count.
 
-    def _read_range(self, after_seq: int, upto_seq: int) -> tuple[list[dict[str, Any]], int]:
+        From the cache when it holds after_seq + 1 (no wait behind the writer thread),
+        else from SQLite."""
+        cached = self._read_cache(after_seq, after_seq + limit)
+        if cached is not None:
+            return cached
+        return await self._run(self._read_db, after_seq, after_seq + limit)
+
+    def _read_cache(self, after_seq: int, upto_seq: int) -> tuple[list[dict[str, Any]], int] | None:
         # Acknowledged rows are never sent again.
         done = (
             min(self.acked_seq, self._recent_base + len(self._recent) - 1) - self._recent_base + 1
@@ -237,8 +253,9 @@ class LocalStore:
             self._recent_base += done
         if self._recent and self._recent_base <= after_seq + 1:
             start = after_seq + 1 - self._recent_base
-            return self._blocks(self._recent[start : start + upto_seq - after_seq])
-        return self._read_db(after_seq, upto_seq)
+            if start < len(self._recent):
+                return self._blocks(self._recent[start : start + upto_seq - after_seq])
+        return None
 
     @staticmethod
     def _blocks(rows: list[tuple[str, dict[str, Any]]]) -> tuple[list[dict[str, Any]], int]:
@@ -299,12 +316,21 @@ class LocalStore:
         if seq <= self.acked_seq:
             return
         self.acked_seq = seq
-        try:
-            await self._run(self._save_ack, seq)
-        except StorageError as exc:
-            # The ack is kept in memory; after a restart the rows are resent and
-            # deduplicated by the global store, so nothing is lost.
-            self._report(exc)
+        # Saved in the background, latest value only: a watermark saved late only means
+        # a few rows are resent after a crash, and the global store ignores duplicates.
+        if self._saver is None or self._saver.done():
+            self._saver = asyncio.create_task(self._save_acks())
+
+    async def _save_acks(self) -> None:
+        saved = -1
+        while saved != self.acked_seq:
+            saved = self.acked_seq
+            try:
+                await self._run(self._save_ack, saved)
+            except StorageError as exc:
+                self._report(exc)
+                return
+            self.saved_ack_seq = saved
 
     def _save_ack(self, seq: int) -> None:
         assert self.engine is not None
@@ -323,7 +349,10 @@ class LocalStore:
 
     async def prune(self, older_than_ts: float) -> int:
         """Delete rows older than the cutoff that the global store has acknowledged."""
-        return await self._run(self._prune, older_than_ts, self.acked_seq)
+        # Only below the saved watermark: after a crash the seq counter restarts from the
+        # saved watermark or the highest remaining row, so a pruned row above it would let
+        # its seq be reused (and the new row be dropped as a duplicate globally).
+        return await self._run(self._prune, older_than_ts, self.saved_ack_seq)
 
     def _prune(self, older_than_ts: float, acked_seq: int) -> int:
         assert self.engine is not None
