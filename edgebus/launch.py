@@ -98,6 +98,16 @@ async def _until_ready(node: Node, task: asyncio.Task[None], timeout_s: float = 
         raise TimeoutError(f"{node.role} {node.node_id} did not start within {timeout_s:g} s")
 
 
+async def _until_offline(view: FleetView, role: str | None = None, timeout_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    until = loop.time() + timeout_s
+    while loop.time() < until:
+        rows = [r for r in view.rows.values() if role is None or r.role == role]
+        if all(r.state == "offline" for r in rows):
+            return
+        await asyncio.sleep(0.05)
+
+
 async def _drain(
     in_process: list[Node],
     tasks: list[asyncio.Task[None]],
@@ -118,6 +128,9 @@ async def _drain(
         child.send_signal(signal.SIGTERM)
     for child in camera_children:
         await loop.run_in_executor(None, child.wait, 15)
+    # A node's last heartbeat goes out before its offline status: once every camera reads
+    # offline, frames_sent is final.
+    await _until_offline(view, "camera")
     # The edge decides every sent frame within its grace period (two frame periods).
     grace = 2 * settings.frame_period_ms / 1000 + 1.0
     until = loop.time() + grace
@@ -208,7 +221,7 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
         elapsed = asyncio.get_running_loop().time() - started
         await _drain(in_process, tasks, children, view, settings)
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(0.3)  # the final heartbeats reach the dashboard
+        await _until_offline(view)  # so the summary holds every node's final counters
         watcher.cancel()
     finally:
         for task in tasks:
