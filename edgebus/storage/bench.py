@@ -130,14 +130,17 @@ async def _sync_run(broker: str, url: str, nodes: int, rows: int, workdir: Path)
             agent.on_ack.append(lambda seq, t, out=acks[i]: out.append((seq, t)))
         started = time.monotonic()
         await asyncio.gather(*(_produce(store, per_node) for _bus, store, _agent in run))
-        await asyncio.gather(*(agent.drain(300) for _bus, _store, agent in run))
+        drained = await asyncio.gather(*(agent.drain(300) for _bus, _store, agent in run))
         seconds = time.monotonic() - started
+        total = per_node * nodes
+        stored = await loop.run_in_executor(None, _count, url)
+        if not all(drained) or stored != total:
+            raise RuntimeError(f"sync benchmark stored {stored} of {total} rows")
         for bus, store, agent in run:
             await agent.stop()
             await store.close()
             await bus.close(flush_timeout=1)
         lags = np.concatenate([_lags(c, a) for c, a in zip(commits, acks, strict=True)])
-        total = per_node * nodes
         return SyncBenchRow(
             "", nodes, total, seconds, total / seconds,
             float(np.percentile(lags, 50)), float(np.percentile(lags, 99)), 0.0,
@@ -147,6 +150,15 @@ async def _sync_run(broker: str, url: str, nodes: int, rows: int, workdir: Path)
         await loop.run_in_executor(None, sink.join, 20)
         if sink.is_alive():
             sink.kill()
+
+
+def _count(url: str) -> int:
+    store = GlobalStore(url)
+    try:
+        store.open()
+        return store.count("results")
+    finally:
+        store.close()
 
 
 def _recorder(out: list[tuple[int, float]]) -> Callable[[int], None]:

@@ -70,6 +70,7 @@ class LocalStore:
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -158,7 +159,14 @@ class LocalStore:
         return len(self._pending)
 
     async def flush(self) -> int:
-        """Commit what is queued now; returns the last committed seq. Raises StorageError."""
+        """Commit what is queued now; returns the last committed seq. Raises StorageError.
+
+        Flushes run one at a time, so a caller also waits for a commit already under way
+        (a drain must not see an empty queue while the writer still holds the rows)."""
+        async with self._flush_lock:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         if not self._pending:
             return self.last_seq
         batch, self._pending = self._pending, []
