@@ -693,6 +693,11 @@ def _step2_errors() -> tuple[type[Exception], ...]:
     return (CodecError, MLError)
 
 
+def _step2_console() -> Console:
+    # Wide tables when piped, so CSV-sized columns are not truncated.
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
 def _int_list(value: str, flag: str) -> list[int]:
     try:
         items = [int(v) for v in value.split(",") if v.strip()]
@@ -741,7 +746,7 @@ def train_classifiers(
             f"{100 * card['test_top5']:.2f}%",
             f"{card['train_seconds']:.0f}",
         )
-    Console().print(table)
+    _step2_console().print(table)
 
 
 def _train_autoencoders(
@@ -779,7 +784,7 @@ def _train_autoencoders(
             " ".join(f"{100 * v:.0f}" for v in top1) or "-",
             f"{card['train_seconds']:.0f}",
         )
-    Console().print(table)
+    _step2_console().print(table)
 
 
 _AE_OUT = Annotated[Path, typer.Option(help="Folder for models, tables and cards.")]
@@ -850,7 +855,7 @@ def experiment_pnc_rate(
     from edgebus.experiments import pnc_rate
 
     budget_list = _int_list(budgets, "--budgets") if budgets else list(pnc_rate.DEFAULT_BUDGETS)
-    console = Console()
+    console = _step2_console()
     try:
         with Progress(console=console) as bar:
             task = bar.add_task("pnc-rate", total=pnc_rate.steps_for(images))
@@ -889,7 +894,7 @@ def bench_codecs(
     from edgebus.experiments import codec_bench
 
     size_list = _int_list(sizes, "--sizes")
-    console = Console()
+    console = _step2_console()
     try:
         with Progress(console=console) as bar:
             task = bar.add_task("bench codecs", total=codec_bench.method_count() * len(size_list))
