@@ -228,7 +228,7 @@ class StoreQuery(Message):
 
 @dataclass(slots=True)
 class StoreRows(Message):
-    """A node's answer to StoreQuery: its unsynced rows, newest acknowledged seq first."""
+    """A node's answer to StoreQuery: rows above its ack watermark (acked_seq), oldest first."""
 
     TYPE_CODE: ClassVar[int] = 15
     TYPE_NAME: ClassVar[str] = "store_rows"
