@@ -858,7 +858,7 @@ def experiment_pnc_rate(
     console = _step2_console()
     try:
         with Progress(console=console) as bar:
-            task = bar.add_task("pnc-rate", total=pnc_rate.steps_for(images))
+            task = bar.add_task("pnc-rate", total=pnc_rate.STEPS)
             curves = pnc_rate.run(
                 out, images, budget_list, _assets_option(assets), threads,
                 lambda what: bar.update(task, advance=1, description=what),
@@ -897,7 +897,7 @@ def bench_codecs(
     console = _step2_console()
     try:
         with Progress(console=console) as bar:
-            task = bar.add_task("bench codecs", total=codec_bench.method_count() * len(size_list))
+            task = bar.add_task("bench codecs", total=codec_bench.METHODS_PER_SIZE * len(size_list))
             rows = codec_bench.bench(
                 size_list, images, repeats, _assets_option(assets),
                 lambda what: bar.update(task, advance=1, description=what),

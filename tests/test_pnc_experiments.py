@@ -28,7 +28,7 @@ def test_pnc_rate_writes_csv_png_and_summary(tmp_path: Path) -> None:
 
 def test_codec_bench_rows(tmp_path: Path) -> None:
     rows = codec_bench.bench(sizes=(64,), images=2, repeats=1)
-    assert len(rows) == codec_bench.method_count()
+    assert len(rows) == codec_bench.METHODS_PER_SIZE
     webp = next(r for r in rows if r.method == "WebP m6 q20")
     assert webp.ratio_to_webp_m6_q20 == 1.0
     assert all(r.mean_ms > 0 for r in rows)

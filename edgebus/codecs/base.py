@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,7 +25,6 @@ class EncodedFrame:
     units: list[bytes]
     shape: tuple[int, int, int]
     encode_seconds: float
-    meta: dict[str, float] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -103,7 +102,8 @@ class Codec(ABC):
         return np.ascontiguousarray(image)
 
     def blank(self) -> np.ndarray:
-        """What a decoder returns when nothing usable arrived: an all-zero image."""
+        """What a decoder returns when nothing usable arrived: an all-zero image of the
+        codec's `image_size` (0x0 when the codec was built without one)."""
         size = self.image_size or 0
         return np.zeros((size, size, 3), dtype=np.uint8)
 

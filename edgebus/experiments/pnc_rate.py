@@ -253,9 +253,9 @@ def run(
     return curves
 
 
-def steps_for(images: int) -> int:
-    """How many ticks `run` reports, for a progress bar."""
-    return 2 * (1 + len(FIXED_RATE_K)) + len(PJPEG_QUALITIES) + 2
+# Ticks `run` reports, for a progress bar: two per autoencoder, one per pjpeg quality, and
+# one each for WebP and JPEG.
+STEPS = 2 * (1 + len(FIXED_RATE_K)) + len(PJPEG_QUALITIES) + 2
 
 
 def write_csv(path: Path, curves: Sequence[Curve]) -> None:
