@@ -84,7 +84,9 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
             Base.metadata.create_all(engine)
             return
         except (OperationalError, ProgrammingError, IntegrityError) as exc:
-            if "already exists" not in str(exc) or attempt == attempts - 1:
+            # PostgreSQL may report the race on its catalogue instead (pg_type).
+            raced = "already exists" in str(exc) or "duplicate key" in str(exc)
+            if not raced or attempt == attempts - 1:
                 raise
 
 
@@ -95,8 +97,11 @@ def ensure_schema(engine: Engine, where: str) -> None:
         with engine.begin() as connection:
             versions = connection.scalars(select(SchemaInfo.version)).all()
             if not versions:
-                connection.execute(SchemaInfo.__table__.insert().values(version=SCHEMA_VERSION))
-            elif versions != [SCHEMA_VERSION]:
+                # Another process may stamp a new store at the same moment.
+                stamp = upsert_ignore(engine, SchemaInfo.__table__, ("version",))
+                connection.execute(stamp.values(version=SCHEMA_VERSION))
+                versions = connection.scalars(select(SchemaInfo.version)).all()
+            if versions != [SCHEMA_VERSION]:
                 raise SchemaMismatch(
                     f"{where}: schema version {max(versions)} found, this build uses "
                     f"{SCHEMA_VERSION}; move the old store aside or migrate it"
