@@ -194,6 +194,8 @@ class SyncAgent:
             ack = delivery.message
             if not isinstance(ack, SyncAck) or ack.node != self.node:
                 continue
+            if ack.highest_contiguous_seq < self.acked and self.sent_upto > self.acked:
+                self._report_regression(ack.highest_contiguous_seq)
             if ack.highest_contiguous_seq <= self.acked:
                 continue
             # Never past what this store committed: a foreign or stale watermark cannot
@@ -208,6 +210,22 @@ class SyncAgent:
                 callback(seq, now)
             self._acked.set()
             self._wake.set()
+
+    def _report_regression(self, seq: int) -> None:
+        # A replaced or restored global store acks below an earlier ack while newer rows
+        # are in flight, batch after batch; a single late duplicate ack is no sign of it.
+        self.stats["ack_regressions"] += 1
+        if self.stats["ack_regressions"] == 3:
+            log.error(
+                "%s: the global store acknowledges only up to seq %d, but acknowledged "
+                "up to %d before: was it replaced? New rows are stored, but acks will "
+                "stall until rows %d..%d are back in it",
+                self.node,
+                seq,
+                self.acked,
+                seq + 1,
+                self.acked,
+            )
 
     # -- unsynced rows on request ----------------------------------------------------------
 
