@@ -58,6 +58,7 @@ def one_line_errors() -> Iterator[None]:
     from edgebus.broker.embedded import EmbeddedBrokerError
     from edgebus.broker.transport import ConnectFailed
     from edgebus.config import ConfigError
+    from edgebus.launch import LaunchError
     from edgebus.messages import DecodeError
     from edgebus.storage.errors import GlobalStoreError, QueryInputError, StorageError
     from edgebus.topics import TopicError
@@ -71,6 +72,8 @@ def one_line_errors() -> Iterator[None]:
     except StorageError as exc:
         fail(str(exc), RUNTIME_ERROR)
     except (ConnectFailed, RequestTimeout, RequestFailed, OutgoingQueueFull, BusClosed) as exc:
+        fail(str(exc), RUNTIME_ERROR)
+    except LaunchError as exc:
         fail(str(exc), RUNTIME_ERROR)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

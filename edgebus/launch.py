@@ -47,6 +47,10 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+class LaunchError(RuntimeError):
+    """A node of `edgebus up` failed to start; the message is one line."""
+
+
 @dataclass(slots=True)
 class UpPlan:
     cameras: int = 2
@@ -95,7 +99,22 @@ async def _until_ready(node: Node, task: asyncio.Task[None], timeout_s: float = 
     if task in done:
         task.result()  # raises the node's start-up error
     elif ready not in done:
-        raise TimeoutError(f"{node.role} {node.node_id} did not start within {timeout_s:g} s")
+        raise LaunchError(f"{node.role} {node.node_id} did not start within {timeout_s:g} s")
+
+
+async def _until_online(
+    view: FleetView, node_id: str, child: subprocess.Popen[bytes], timeout_s: float = 30.0
+) -> None:
+    loop = asyncio.get_running_loop()
+    until = loop.time() + timeout_s
+    while loop.time() < until:
+        row = view.rows.get(node_id)
+        if row is not None and row.state == "online":
+            return
+        if child.poll() is not None:
+            raise LaunchError(f"{node_id} exited with code {child.returncode} before going online")
+        await asyncio.sleep(0.05)
+    raise LaunchError(f"{node_id} did not report online within {timeout_s:g} s")
 
 
 async def _until_offline(view: FleetView, role: str | None = None, timeout_s: float = 10.0) -> None:
@@ -179,12 +198,7 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
     ]
     children: list[subprocess.Popen[bytes]] = []
     camera_ids = [f"camera-{i + 1}" for i in range(plan.cameras)]
-    if plan.processes:
-        for role, node_id in [("edge", "edge-1"), *(("camera", c) for c in camera_ids)]:
-            children.append(
-                subprocess.Popen(_node_command(settings, role, node_id), env=_child_env(settings))
-            )
-    else:
+    if not plan.processes:
         in_process.append(EdgeNode(configured("edge", "edge-1")))
         in_process += [CameraNode(configured("camera", c)) for c in camera_ids]
 
@@ -202,6 +216,16 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
             tasks.append(asyncio.create_task(node.run(connect_timeout=10)))
             if not isinstance(node, CameraNode):
                 await _until_ready(node, tasks[-1])
+        if plan.processes:
+            # children[0] is the edge; cameras start once it reports online (listening).
+            for role, node_id in [("edge", "edge-1"), *(("camera", c) for c in camera_ids)]:
+                children.append(
+                    subprocess.Popen(
+                        _node_command(settings, role, node_id), env=_child_env(settings)
+                    )
+                )
+                if role == "edge":
+                    await _until_online(view, node_id, children[-1])
         live = (
             Live(view.table(), console=console, refresh_per_second=2, transient=False)
             if plan.dashboard

@@ -110,22 +110,30 @@ class Node:
             await self.stop_services()
             await self.bus.close(flush_timeout=0)
             raise
-        self.record("node_status", role=self.role, state="online", stats={})
-        await self.bus.publish(
-            self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
-        )
-        log.info("%s %s online at %s", self.role, self.node_id, self.bus.address.url)
-        heartbeat = asyncio.create_task(self._heartbeat(), name=f"{self.node_id}-heartbeat")
         work = asyncio.create_task(self.main(), name=f"{self.node_id}-main")
         stop = asyncio.create_task(self.stopping.wait())
+        heartbeat: asyncio.Task[None] | None = None
         try:
+            # "online" means listening: a producer that waits for a consumer's online
+            # status cannot publish into a subscription that does not exist yet.
+            ready = asyncio.create_task(self.ready.wait())
+            await asyncio.wait({ready, work, stop}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            if self.ready.is_set():
+                self.record("node_status", role=self.role, state="online", stats={})
+                await self.bus.publish(
+                    self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
+                )
+                log.info("%s %s online at %s", self.role, self.node_id, self.bus.address.url)
+                heartbeat = asyncio.create_task(self._heartbeat(), name=f"{self.node_id}-heartbeat")
             done, _ = await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
             if work in done and not work.cancelled() and work.exception() is not None:
                 raise work.exception()  # type: ignore[misc]
         finally:
-            for task in (work, stop, heartbeat):
+            tasks = [t for t in (work, stop, heartbeat) if t is not None]
+            for task in tasks:
                 task.cancel()
-            for task in (work, stop, heartbeat):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self.on_stop()
