@@ -18,7 +18,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from edgebus.broker.bus import Delivery
+    from edgebus.broker.bus import Bus, Delivery
     from edgebus.config import Settings
 
 app = typer.Typer(
@@ -83,6 +83,15 @@ def settings_from(config: Path | None, **flags: object) -> Settings:
     from edgebus.config import load_settings
 
     return load_settings(config, flags)
+
+
+def tool_bus(settings: Settings, purpose: str) -> Bus:
+    """A bus for a short-lived CLI tool, with a client id that cannot clash with a node's."""
+    import dataclasses
+
+    from edgebus.nodes.base import bus_for
+
+    return bus_for(dataclasses.replace(settings, node_id=f"{purpose}-{settings.node_id}"))
 
 
 def setup_logging(level: str) -> None:
@@ -292,7 +301,6 @@ def sub(
 ) -> None:
     """Print messages on PATTERN, decoding edgebus payloads; others show as text or hex."""
     from edgebus.broker.matching import validate_filter
-    from edgebus.nodes.base import bus_for
 
     if as_json and pretty:
         fail("--json and --pretty are exclusive")
@@ -307,8 +315,7 @@ def sub(
         setup_logging("error")  # the outcome is reported as one line below
 
         async def main() -> None:
-            bus = bus_for(settings)
-            bus.options.node_id = bus.node_id = f"sub-{settings.node_id}"
+            bus = tool_bus(settings, "sub")
             await bus.start(timeout=5)
             seen = 0
             try:
@@ -345,7 +352,6 @@ def pub(
 ) -> None:
     """Publish one typed edgebus message given as JSON."""
     from edgebus.messages import from_dict
-    from edgebus.nodes.base import bus_for
 
     with one_line_errors():
         try:
@@ -360,8 +366,7 @@ def pub(
         setup_logging("error")  # the outcome is reported as one line below
 
         async def main() -> None:
-            bus = bus_for(settings)
-            bus.options.node_id = bus.node_id = f"pub-{settings.node_id}"
+            bus = tool_bus(settings, "pub")
             await bus.start(timeout=5)
             await bus.publish(topic, message, qos=qos, retain=retain)
             await bus.close(flush_timeout=5)
@@ -382,7 +387,6 @@ def nodes(
     from rich.table import Table
 
     from edgebus.messages import Status
-    from edgebus.nodes.base import bus_for
 
     with one_line_errors():
         settings = settings_from(config, site=site, broker=broker)
@@ -390,8 +394,7 @@ def nodes(
         setup_logging("error")
 
         async def main() -> dict[str, Status]:
-            bus = bus_for(settings)
-            bus.options.node_id = bus.node_id = f"nodes-{settings.node_id}"
+            bus = tool_bus(settings, "nodes")
             await bus.start(timeout=5)
             found: dict[str, Status] = {}
             try:
@@ -455,13 +458,10 @@ def _query(
         url = global_store_url(settings)
         result = query.read_global(url, table, nodes or [], since_ts)
         if fresh:
-            from edgebus.nodes.base import bus_for
-
             asked = nodes or query.known_nodes(url)
 
             async def main() -> None:
-                bus = bus_for(settings)
-                bus.options.node_id = bus.node_id = f"query-{settings.node_id}"
+                bus = tool_bus(settings, "query")
                 await bus.start(timeout=5)
                 try:
                     await query.fetch_fresh(bus, result, asked, since_ts, timeout)

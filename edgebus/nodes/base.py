@@ -21,7 +21,7 @@ from edgebus.topics import Topics
 log = logging.getLogger("edgebus.node")
 
 
-def bus_for(settings: Settings, will: Will | None = None, **overrides: object) -> Bus:
+def bus_for(settings: Settings, will: Will | None = None) -> Bus:
     """A Bus configured from Settings (raises BrokerUrlError for a bad URL)."""
     tls = TlsOptions(settings.ca_file, settings.cert_file, settings.key_file, settings.tls_insecure)
     options = BusOptions(
@@ -35,8 +35,6 @@ def bus_for(settings: Settings, will: Will | None = None, **overrides: object) -
         reconnect_max_s=settings.reconnect_max_s,
         will=will,
     )
-    for key, value in overrides.items():
-        setattr(options, key, value)
     return Bus(parse_broker_url(settings.broker, tls), options)
 
 
