@@ -39,6 +39,10 @@ class BucketParams:
             raise ValueError(f"bucket rate r must be a finite number > 0, got {rate!r}")
         if not (isinstance(depth, int | float) and math.isfinite(depth) and depth >= 1):
             raise ValueError(f"bucket depth b must be a finite number >= 1 token, got {depth!r}")
+        if rate < 1 / max_p - 1e-12:
+            raise ValueError(
+                f"bucket rate r={rate} is below 1/{max_p}, the least with P <= {max_p}"
+            )
         if depth < rate:
             raise ValueError(f"bucket depth b={depth} must be at least the rate r={rate}")
         best: tuple[float, int, int, int] | None = None
