@@ -31,6 +31,7 @@ def policy_value(params, metrics, rewards, pmf, thresholds, gamma):
         (BucketParams(1, 2, 4), np.array([0, 1.0]), 0.9),
         (BucketParams(1, 2, 5), np.array([0, 0.5, 0.3, 0.2]), 0.99),
         (BucketParams(2, 3, 6), np.array([0, 0.7, 0.0, 0.3]), 0.9999),
+        (BucketParams(3, 2, 6), np.array([0, 0.6, 0.4]), 0.99),
     ],
 )
 def test_mdp_thresholds_match_brute_force(params, pmf, gamma):

@@ -98,23 +98,29 @@ def solve_mdp(
         raise ValueError("MDP: metrics and rewards must be equal-length non-empty 1-D arrays")
     if not 0 < gamma < 1:
         raise ValueError(f"MDP: discount gamma must be in (0, 1), got {gamma}")
+    if max_iter < 1:
+        raise ValueError(f"MDP: max_iter must be >= 1, got {max_iter}")
     hull = _Hull.build(metrics, rewards)
     trans = transition_matrix(params, gap_pmf)
     n, p, m = params.n, params.p, params.m
+    # Thresholds cover levels P..M; with r >= 1 (N > P) those below N are never seen.
     send_levels = np.arange(p, m + 1)
+    first = max(p, n)
     value = np.zeros(m - n + 1)
     span = float(metrics.max() - metrics.min()) or 1.0
     prev_theta: np.ndarray | None = None
     prev_rel: np.ndarray | None = None
+    theta = np.full(m - p + 1, np.inf)
     iterations = 0
     while iterations < max_iter:
         iterations += 1
         tv = trans @ value  # expected next value for every post-decision level 0..M
         new = np.empty_like(value)
-        new[: p - n] = gamma * tv[n:p] if p > n else new[:0]
+        new[: first - n] = gamma * tv[n:first]
         keep, spend = tv[send_levels], tv[send_levels - p]
         choice = hull.best(gamma * (spend - keep))
-        new[p - n :] = hull.g[choice] + gamma * (keep + hull.f[choice] * (spend - keep))
+        score = hull.g[choice] + gamma * (keep + hull.f[choice] * (spend - keep))
+        new[first - n :] = score[first - p :]
         theta = hull.theta[choice]
         # Subtracting a constant leaves every argmax unchanged (rows of T sum to 1), and
         # keeps the iterates bounded so the stopping rule sees relative values settle.
