@@ -1,0 +1,125 @@
+import asyncio
+
+import numpy as np
+import pytest
+
+from edgebus.broker.link import (
+    PRESET_RATES,
+    BandwidthTrace,
+    LinkEmulator,
+    TraceError,
+    measure_throughput,
+)
+from edgebus.clock import ScaledClock
+
+
+def test_constant_trace_arithmetic():
+    trace = BandwidthTrace.constant(1000)
+    assert trace.bytes_until(2.5) == pytest.approx(2500)
+    assert trace.time_to_carry(1.0, 500) == pytest.approx(1.5, abs=1e-5)
+
+
+def test_switching_trace_alternates_every_ten_seconds():
+    trace = BandwidthTrace.preset("switching")
+    assert trace.rate_at(5) == PRESET_RATES["none"]
+    assert trace.rate_at(15) == PRESET_RATES["heavy"]
+    assert trace.rate_at(25) == PRESET_RATES["none"]
+    per_cycle = 10 * (PRESET_RATES["none"] + PRESET_RATES["heavy"])
+    assert trace.bytes_until(40) == pytest.approx(2 * per_cycle)
+    # Sending across a rate change: 9.5 s at "none" leaves 0.5 s of it, then "heavy".
+    end = trace.time_to_carry(9.5, 0.5 * PRESET_RATES["none"] + 500)
+    assert end == pytest.approx(10.5, abs=1e-5)
+
+
+def test_stepped_trace_holds_its_last_rate():
+    trace = BandwidthTrace.preset("stepped")
+    assert [trace.rate_at(t) for t in (1, 11, 21, 100)] == [
+        PRESET_RATES["none"],
+        PRESET_RATES["light"],
+        PRESET_RATES["heavy"],
+        PRESET_RATES["heavy"],
+    ]
+
+
+def test_trace_file(tmp_path):
+    path = tmp_path / "trace.csv"
+    path.write_text("time_s,bytes_per_s\n0,100\n2,300\n")
+    trace = BandwidthTrace.from_csv(path)
+    assert trace.bytes_until(3) == pytest.approx(500)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("0,100\n2,abc\n", "expected rows of time_s,bytes_per_s"),
+        ("1,100\n", "begin at 0"),
+        ("0,100\n0,200\n", "increase"),
+        ("0,-5\n", "non-negative"),
+        ("0,100\n5,0\n", "final rate must be positive"),
+    ],
+)
+def test_bad_trace_files_are_one_line(tmp_path, text, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(TraceError, match=match) as info:
+        BandwidthTrace.from_csv(path)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_preset_and_missing_file(tmp_path):
+    with pytest.raises(TraceError, match="unknown link scenario 'medium'"):
+        BandwidthTrace.preset("medium")
+    with pytest.raises(TraceError, match="cannot be read"):
+        BandwidthTrace.from_csv(tmp_path / "none.csv")
+
+
+async def test_sends_are_serialised_on_the_link():
+    link = LinkEmulator(BandwidthTrace.constant(10_000))
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(link.transmit(1000), link.transmit(1000), link.transmit(1000))
+    assert asyncio.get_running_loop().time() - started == pytest.approx(0.3, abs=0.05)
+
+
+async def test_deadline_check():
+    link = LinkEmulator(BandwidthTrace.constant(1000))
+    now = link.clock.monotonic()
+    assert link.fits_before(400, now + 0.5)
+    assert not link.fits_before(600, now + 0.5)
+
+
+async def test_pacing_accuracy_constant_real_time():
+    measured, expected = await measure_throughput(BandwidthTrace.constant(20_000), 1.5, 512)
+    assert measured == pytest.approx(expected, rel=0.05)
+
+
+async def test_pacing_accuracy_switching_on_a_fast_clock():
+    # 20 s of link time (both rates) in 2 s of wall time.
+    measured, expected = await measure_throughput(
+        BandwidthTrace.preset("switching"), 20.0, 256, clock=ScaledClock(10.0)
+    )
+    assert measured == pytest.approx(expected, rel=0.05)
+
+
+def test_presets_fit_a_full_pnc_frame_only_without_jamming():
+    from edgebus.codecs import get_codec
+    from edgebus.messages import EndOfFrame, FrameChunk, encode
+    from edgebus.ml.datasets import procedural_shapes
+    from edgebus.topics import Topics
+
+    codec = get_codec("pnc")
+    topics = Topics("lab")
+    images = procedural_shapes(7, 0, 20, 64).images
+    sizes = []
+    for frame_id, image in enumerate(images):
+        units = codec.encode(image).units
+        wire = sum(
+            len(encode(FrameChunk("camera-1", frame_id, i, "pnc", "pnc64", 0.0, unit)))
+            + len(topics.frame_chunk("camera-1", frame_id, i))
+            + 5  # MQTT fixed header
+            for i, unit in enumerate(units)
+        )
+        wire += len(encode(EndOfFrame("camera-1", frame_id, 10, 10, 0, "pnc", "pnc64", 0, 0)))
+        sizes.append(wire)
+    per_period = {name: rate * 0.5 for name, rate in PRESET_RATES.items()}
+    assert np.max(sizes) <= per_period["none"]
+    assert np.min(sizes) > per_period["light"] > per_period["heavy"]
