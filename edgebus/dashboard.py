@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
 from rich.table import Table
 
-from edgebus.broker.bus import Bus
+from edgebus.broker.bus import Bus, Subscription
 from edgebus.messages import Heartbeat, Result, Status
 
 # Which counter is a role's "frames" and which its "bytes".
@@ -139,15 +140,13 @@ class FleetView:
 
 async def follow(bus: Bus, view: FleetView) -> None:
     """Feed the view from status, heartbeat and result topics until cancelled."""
-    import asyncio
-
     subscriptions = [
         await bus.subscribe(bus.topics.statuses(), qos=1),
         await bus.subscribe(bus.topics.heartbeats(), qos=0),
         await bus.subscribe(bus.topics.results(), qos=0),
     ]
 
-    async def pump(subscription) -> None:  # type: ignore[no-untyped-def]
+    async def pump(subscription: Subscription) -> None:
         async for delivery in subscription:
             message = delivery.message
             if isinstance(message, Status):
