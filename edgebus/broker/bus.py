@@ -20,7 +20,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from edgebus import messages
 from edgebus.broker.address import BrokerAddress
@@ -183,7 +183,6 @@ class BusOptions:
     # amqtt drops messages still being routed when their sender's DISCONNECT arrives,
     # even after it acked them; lingering this long after the flush avoids that.
     linger_s: float = 0.1
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Bus:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from edgebus.broker.address import BrokerAddress
@@ -63,7 +63,6 @@ class ConnectionCallbacks:
     on_message: Callable[[Incoming], None]
     on_ack: Callable[[int], None]
     on_lost: Callable[[BaseException | None], None]
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Connection(Protocol):
