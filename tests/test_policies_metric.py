@@ -10,7 +10,7 @@ from edgebus.policies.metric import (
     fit_inverse_temperature,
     top_k_loss,
 )
-from edgebus.policies.synthetic import synthetic_images
+from edgebus.policies.synthetic import classifier_images, synthetic_images
 
 
 def test_top_k_loss():
@@ -106,3 +106,24 @@ def test_missing_fields_and_bad_files_are_one_line(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match=r"missing\.npz"):
         load_costs(tmp_path / "missing.npz")
+
+
+class FixedModel:
+    """Stands in for a Classifier: logits are looked up from the image's first pixel."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = table
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        return self.table[images[:, 0, 0, 0]]
+
+
+def test_classifier_images_batches_and_scores_the_strong_model():
+    rng = np.random.default_rng(6)
+    images = rng.integers(0, 20, (45, 2, 2, 3)).astype(np.uint8)
+    labels = rng.integers(0, 10, 45)
+    weak, strong = FixedModel(rng.normal(size=(20, 10))), FixedModel(rng.normal(size=(20, 10)))
+    out = classifier_images(weak, strong, images, labels, k=1, batch=7)
+    assert np.array_equal(out.logits, weak.table[images[:, 0, 0, 0]])
+    want = top_k_loss(strong.table[images[:, 0, 0, 0]], labels, 1)
+    assert np.array_equal(out.strong_loss, want)
