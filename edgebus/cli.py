@@ -427,11 +427,6 @@ def nodes(
 
 # --- storage (step 3) ---
 
-query_app = typer.Typer(
-    help="Read the global store; --fresh also asks the nodes for rows not yet synced.",
-    no_args_is_help=True,
-)
-app.add_typer(query_app, name="query")
 PG_BENCH_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -451,6 +446,7 @@ def _query(
     from edgebus.storage.runtime import global_store_url
 
     with one_line_errors():
+        query.check_table(table)
         query.check_format(fmt)
         since_ts = query.parse_since(since, time.time())
         settings = settings_from(config, site=site, broker=broker, global_store_url=store_url)
@@ -497,8 +493,9 @@ StoreUrlOption = Annotated[
 ]
 
 
-@query_app.command("results")
-def query_results(
+@app.command("query")
+def query_rows(
+    table: Annotated[str, typer.Argument(help="results, frames, events or node_status.")],
     node: NodesOption = None,
     since: SinceOption = None,
     fmt: FormatOption = "table",
@@ -509,40 +506,9 @@ def query_results(
     site: SiteOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Classification results (frame, top-k, latency, offloaded or local)."""
-    _query("results", node, since, fmt, fresh, timeout, store_url, broker, site, config)
-
-
-@query_app.command("frames")
-def query_frames(
-    node: NodesOption = None,
-    since: SinceOption = None,
-    fmt: FormatOption = "table",
-    fresh: FreshOption = False,
-    timeout: FreshTimeoutOption = 3.0,
-    store_url: StoreUrlOption = None,
-    broker: BrokerOption = None,
-    site: SiteOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Frames as cameras sent them and edges received them."""
-    _query("frames", node, since, fmt, fresh, timeout, store_url, broker, site, config)
-
-
-@query_app.command("events")
-def query_events(
-    node: NodesOption = None,
-    since: SinceOption = None,
-    fmt: FormatOption = "table",
-    fresh: FreshOption = False,
-    timeout: FreshTimeoutOption = 3.0,
-    store_url: StoreUrlOption = None,
-    broker: BrokerOption = None,
-    site: SiteOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """QoS requests, model switches and policy changes."""
-    _query("events", node, since, fmt, fresh, timeout, store_url, broker, site, config)
+    """Read rows from the global store; --fresh also asks the nodes for rows not yet
+    synced."""
+    _query(table, node, since, fmt, fresh, timeout, store_url, broker, site, config)
 
 
 @bench_app.command("sync")

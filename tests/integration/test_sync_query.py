@@ -75,6 +75,15 @@ def test_bad_input_is_one_line_error(tmp_path, args, code, text):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_unknown_table_is_one_line_error(tmp_path):
+    result = query("bogus", data_dir=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "error: table 'bogus': expected one of frames, results, events, node_status"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_corrupt_global_store_is_reported_and_kept(tmp_path):
     path = tmp_path / "global.sqlite3"
     path.write_bytes(b"not a database, but someone's data" * 100)
