@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from edgebus import messages
+from edgebus.aio import cancel_and_wait
 from edgebus.broker.address import BrokerAddress
 from edgebus.broker.backoff import Backoff
 from edgebus.broker.deadletter import DeadLetterReporter
@@ -264,11 +265,7 @@ class Bus:
                 future.set_exception(BusClosed("bus closed"))
         tasks = [t for t in (self._supervisor, self._flusher) if t is not None]
         tasks += list(self._background)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks, suppress=(Exception,))
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()

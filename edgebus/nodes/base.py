@@ -9,6 +9,7 @@ from collections import Counter
 from typing import ClassVar
 
 from edgebus import __version__
+from edgebus.aio import cancel_and_wait
 from edgebus.broker.address import TlsOptions, parse_broker_url
 from edgebus.broker.bus import Bus, BusOptions
 from edgebus.broker.transport import Will
@@ -128,12 +129,8 @@ class Node:
             if work in done and not work.cancelled() and work.exception() is not None:
                 raise work.exception()  # type: ignore[misc]
         finally:
-            tasks = [t for t in (work, stop, heartbeat) if t is not None]
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # main()'s own failure was raised above; the shutdown below must still run.
+            await cancel_and_wait((work, stop, heartbeat), suppress=(Exception,))
             await self.on_stop()
             self.record("node_status", role=self.role, state="offline", stats=self.stats())
             if self.storage is not None:

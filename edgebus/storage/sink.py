@@ -14,6 +14,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus, BusClosed, OutgoingQueueFull, Subscription
 from edgebus.messages import SyncAck, SyncBatch
 from edgebus.storage.errors import StorageError
@@ -47,11 +48,7 @@ class SyncSink:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if self._subscription is not None:
             with contextlib.suppress(Exception):
                 await self._subscription.close()

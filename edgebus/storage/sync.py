@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus, OutgoingQueueFull
 from edgebus.messages import Message, StoreQuery, StoreRows, SyncAck, SyncBatch
 from edgebus.storage.errors import StorageError
@@ -79,11 +80,7 @@ class SyncAgent:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def drain(self, timeout_s: float) -> bool:

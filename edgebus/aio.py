@@ -1,0 +1,24 @@
+"""Small asyncio helpers shared by the layers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[object] | None],
+    suppress: tuple[type[BaseException], ...] = (),
+) -> None:
+    """Cancel every task, then wait for each to end.
+
+    A task's own exception propagates unless its type is in `suppress`; cancelling all
+    first means one slow task does not keep the others running meanwhile.
+    """
+    pending = [task for task in tasks if task is not None]
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError, *suppress):
+            await task
