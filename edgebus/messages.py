@@ -101,6 +101,10 @@ class EndOfFrame(Message):
     deadline_ts: float
     width: int = 0
     height: int = 0
+    # How many codec units the chunks carried (a chunk may hold several, or part of one).
+    units_sent: int = 0
+    # Ground truth for evaluation only (synthetic and folder sources know it); -1 = unknown.
+    label: int = -1
 
 
 @dataclass(slots=True)
@@ -118,6 +122,9 @@ class Result(Message):
     offloaded: bool = True
     deadline_met: bool = True
     ts: float = field(default_factory=_now)
+    units_received: int = 0
+    codec: str = ""
+    label: int = -1  # copied from the end marker, for scoring only
 
 
 @dataclass(slots=True)
