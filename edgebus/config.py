@@ -23,6 +23,9 @@ PROTOCOLS = ("auto", "5", "3.1.1")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _STORE_URL = re.compile(r"^(sqlite|postgresql(\+psycopg)?)://")
+_CODEC = re.compile(r"^(pnc(:[A-Za-z0-9_.-]+)?|raw|(pjpeg|jpeg)\d{0,3}|webp(\d{1,3})?(m[0-6])?)$")
+_LINK = re.compile(r"^(off|none|light|heavy|switching|stepped|\d+(\.\d+)?|.+\.csv)$")
+_SOURCE = re.compile(r"^(synthetic|folder:.+|video:.+)$")
 
 
 class ConfigError(ValueError):
@@ -54,7 +57,11 @@ class Settings:
     frame_period_ms: int = 500
     frame_width: int = 64
     frame_height: int = 64
-    chunk_bytes: int = 1024
+    # camera pipeline (step 4): 0 = one codec unit per chunk, else byte blocks of this size
+    chunk_bytes: int = 0
+    codec: str = "pnc"  # pnc[:model] | pjpeg[Q] | jpeg[Q] | webp[Q][mM] | raw
+    link: str = "off"  # off | none | light | heavy | switching | stepped | <bytes/s> | <file>.csv
+    source: str = "synthetic"  # synthetic | folder:<dir> | video:<file>
     data_dir: str = "./edgebus-data"
     log_level: str = "info"
     # storage (step 3): local stores live under data_dir; "" global URL = SQLite there too
@@ -96,6 +103,14 @@ def _store_url(v: Any) -> str | None:
     return f"expected sqlite:///path or postgresql+psycopg://user@host:port/db, got {v!r}"
 
 
+def _matches(pattern: re.Pattern[str], expected: str) -> Callable[[Any], str | None]:
+    return lambda v: None if pattern.match(v) else f"expected {expected}, got {v!r}"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else f"expected 0 or a positive number, got {v!r}"
+
+
 def _non_empty(v: Any) -> str | None:
     return None if str(v).strip() else "expected a non-empty path"
 
@@ -122,7 +137,10 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "frame_period_ms": _positive,
     "frame_width": _positive,
     "frame_height": _positive,
-    "chunk_bytes": _positive,
+    "chunk_bytes": _non_negative,
+    "codec": _matches(_CODEC, "pnc[:model], pjpeg[Q], jpeg[Q], webp[Q][mM] or raw"),
+    "link": _matches(_LINK, "off, none, light, heavy, switching, stepped, bytes/s or a .csv"),
+    "source": _matches(_SOURCE, "synthetic, folder:<dir> or video:<file>"),
     "data_dir": _non_empty,
     "store_flush_ms": _positive,
     "sync_batch_rows": _positive,
