@@ -246,6 +246,74 @@ class StoreRows(Message):
     truncated: bool = False
 
 
+@dataclass(slots=True)
+class ModelFetch(Message):
+    """Asks the coordinator for the bytes of one model of the QoS pool."""
+
+    TYPE_CODE: ClassVar[int] = 16
+    TYPE_NAME: ClassVar[str] = "model_fetch"
+    model_id: str
+
+
+@dataclass(slots=True)
+class ModelBundle(Message):
+    """A deployable model: named files (ONNX) and the sha256 of them all
+    (codecs/model_bundle.py), checked by every node before it switches."""
+
+    TYPE_CODE: ClassVar[int] = 17
+    TYPE_NAME: ClassVar[str] = "model_bundle"
+    model_id: str
+    version: int
+    sha256: str
+    configuration: str
+    latent_dim: int
+    files: dict[str, bytes]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ModelSwitchAck(Message):
+    """A node now encodes or decodes with this model (from frame_id on, -1 if it has none)."""
+
+    TYPE_CODE: ClassVar[int] = 18
+    TYPE_NAME: ClassVar[str] = "model_switch_ack"
+    node: str
+    model_id: str
+    version: int
+    frame_id: int = -1
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class QosDecision(Message):
+    """The orchestrator's answer to a QoS request: the model it chose and why."""
+
+    TYPE_CODE: ClassVar[int] = 19
+    TYPE_NAME: ClassVar[str] = "qos_decision"
+    model_id: str
+    version: int
+    configuration: str
+    latent_dim: int
+    estimated_accuracy: float
+    meets_target: bool
+    switched: bool
+    reasons: list[str] = field(default_factory=list)
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(slots=True)
+class DriftAlert(Message):
+    """A stream's reconstruction error (paper Eq. 2) crossed its threshold."""
+
+    TYPE_CODE: ClassVar[int] = 20
+    TYPE_NAME: ClassVar[str] = "drift_alert"
+    stream: str
+    model_id: str
+    error: float
+    threshold: float
+    ts: float = field(default_factory=_now)
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Status,
     Heartbeat,
@@ -262,6 +330,11 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ErrorReply,
     StoreQuery,
     StoreRows,
+    ModelFetch,
+    ModelBundle,
+    ModelSwitchAck,
+    QosDecision,
+    DriftAlert,
 )
 BY_CODE: dict[int, type[Message]] = {cls.TYPE_CODE: cls for cls in MESSAGE_TYPES}
 BY_NAME: dict[str, type[Message]] = {cls.TYPE_NAME: cls for cls in MESSAGE_TYPES}

@@ -10,6 +10,9 @@ Every topic is ``edgebus/v1/<site>/<kind>/...``:
 ``heartbeat/<node>``                    periodic liveness and counters
 ``qos/request``                         QoS requests to the coordinator
 ``model/switch``                        retained model-switch event
+``model/bundle/<model_id>``             retained bytes of a pool model
+``model/ack/<node>``                    a node confirms it switched model
+``model/drift``                         a stream's reconstruction error crossed its threshold
 ``sched/policy/<node>``                 retained scheduling policy for a node
 ``sync/<node>``                         store-sync batches from a node
 ``sync/<node>/ack``                     the global store's acknowledgements
@@ -99,6 +102,19 @@ class Topics:
 
     def model_switch(self) -> str:
         return f"{self.base}/model/switch"
+
+    def model_bundle(self, model_id: str) -> str:
+        """Retained bytes of one pool model, for nodes that fetch without request/reply."""
+        return f"{self.base}/model/bundle/{check_segment(model_id, 'model id')}"
+
+    def model_ack(self, node: str) -> str:
+        return f"{self.base}/model/ack/{check_segment(node, 'node id')}"
+
+    def model_acks(self) -> str:
+        return f"{self.base}/model/ack/+"
+
+    def model_drift(self) -> str:
+        return f"{self.base}/model/drift"
 
     def sched_policy(self, node: str) -> str:
         return f"{self.base}/sched/policy/{check_segment(node, 'node id')}"

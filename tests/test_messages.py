@@ -36,6 +36,11 @@ EXAMPLES = [
     messages.ErrorReply("boom"),
     messages.StoreQuery("results", 1.5, 100),
     messages.StoreRows("n", "results", 3, [{"seq": 4, "camera": "c"}], False),
+    messages.ModelFetch("shapes28-eco-d25"),
+    messages.ModelBundle("m", 2, "ab" * 32, "ECO", 25, {"encoder.onnx": b"\x08\x01"}, {"d": 25}),
+    messages.ModelSwitchAck("edge-1", "m", 2, 17, ts=3.0),
+    messages.QosDecision("m", 2, "ECO", 25, 0.84, True, True, ["smallest d"], ts=4.0),
+    messages.DriftAlert("cam-1", "m", 0.05, 0.03, ts=5.0),
 ]
 
 
