@@ -7,6 +7,7 @@ the test split. Weak-only and strong-only losses are over the same test images.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from edgebus.policies.clairvoyant import best_total
 from edgebus.policies.costs import CostData
 from edgebus.policies.metric import KernelRegression
-from edgebus.policies.policy import baseline, lower_bound, mdp, mean_loss, simulate
+from edgebus.policies.policy import Policy, baseline, lower_bound, mdp, mean_loss, simulate
 from edgebus.policies.token_bucket import BucketParams
 from edgebus.policies.traces import iid_indices, locreset_indices, markov_gaps, periodic_gaps
 
@@ -54,8 +55,11 @@ class Scenario:
         raise ValueError(f"scenario arrivals must be 'periodic' or 'markov', got {self.arrivals!r}")
 
 
-def compare(data: CostData, scenario: Scenario) -> dict[str, tuple[float, float]]:
-    """name -> (mean loss per image, standard error over streams)."""
+def compare(
+    data: CostData, scenario: Scenario, extra: Sequence[Policy] = ()
+) -> dict[str, tuple[float, float]]:
+    """name -> (mean loss per image, standard error over streams); `extra` policies (a
+    trained DQN) run on the same test traces as the built-in ones."""
     params = BucketParams.from_rate(scenario.rate, scenario.depth)
     train = data.train
     train_gaps = scenario.gaps(scenario.seed + 10_007)
@@ -74,6 +78,7 @@ def compare(data: CostData, scenario: Scenario) -> dict[str, tuple[float, float]
         lower_bound(params, train.metric, mean_gap),
         baseline(params, train.metric, mean_gap),
         mdp(params, train.metric, train.reward, train_gaps),
+        *extra,
     ]
     for policy in policies:
         result = simulate(policy, params, metrics, rewards, gaps)

@@ -2,8 +2,9 @@
 
 A policy says, for one image per stream, whether it *wants* to offload, given the image's
 metric and the stream's bucket level. The bucket (not the policy) grants or refuses, so
-no policy can overdraw it. Policies may keep per-stream history (a later DQN will);
-`reset(streams)` starts a fresh run.
+no policy can overdraw it. Policies may keep per-stream history (the DQN does):
+`reset(streams)` starts a fresh run and `observe(gaps)` hands over, after each image, the
+gap until the stream's next image.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Policy(Protocol):
     def reset(self, streams: int) -> None: ...
 
     def wants(self, metrics: np.ndarray, levels: np.ndarray) -> np.ndarray: ...
+
+    def observe(self, gaps: np.ndarray) -> None: ...
 
 
 def lower_bound_threshold(train_metrics: np.ndarray, rate: float, mean_gap: float) -> float:
@@ -58,6 +61,9 @@ class ThresholdPolicy:
         # Levels below P cannot send anyway; clipping only keeps the lookup in range.
         idx = np.clip(levels - self.params.p, 0, len(self.thresholds) - 1)
         return metrics >= self.thresholds[idx]
+
+    def observe(self, gaps: np.ndarray) -> None:
+        """Thresholds ignore arrival history."""
 
 
 def lower_bound(
@@ -118,6 +124,7 @@ def simulate(
             sent = buckets.step(want, gaps[:, t])
         else:
             sent = np.asarray(want, dtype=bool)
+        policy.observe(gaps[:, t])
         gain += np.where(sent, rewards[:, t], 0.0)
         offloads += sent
     return SimResult(gain=gain, offloads=offloads, images=length, min_level=min_level)

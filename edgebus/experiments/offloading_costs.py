@@ -1,0 +1,61 @@
+"""Per-image costs of the shipped weak and strong classifiers, for the offloading simulation.
+
+The images are the procedural shapes from the classifiers' recorded test split on: index
+train + val onwards of the same seed. The first `test` of them are the recorded test split;
+the rest are fresh draws of the same generator, which neither model saw in training or
+validation. The metric is fitted on the training part of the seeded 2/3 split that
+`load_costs` later redoes, so a saved file reloads to the same train/test halves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgebus.codecs.classifier import Classifier
+from edgebus.ml.datasets import procedural_shapes
+from edgebus.policies.costs import costs_from_logits
+from edgebus.policies.metric import OffloadMetric, top_k_loss
+
+Tick = Callable[[int], None]
+CHUNK = 500
+
+
+def classifier_costs(
+    count: int,
+    k: int = 1,
+    assets: Path | None = None,
+    threads: int = 2,
+    tick: Tick | None = None,
+) -> tuple[dict[str, np.ndarray], OffloadMetric]:
+    """(metric, wcost, scost) for `count` held-out images, and the fitted metric."""
+    weak = Classifier("weak", assets, threads)
+    strong = Classifier("strong", assets, threads)
+    split = weak.card["split"]
+    seed, first = int(split["seed"]), int(split["train"]) + int(split["val"])
+    logits, labels, strong_loss = [], [], []
+    for start in range(0, count, CHUNK):
+        part = procedural_shapes(seed, first + start, min(CHUNK, count - start), weak.image_size)
+        logits.append(weak.logits(part.images).astype(np.float64))
+        strong_loss.append(top_k_loss(strong.logits(part.images), part.labels, k))
+        labels.append(part.labels)
+        if tick is not None:
+            tick(len(part))
+    all_logits, all_labels = np.concatenate(logits), np.concatenate(labels)
+    scost = np.concatenate(strong_loss)
+    data, fitted = costs_from_logits(all_logits, all_labels, scost, k=k)
+    wcost = top_k_loss(all_logits, all_labels, k)
+    arrays = {
+        "metric": fitted(all_logits).astype(np.float32),
+        "wcost": wcost.astype(np.uint8),
+        "scost": scost.astype(np.uint8),
+    }
+    del data
+    return arrays, fitted
+
+
+def save_classifier_costs(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
