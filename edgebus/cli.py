@@ -809,6 +809,92 @@ def train_fixed_rate(
     )  # fmt: skip
 
 
+@train_app.command("dqn")
+def train_dqn(
+    out: Annotated[Path, typer.Option(help="Folder for the ONNX policy and card.")] = Path(
+        "edgebus/assets"
+    ),
+    name: Annotated[str, typer.Option(help="File stem; default from the traces.")] = "",
+    costs: Annotated[Path | None, typer.Option(help="Costs npz (default: shipped).")] = None,
+    rate: Annotated[float, typer.Option(help="Token rate r per slot.")] = 0.1,
+    bucket: Annotated[float, typer.Option(help="Bucket depth b in tokens.")] = 4.0,
+    trace: Annotated[str, typer.Option(help="Image trace: locreset or iid.")] = "locreset",
+    spread: Annotated[float, typer.Option(help="locreset spread sp.")] = 0.1,
+    rprob: Annotated[float, typer.Option(help="locreset reset probability.")] = 0.1,
+    arrivals: Annotated[str, typer.Option(help="periodic or markov.")] = "periodic",
+    gaps: Annotated[str, typer.Option(help="Markov gaps I1,I2.")] = "1,3",
+    tprob: Annotated[str, typer.Option(help="Markov switching tprob1,tprob2.")] = "0.001,0.0005",
+    history: Annotated[int, typer.Option(min=2, help="History T (T-1 metrics in X).")] = 97,
+    iterations: Annotated[int, typer.Option(min=1, help="Q iterations.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of traces and weights.")] = 0,
+    threads: _AE_THREADS = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a DQN offloading policy on the training split of a costs file and export it."""
+    from edgebus.experiments.offloading import scenario_from_options, train_policy
+
+    try:
+        scenario = scenario_from_options(rate, bucket, trace, spread, rprob, arrivals, gaps, tprob)
+        with Progress(console=_step2_console(), disable=not progress) as bar:
+            task = bar.add_task("dqn", total=iterations)
+            card = train_policy(
+                out, name, costs, scenario, history, iterations, seed, threads,
+                lambda i, loss: bar.update(task, completed=i, description=f"dqn loss {loss:.4f}"),
+            )  # fmt: skip
+    except (*_step2_errors(), ValueError) as exc:
+        fail(str(exc))
+    _step2_console().print(f"wrote {card} and {card.with_suffix('.onnx')}")
+
+
+@experiment_app.command("offloading")
+def experiment_offloading(
+    out: Annotated[Path, typer.Option(help="Folder for CSV, PNGs and summary.")] = Path(
+        "results/offloading"
+    ),
+    quick: Annotated[bool, typer.Option(help="The < 10 min preset.")] = False,
+    costs: Annotated[Path | None, typer.Option(help="Costs npz (default: shipped).")] = None,
+    figures: Annotated[str, typer.Option(help="Comma-separated subset, e.g. fig5_rprob.")] = "",
+    targets: Annotated[bool, typer.Option(help="Also measure the issue's targets.")] = True,
+    threads: _AE_THREADS = 2,
+) -> None:
+    """Offloading under a token bucket in simulation (paper Figs. 5, 6, 8, 9, 12) and the
+    issue's target orderings with the shipped DQNs."""
+    from dataclasses import replace
+
+    from edgebus.experiments import offloading
+
+    preset = replace(offloading.QUICK if quick else offloading.FULL, threads=threads)
+    known = sorted({p.figure for p in offloading.points(preset)})
+    chosen = [f.strip() for f in figures.split(",") if f.strip()] or None
+    for f in chosen or []:
+        if f not in known:
+            fail(f"--figures {f!r}: expected some of {', '.join(known)}")
+    console = _step2_console()
+    try:
+        with Progress(console=console) as bar:
+            task = bar.add_task("offloading", total=offloading.steps(preset, chosen, targets))
+            report = offloading.run(
+                out, preset, costs, chosen,
+                lambda what: bar.update(task, advance=1, description=what), targets,
+            )  # fmt: skip
+    except (*_step2_errors(), ValueError) as exc:
+        fail(str(exc))
+    names = ("lower_bound", "baseline", "mdp", "dqn", "clairvoyant")
+    table = Table(title=f"average loss per image ± s.e., {out / 'offloading.csv'}")
+    for column in ("figure", "series", "x", "weak", "strong", *names, "DQN from"):
+        table.add_column(column, justify="left" if column in ("figure", "series") else "right")
+    for r in report.rows + report.targets:
+        cells = [
+            f"{r.losses[k][0]:.4f}±{r.losses[k][1]:.4f}" if k in r.losses else "-"
+            for k in ("weak_only", "strong_only", *names)
+        ]
+        table.add_row(r.figure, r.series, f"{r.x_name}={r.x:g}", *cells, r.dqn_source)
+    console.print(table)
+    for check, ok in report.checks.items():
+        console.print(f"{'met' if ok else 'NOT met'}: {check}")
+    console.print(f"{report.seconds:.0f} s; wrote {out}/offloading.csv, offloading_*.png")
+
+
 @experiment_app.command("pnc-rate")
 def experiment_pnc_rate(
     out: Annotated[Path, typer.Option(help="Folder for CSV, PNG and summary.")] = Path(
@@ -848,6 +934,36 @@ def experiment_pnc_rate(
         f"lowest third: {summary['pnc_beats_pjpeg_q30_lowest_third']}"
     )
     console.print(f"wrote {out / 'pnc_rate.csv'}, {out / 'pnc_rate.png'}")
+
+
+@experiment_app.command("offload")
+def experiment_offload(
+    out: Annotated[Path, typer.Option(help="Folder for CSV and PNGs.")] = Path("results/offload"),
+    codecs: Annotated[str, typer.Option(help="pnc, pjpeg[Q], webp[Q][mM], jpeg[Q], raw.")] = (
+        "pnc,pjpeg,webp0,webp10,webp20"
+    ),
+    periods: Annotated[str, typer.Option(help="Frame periods T in ms.")] = "300,500,700",
+    scenarios: Annotated[str, typer.Option(help="Link traces: presets, B/s or .csv.")] = (
+        "none,light,heavy,switching"
+    ),
+    chunk_bytes: Annotated[str, typer.Option(help="Chunk sizes; 0 = one unit per chunk.")] = "0",
+    frames: Annotated[int, typer.Option(help="Frames per camera (held-out test images).")] = 300,
+    broker: BrokerOption = None,
+) -> None:
+    """Deadline-driven offloading over a real broker in real time (PNC paper, Figs. 6-10)."""
+    from edgebus.experiments import offload
+
+    with one_line_errors():
+        base = settings_from(None, heartbeat_s=5.0)
+        setup_logging("warning")
+        try:
+            offload.run_and_report(
+                base, out, codecs.split(","), _int_list(periods, "--periods"),
+                scenarios.split(","), offload.parse_chunk_sizes(chunk_bytes), frames, broker,
+                _step2_console(),
+            )  # fmt: skip
+        except offload.OffloadInputError as exc:
+            fail(str(exc))
 
 
 @bench_app.command("codecs")
