@@ -4,10 +4,14 @@ The broker runs on loopback, so without pacing every frame would arrive whole. A
 `LinkEmulator` models one serial uplink: a send occupies the link from when it starts
 (or when the previous send ends) until the trace has carried its bytes.
 
-Presets are calibrated for the shipped 64 px PNC model: a full frame (about 1.13 KB of
-features plus per-chunk message overhead, under 1.8 KB on the wire) fits in a 500 ms
-period only without jamming, as the paper's 7 KB frame fits its radio only without
-jamming.
+Presets are calibrated for the shipped 64 px PNC model, charging every MQTT PUBLISH packet
+in full (topic, envelope, end marker). A full frame is 1.13 KB of features; one unit per
+chunk it is about 2.0 KB on the wire (1.6 KB in 256-byte blocks). At T = 500 ms:
+
+- none (6,000 B/s, 3,000 B per period): every frame fits whole;
+- light (2,400 B/s, 1,200 B): no frame fits whole, about half of the features do;
+- heavy (1,500 B/s, 750 B): one or two features; at T = 300 ms (450 B) the first feature
+  and the end marker still fit, as the paper's heavy jamming leaves room for a feature or two.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 from edgebus.clock import Clock, RealClock
 
 # Bytes per second of application payload, per scenario of the paper's testbed.
-PRESET_RATES = {"none": 6_000.0, "light": 2_400.0, "heavy": 1_000.0}
+PRESET_RATES = {"none": 6_000.0, "light": 2_400.0, "heavy": 1_500.0}
 SWITCH_EVERY_S = 10.0
 CONTINUATION_SLACK_S = 0.02
 
@@ -152,6 +156,28 @@ class BandwidthTrace:
         return high
 
 
+def trace_from_spec(spec: str) -> BandwidthTrace | None:
+    """`off` (no pacing: None), a preset name, a constant rate in bytes/s, or a CSV file."""
+    if spec == "off":
+        return None
+    if _is_number(spec):
+        return BandwidthTrace.constant(float(spec), name=f"{float(spec):g} B/s")
+    if spec.endswith(".csv"):
+        return BandwidthTrace.from_csv(Path(spec))
+    return BandwidthTrace.preset(spec)
+
+
+def mqtt_publish_size(topic: str, payload_bytes: int, qos: int = 0) -> int:
+    """Bytes of an MQTT 3.1.1 PUBLISH packet: what the emulated link is charged per message.
+
+    Fixed header (1 byte + the remaining length as a 1–4 byte varint), the topic with its
+    2-byte length, the packet id at QoS > 0, then the payload.
+    """
+    remaining = 2 + len(topic.encode()) + (2 if qos else 0) + payload_bytes
+    varint = next(n for n, limit in enumerate((128, 16_384, 2_097_152), 1) if remaining < limit)
+    return 1 + varint + remaining
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -169,6 +195,10 @@ class LinkEmulator:
         self._origin: float | None = None
         self._busy_until = 0.0
         self.bytes_sent = 0
+        # What the trace could carry over the (wall-clock) time sends actually occupied the
+        # link: bytes_sent / capacity_used is the pacing accuracy under real scheduling.
+        self.capacity_used = 0.0
+        self._last_actual_end = 0.0
 
     def _now(self) -> float:
         now = self.clock.monotonic()
@@ -178,12 +208,7 @@ class LinkEmulator:
 
     def finish_time(self, nbytes: int) -> float:
         """When a send of nbytes started now would end, in link time."""
-        now = self._now()
-        # A sender that wakes a little after its previous send ended (timer overshoot) is
-        # treated as sending back to back; otherwise every wake-up delay would be lost
-        # link capacity that the emulated radio never loses.
-        start = self._busy_until if now - self._busy_until <= CONTINUATION_SLACK_S else now
-        return self.trace.time_to_carry(max(start, 0.0), nbytes)
+        return self.trace.time_to_carry(max(self._start_time(), 0.0), nbytes)
 
     def fits_before(self, nbytes: int, deadline_monotonic: float) -> bool:
         """Whether nbytes would be across before a deadline on the clock's monotonic scale."""
@@ -191,11 +216,44 @@ class LinkEmulator:
         assert self._origin is not None
         return end + self._origin <= deadline_monotonic
 
-    async def transmit(self, nbytes: int) -> None:
-        end = self.finish_time(nbytes)
+    def _start_time(self) -> float:
+        now = self._now()
+        # A sender that wakes a little after its previous send ended (timer overshoot) is
+        # treated as sending back to back; otherwise every wake-up delay would be lost
+        # link capacity that the emulated radio never loses.
+        return self._busy_until if now - self._busy_until <= CONTINUATION_SLACK_S else now
+
+    async def transmit(self, nbytes: int) -> float:
+        """Occupy the link for nbytes; returns the link time at which they have crossed."""
+        start = max(self._start_time(), 0.0)
+        end = self.trace.time_to_carry(start, nbytes)
         self._busy_until = end
         self.bytes_sent += nbytes
         await self.clock.sleep(end - self._now())
+        actual_end = max(self._now(), end)
+        # Count each stretch of wall time once: back-to-back sends overlap their wake-ups.
+        counted_from = max(start, self._last_actual_end)
+        if actual_end > counted_from:
+            self.capacity_used += self.trace.bytes_until(actual_end) - self.trace.bytes_until(
+                counted_from
+            )
+        self._last_actual_end = actual_end
+        return end
+
+    def monotonic_of(self, link_time: float) -> float:
+        """A link time on the clock's monotonic scale."""
+        self._now()
+        assert self._origin is not None
+        return link_time + self._origin
+
+    def rate_now(self) -> float:
+        return self.trace.rate_at(self._now())
+
+    def throughput_error(self) -> float:
+        """(bytes carried − trace capacity over the busy wall time) ÷ capacity; 0 = exact."""
+        if self.capacity_used <= 0:
+            return 0.0
+        return self.bytes_sent / self.capacity_used - 1.0
 
     def link_time(self) -> float:
         return self._now()

@@ -1,26 +1,35 @@
-"""Edge node: assembles each frame's chunks, classifies, and publishes the result."""
+"""Edge node: assembles each frame's chunks, decodes what arrived, classifies, publishes.
+
+A frame is decided at its end marker, on completion, or after a grace timeout when the
+marker was lost (`assembler.py`). Decoding and the strong classifier run in one worker
+thread, so the event loop keeps receiving other cameras' chunks meanwhile.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-
-import numpy as np
+from concurrent.futures import ThreadPoolExecutor
 
 from edgebus.clock import Clock
+from edgebus.codecs.classifier import Classifier
 from edgebus.config import Settings
 from edgebus.messages import EndOfFrame, FrameChunk, Result
 from edgebus.nodes.assembler import FrameAssembler, PendingFrame
 from edgebus.nodes.base import Node
-from edgebus.nodes.camera import RAW_CODEC
-from edgebus.nodes.sources import PaletteClassifier
+from edgebus.nodes.decoding import Classified, FrameClassifier
 
 log = logging.getLogger("edgebus.edge")
+
+# A result counts as on time when it is out within this long after its frame's deadline
+# (the next capture): the time to decode and classify what arrived.
+RESULT_SLACK_S = 0.1
+MAX_BATCH = 32
 
 
 class EdgeNode(Node):
     role = "edge"
-    capabilities = ("codec:raw", "model:palette")
+    capabilities = ("codec:pnc", "codec:pjpeg", "codec:webp", "codec:raw", "model:strong")
 
     def __init__(
         self,
@@ -28,13 +37,16 @@ class EdgeNode(Node):
         clock: Clock | None = None,
         shared_group: str | None = None,
         grace_s: float | None = None,
+        classifier: Classifier | None = None,
     ) -> None:
         super().__init__(settings, clock)
         period_s = settings.frame_period_ms / 1000.0
         self.assembler = FrameAssembler(grace_s if grace_s is not None else 2 * period_s)
-        self.classifier = PaletteClassifier()
+        self.frames = FrameClassifier(classifier or Classifier("strong"), settings.frame_width)
         self.shared_group = shared_group
         self.latencies_ms: list[float] = []
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-classify")
+        self._decided: asyncio.Queue[PendingFrame] = asyncio.Queue()
 
     async def main(self) -> None:
         pattern = (
@@ -45,6 +57,7 @@ class EdgeNode(Node):
         frames = await self.bus.subscribe(pattern, qos=1)
         self.ready.set()
         expiry = asyncio.create_task(self._expire_loop())
+        classifier = asyncio.create_task(self._classify_loop())
         try:
             async for delivery in frames:
                 message = delivery.message
@@ -57,54 +70,56 @@ class EdgeNode(Node):
                     self.counters["unexpected_messages"] += 1
                     continue
                 for frame in finished:
-                    await self._classify(frame)
+                    self._decided.put_nowait(frame)
         finally:
             expiry.cancel()
+            classifier.cancel()
+            self._worker.shutdown(wait=False, cancel_futures=True)
 
     async def _expire_loop(self) -> None:
         while True:
             await self.clock.sleep(min(0.1, self.assembler.grace_s / 4))
             for frame in self.assembler.expire(self.clock.monotonic()):
-                await self._classify(frame)
+                self._decided.put_nowait(frame)
 
-    def _image(self, frame: PendingFrame) -> np.ndarray:
-        end = frame.end
-        width = end.width if end else self.settings.frame_width
-        height = end.height if end else self.settings.frame_height
-        data = b"".join(frame.ordered_chunks())
-        needed = width * height * 3
-        # Missing bytes are zero-filled: the classifier decides from what arrived.
-        buffer = np.zeros(needed, dtype=np.uint8)
-        usable = min(len(data), needed)
-        buffer[:usable] = np.frombuffer(data[:usable], dtype=np.uint8)
-        return buffer.reshape(height, width, 3)
+    async def _classify_loop(self) -> None:
+        """Classify decided frames in batches: whatever piled up while the last batch ran
+        goes through the classifier together, so a burst of end markers (cameras that
+        capture in step) costs one model call, not one each."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._decided.get()]
+            while not self._decided.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._decided.get_nowait())
+            verdicts = await loop.run_in_executor(self._worker, self.frames.classify_batch, batch)
+            for frame, verdict in zip(batch, verdicts, strict=True):
+                if isinstance(verdict, str):
+                    self.counters["undecodable_frames"] += 1
+                    log.warning("frame %s/%d not classified: %s", frame.camera, frame.frame_id,
+                                verdict)  # fmt: skip
+                    continue
+                await self._publish(frame, verdict)
 
-    async def _classify(self, frame: PendingFrame) -> None:
-        if frame.codec not in (RAW_CODEC, ""):
-            self.counters["unsupported_codec"] += 1
-            log.warning(
-                "frame %s/%d uses codec %r, which this edge cannot decode",
-                frame.camera,
-                frame.frame_id,
-                frame.codec,
-            )
-            return
-        top_k, scores = self.classifier.top_k(self._image(frame))
+    async def _publish(self, frame: PendingFrame, verdict: Classified) -> None:
         now = self.clock.time()
         latency_ms = (now - frame.capture_ts) * 1000.0 if frame.capture_ts else 0.0
-        deadline_met = frame.end is not None and now <= frame.end.deadline_ts
+        end = frame.end
+        deadline_met = end is not None and now <= end.deadline_ts + RESULT_SLACK_S
         result = Result(
             node=self.node_id,
             camera=frame.camera,
             frame_id=frame.frame_id,
-            top_k=top_k,
-            scores=scores,
+            top_k=verdict.top_k,
+            scores=verdict.scores,
             bytes_received=frame.bytes_received,
-            chunks_received=len(frame.chunks),
+            chunks_received=len(frame.ordered_chunks()),
             latency_ms=latency_ms,
             offloaded=True,
             deadline_met=deadline_met,
             ts=now,
+            units_received=verdict.units_used,
+            codec=frame.codec,
+            label=end.label if end is not None else -1,
         )
         await self.bus.publish(self.topics.result(self.node_id), result, qos=1)
         self.record(
@@ -113,12 +128,12 @@ class EdgeNode(Node):
             frame_id=frame.frame_id,
             direction="received",
             capture_ts=frame.capture_ts,
-            deadline_ts=frame.end.deadline_ts if frame.end else 0.0,
+            deadline_ts=end.deadline_ts if end else 0.0,
             codec=frame.codec,
             model_id=frame.model_id,
-            bytes_sent=frame.end.bytes_sent if frame.end else 0,
+            bytes_sent=end.bytes_sent if end else 0,
             bytes_received=frame.bytes_received,
-            features_received=len(frame.chunks),
+            features_received=verdict.units_used,
             deadline_met=deadline_met,
             ts=now,
         )
@@ -126,8 +141,8 @@ class EdgeNode(Node):
             "results",
             camera=frame.camera,
             frame_id=frame.frame_id,
-            top_k=top_k,
-            scores=scores,
+            top_k=verdict.top_k,
+            scores=verdict.scores,
             latency_ms=latency_ms,
             offloaded=True,
             deadline_met=deadline_met,
@@ -135,6 +150,7 @@ class EdgeNode(Node):
         )
         self.counters["frames_done"] += 1
         self.counters["bytes_received"] += frame.bytes_received
+        self.counters["units_received"] += verdict.units_used
         self.counters["deadline_hits" if deadline_met else "deadline_misses"] += 1
         self.latencies_ms.append(latency_ms)
         self.counters["latency_ms_sum"] += latency_ms

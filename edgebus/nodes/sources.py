@@ -1,86 +1,145 @@
-"""Frame sources for cameras. The built-in synthetic source needs no files."""
+"""Frame sources for cameras: the procedural shape set, an image folder, or a video file.
+
+Every source returns frames of one fixed size with their label when it knows it (-1 when
+not). The label rides along only for evaluation; nothing on the edge uses it to decide.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-# Ten well-separated colours: the synthetic frame's class is the colour of its square.
-PALETTE = np.array(
-    [
-        [230, 25, 75],
-        [60, 180, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [250, 250, 250],
-        [128, 128, 0],
-    ],
-    dtype=np.float32,
-)
+from edgebus.shapes import render_shape
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"})
+UNKNOWN_LABEL = -1
+
+
+class SourceError(ValueError):
+    """A source spec, folder or file that cannot be used; the message is one line."""
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
     frame_id: int
     image: np.ndarray  # H×W×3 uint8
-    label: int
+    label: int = UNKNOWN_LABEL
+
+
+class FrameSource(Protocol):
+    def frame(self, frame_id: int) -> Frame: ...
+
+    def close(self) -> None: ...
+
+
+def fit_image(image: Image.Image, size: int) -> np.ndarray:
+    """Resize the short side to `size` and centre-crop to a square, as the classifier expects."""
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    image = image.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 class SyntheticSource:
-    """Noisy dark frames, each with one square in a class colour at a random place."""
+    """Images of the procedural shape set: frame i is shape image `start + i` of `seed`, so
+    an experiment can rebuild any frame (and its label) from the camera's settings."""
 
-    def __init__(self, width: int = 64, height: int = 64, seed: int = 0) -> None:
-        if width < 8 or height < 8:
-            raise ValueError(f"synthetic frames need at least 8×8 pixels, got {width}×{height}")
-        self.width = width
-        self.height = height
-        self._rng = np.random.default_rng(seed)
+    def __init__(self, size: int = 64, seed: int = 0, start: int = 0) -> None:
+        if size < 16:
+            raise SourceError(f"synthetic source: frames need at least 16 pixels, got {size}")
+        self.size, self.seed, self.start = size, seed, start
 
     def frame(self, frame_id: int) -> Frame:
-        rng = self._rng
-        image = rng.integers(0, 60, size=(self.height, self.width, 3), dtype=np.uint8)
-        label = int(rng.integers(0, len(PALETTE)))
-        side = int(
-            rng.integers(
-                max(2, min(self.width, self.height) // 6), max(3, min(self.width, self.height) // 2)
-            )
-        )
-        top = int(rng.integers(0, self.height - side))
-        left = int(rng.integers(0, self.width - side))
-        jitter = rng.normal(0, 12, size=3)
-        colour = np.clip(PALETTE[label] + jitter, 0, 255).astype(np.uint8)
-        image[top : top + side, left : left + side] = colour
+        image, label = render_shape(self.seed, self.start + frame_id, self.size)
         return Frame(frame_id, image, label)
 
-    def __iter__(self) -> Iterator[Frame]:
-        frame_id = 0
-        while True:
-            yield self.frame(frame_id)
-            frame_id += 1
+    def close(self) -> None:
+        pass
 
 
-class PaletteClassifier:
-    """Ranks the palette colours by distance to the frame's brightest pixels.
+class FolderSource:
+    """An ImageFolder tree (root/<class>/<image>, classes sorted by name) or a flat folder of
+    images (labels unknown), played in a loop."""
 
-    It is the edge's model for the synthetic source until a trained classifier is
-    configured; zero-filled (missing) pixels simply count as background.
-    """
+    def __init__(self, root: Path, size: int = 64) -> None:
+        if not root.is_dir():
+            raise SourceError(f"image folder {str(root)!r}: expected a directory")
+        self.size = size
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        if classes:
+            self.items = [
+                (f, label)
+                for label, name in enumerate(classes)
+                for f in sorted((root / name).iterdir())
+                if f.suffix.lower() in IMAGE_SUFFIXES
+            ]
+        else:
+            self.items = [
+                (f, UNKNOWN_LABEL)
+                for f in sorted(root.iterdir())
+                if f.suffix.lower() in IMAGE_SUFFIXES
+            ]
+        if not self.items:
+            raise SourceError(f"image folder {str(root)!r}: no image files found")
 
-    def top_k(self, image: np.ndarray, k: int = 5) -> tuple[list[int], list[float]]:
-        pixels = image.reshape(-1, 3).astype(np.float32)
-        brightness = pixels.max(axis=1)
-        foreground = pixels[brightness >= max(60.0, float(np.percentile(brightness, 90)))]
-        if len(foreground) == 0:
-            foreground = pixels
-        centre = foreground.mean(axis=0)
-        distance = np.linalg.norm(PALETTE - centre, axis=1)
-        scores = np.exp(-distance / 40.0)
-        scores /= scores.sum()
-        order = np.argsort(-scores)[:k]
-        return [int(i) for i in order], [float(scores[i]) for i in order]
+    def frame(self, frame_id: int) -> Frame:
+        path, label = self.items[frame_id % len(self.items)]
+        try:
+            with Image.open(path) as image:
+                return Frame(frame_id, fit_image(image, self.size), label)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise SourceError(f"image {str(path)!r}: not a readable image ({exc})") from None
+
+    def close(self) -> None:
+        pass
+
+
+class VideoSource:
+    """Frames of a video file through OpenCV (the optional `video` extra), looped at the end."""
+
+    def __init__(self, path: Path, size: int = 64) -> None:
+        try:
+            import cv2  # type: ignore[import-not-found]
+        except ImportError:
+            raise SourceError(
+                "video source: OpenCV is not installed (pip install 'edgebus[video]')"
+            ) from None
+        if not path.is_file():
+            raise SourceError(f"video file {str(path)!r} does not exist")
+        self._cv2 = cv2
+        self._capture = cv2.VideoCapture(str(path))
+        if not self._capture.isOpened():
+            raise SourceError(f"video file {str(path)!r}: OpenCV cannot open it")
+        self.path, self.size = path, size
+
+    def frame(self, frame_id: int) -> Frame:
+        ok, bgr = self._capture.read()
+        if not ok:  # end of file: start over
+            self._capture.set(self._cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = self._capture.read()
+            if not ok:
+                raise SourceError(f"video file {str(self.path)!r}: no frames could be read")
+        rgb = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB)
+        return Frame(frame_id, fit_image(Image.fromarray(rgb), self.size))
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+def open_source(spec: str, size: int = 64, seed: int = 0) -> FrameSource:
+    """`synthetic`, `folder:<dir>` or `video:<file>`."""
+    kind, _, arg = spec.partition(":")
+    if kind == "synthetic" and not arg:
+        return SyntheticSource(size, seed)
+    if kind == "folder" and arg:
+        return FolderSource(Path(arg), size)
+    if kind == "video" and arg:
+        return VideoSource(Path(arg), size)
+    raise SourceError(f"source {spec!r}: expected synthetic, folder:<dir> or video:<file>")
