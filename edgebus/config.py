@@ -74,6 +74,8 @@ class Settings:
     global_store_url: str = ""
     retention_days: float = 7.0
     retention_interval_s: float = 3600.0
+    # QoS orchestrator (step 6): model pool folder; "" = <data_dir>/qos_pool
+    qos_pool: str = ""
 
     def validate(self) -> Settings:
         for name, rule in _RULES.items():
