@@ -61,3 +61,20 @@ def test_cameras_are_independent():
     assembler.end(end(9, 1, camera="a"), 0)
     assert assembler.add_chunk(chunk(2, 0, camera="b"), 0) == []
     assert assembler.pending == 1
+
+
+def test_out_of_order_chunks_are_used_in_index_order():
+    assembler = FrameAssembler()
+    for index, data in ((2, b"c"), (0, b"a"), (1, b"b")):
+        assert assembler.add_chunk(chunk(7, index, data), 0) == []
+    (frame,) = assembler.end(end(7, 3), 0)
+    assert frame.ordered_chunks() == [b"a", b"b", b"c"]
+
+
+def test_late_chunk_of_an_older_frame_is_discarded():
+    assembler = FrameAssembler()
+    assembler.add_chunk(chunk(1, 0), 0)
+    assembler.end(end(2, 0), 0)  # frame 2 decided: frame 1 lost its marker and is decided too
+    assert assembler.add_chunk(chunk(1, 1), 0) == []
+    assert assembler.add_chunk(chunk(2, 0), 0) == []
+    assert assembler.stats.late == 2 and assembler.pending == 0

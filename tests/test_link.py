@@ -27,7 +27,7 @@ def test_switching_trace_alternates_every_ten_seconds():
     per_cycle = 10 * (PRESET_RATES["none"] + PRESET_RATES["heavy"])
     assert trace.bytes_until(40) == pytest.approx(2 * per_cycle)
     # Sending across a rate change: 9.5 s at "none" leaves 0.5 s of it, then "heavy".
-    end = trace.time_to_carry(9.5, 0.5 * PRESET_RATES["none"] + 500)
+    end = trace.time_to_carry(9.5, 0.5 * PRESET_RATES["none"] + 0.5 * PRESET_RATES["heavy"])
     assert end == pytest.approx(10.5, abs=1e-5)
 
 
@@ -101,25 +101,47 @@ async def test_pacing_accuracy_switching_on_a_fast_clock():
 
 
 def test_presets_fit_a_full_pnc_frame_only_without_jamming():
+    from edgebus.broker.link import mqtt_publish_size
     from edgebus.codecs import get_codec
     from edgebus.messages import EndOfFrame, FrameChunk, encode
-    from edgebus.ml.datasets import procedural_shapes
+    from edgebus.shapes import render_shape
     from edgebus.topics import Topics
 
     codec = get_codec("pnc")
     topics = Topics("lab")
-    images = procedural_shapes(7, 0, 20, 64).images
-    sizes = []
-    for frame_id, image in enumerate(images):
-        units = codec.encode(image).units
-        wire = sum(
-            len(encode(FrameChunk("camera-1", frame_id, i, "pnc", "pnc64", 0.0, unit)))
-            + len(topics.frame_chunk("camera-1", frame_id, i))
-            + 5  # MQTT fixed header
+    full, first = [], []
+    for frame_id in range(20):
+        units = codec.encode(render_shape(7, frame_id)[0]).units
+        marker = EndOfFrame("camera-1", frame_id, 10, 10, 1200, "pnc", "pnc64", 1.7e9, 1.7e9)
+        wire = [
+            mqtt_publish_size(
+                topics.frame_chunk("camera-1", frame_id, i),
+                len(encode(FrameChunk("camera-1", frame_id, i, "pnc", "pnc64", 1.7e9, unit))),
+            )
             for i, unit in enumerate(units)
-        )
-        wire += len(encode(EndOfFrame("camera-1", frame_id, 10, 10, 0, "pnc", "pnc64", 0, 0)))
-        sizes.append(wire)
+        ]
+        end = mqtt_publish_size(topics.frame_end("camera-1", frame_id), len(encode(marker)), 1)
+        full.append(sum(wire) + end)
+        first.append(wire[0] + end)
     per_period = {name: rate * 0.5 for name, rate in PRESET_RATES.items()}
-    assert np.max(sizes) <= per_period["none"]
-    assert np.min(sizes) > per_period["light"] > per_period["heavy"]
+    # At T = 500 ms a whole frame (one unit per chunk) fits only without jamming ...
+    assert np.max(full) <= per_period["none"]
+    assert np.min(full) > per_period["light"] > per_period["heavy"]
+    # ... and heavy jamming at T = 300 ms still carries the first feature of most frames.
+    assert np.mean(np.array(first) <= PRESET_RATES["heavy"] * 0.3) >= 0.8
+
+
+def test_mqtt_publish_size():
+    from edgebus.broker.link import mqtt_publish_size
+
+    assert mqtt_publish_size("a/b", 10) == 1 + 1 + 2 + 3 + 10
+    assert mqtt_publish_size("a/b", 200, qos=1) == 1 + 2 + 2 + 3 + 2 + 200
+
+
+def test_trace_specs():
+    from edgebus.broker.link import trace_from_spec
+
+    assert trace_from_spec("off") is None
+    assert trace_from_spec("2500").rate_at(3) == 2500
+    with pytest.raises(TraceError, match="unknown link scenario"):
+        trace_from_spec("jammed")

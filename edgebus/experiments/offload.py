@@ -56,10 +56,12 @@ class Cell:
     period_ms: int
     scenario: str
     chunk_bytes: int
+    replica: int = 0  # several cameras of one cell (the scale benchmark)
 
     @property
     def camera_id(self) -> str:
-        return f"{self.codec}.{self.scenario.replace('/', '_')}.c{self.chunk_bytes}"
+        name = f"{self.codec}.{self.scenario.replace('/', '_')}.c{self.chunk_bytes}"
+        return f"{name}.r{self.replica}" if self.replica else name
 
 
 @dataclass
