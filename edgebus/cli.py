@@ -183,6 +183,10 @@ def up(
     ] = False,
     dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard")] = True,
     period_ms: Annotated[int | None, typer.Option("--period-ms")] = None,
+    link: Annotated[
+        str, typer.Option("--link", help="Camera uplink: a preset, B/s, a .csv, or off.")
+    ] = "switching",
+    codec: Annotated[str | None, typer.Option("--codec", help="Camera codec (pnc).")] = None,
     site: SiteOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -195,6 +199,8 @@ def up(
             site=site,
             frame_period_ms=period_ms,
             heartbeat_s=1.0,
+            link=link,
+            codec=codec,
             **({"broker": broker} if broker else {}),
         )
         if broker:
@@ -205,7 +211,9 @@ def up(
         # Off a terminal (logs, CI) rich would wrap the dashboard at 80 columns.
         console = Console(width=None if sys.stdout.isatty() else 150)
         totals = asyncio.run(
-            run_up(settings, UpPlan(cameras, duration, broker, processes, dashboard), console)
+            run_up(
+                settings, UpPlan(cameras, duration, broker, processes, dashboard, link), console
+            )
         )
         console.print(
             "summary: "

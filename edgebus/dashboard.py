@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from rich.table import Table
 
 from edgebus.broker.bus import Bus, Subscription
 from edgebus.messages import Heartbeat, Result, Status
+
+# Results per camera that the rolling units and accuracy columns average over.
+RECENT_RESULTS = 20
 
 # Which counter is a role's "frames" and which its "bytes".
 FRAME_COUNTER = {"camera": "frames_sent", "edge": "frames_done", "cloud": "results_seen"}
@@ -27,6 +31,19 @@ class NodeRow:
     frames_per_s: float = 0.0
     bytes_per_s: float = 0.0
     last_result: str = ""
+    # (units received, top-1 correct or None when the label is unknown), newest last
+    recent: deque[tuple[int, bool | None]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_RESULTS)
+    )
+
+    def recent_text(self) -> tuple[str, str]:
+        """Mean units per frame and top-1 accuracy over the camera's recent results."""
+        if not self.recent:
+            return "-", "-"
+        units = sum(u for u, _ in self.recent) / len(self.recent)
+        scored = [hit for _, hit in self.recent if hit is not None]
+        accuracy = f"{100 * sum(scored) / len(scored):.0f}%" if scored else "-"
+        return f"{units:.1f}", accuracy
 
     def counter(self, name: str) -> float:
         return self.stats.get(name, 0.0)
@@ -87,7 +104,11 @@ class FleetView:
         top = result.top_k[0] if result.top_k else "-"
         text = f"{result.camera}#{result.frame_id}→{top} {result.latency_ms:.0f}ms"
         self._row(result.node).last_result = text
-        self._row(result.camera).last_result = text
+        camera = self._row(result.camera)
+        camera.last_result = text
+        known = result.label >= 0 and bool(result.top_k)
+        hit = result.top_k[0] == result.label if known else None
+        camera.recent.append((result.units_received, hit))
 
     def table(self, title: str = "edgebus fleet", duration_s: float | None = None) -> Table:
         """Live rates, or with duration_s the averages over the whole run."""
@@ -102,6 +123,9 @@ class FleetView:
             "frames",
             "bytes",
             "deadline hits",
+            "link B/s",
+            "units/frame",
+            f"top-1 (last {RECENT_RESULTS})",
             "last result",
         ):
             table.add_column(column, justify="right" if column in numeric else "left")
@@ -120,6 +144,8 @@ class FleetView:
                 f"{int(row.frames)}",
                 f"{int(row.bytes):,}",
                 row.deadline_text(),
+                f"{row.counter('link_rate'):,.0f}" if "link_rate" in row.stats else "-",
+                *row.recent_text(),
                 row.last_result,
             )
         return table

@@ -23,8 +23,13 @@ from edgebus.dashboard import FleetView, follow
 from edgebus.nodes import CameraNode, CloudNode, EdgeNode
 from edgebus.nodes.base import Node, bus_for
 
-# Storage keys a --processes child inherits through the environment (step 3).
+# Keys a --processes child inherits through the environment: storage (step 3) and the
+# camera pipeline (step 4).
 _STORAGE_KEYS = (
+    "codec",
+    "link",
+    "source",
+    "chunk_bytes",
     "data_dir",
     "store_enabled",
     "store_flush_ms",
@@ -58,6 +63,8 @@ class UpPlan:
     broker: str | None = None
     processes: bool = False
     dashboard: bool = True
+    # Cameras' uplink trace: the PNC system's point is accuracy that follows the bandwidth.
+    link: str = "switching"
 
 
 def install_stop_signals(stop: Callable[[], None]) -> None:
@@ -191,6 +198,9 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
 
     def configured(role: str, node_id: str) -> Settings:
         return dataclasses.replace(settings, role=role, node_id=node_id)
+
+    # Every child and in-process camera gets the plan's link (children via the environment).
+    settings = dataclasses.replace(settings, link=plan.link)
 
     in_process: list[Node] = [
         CoordinatorNode(configured("coordinator", "coordinator")),
