@@ -10,7 +10,6 @@ Every topic is ``edgebus/v1/<site>/<kind>/...``:
 ``heartbeat/<node>``                    periodic liveness and counters
 ``qos/request``                         QoS requests to the coordinator
 ``model/switch``                        retained model-switch event
-``model/bundle/<model_id>``             retained bytes of a pool model
 ``model/ack/<node>``                    a node confirms it switched model
 ``model/drift``                         a stream's reconstruction error crossed its threshold
 ``sched/policy/<node>``                 retained scheduling policy for a node
@@ -102,10 +101,6 @@ class Topics:
 
     def model_switch(self) -> str:
         return f"{self.base}/model/switch"
-
-    def model_bundle(self, model_id: str) -> str:
-        """Retained bytes of one pool model, for nodes that fetch without request/reply."""
-        return f"{self.base}/model/bundle/{check_segment(model_id, 'model id')}"
 
     def model_ack(self, node: str) -> str:
         return f"{self.base}/model/ack/{check_segment(node, 'node id')}"
