@@ -1,15 +1,19 @@
-"""The coordinator actor: tracks which nodes are alive from their retained status.
+"""The coordinator actor: tracks which nodes are alive from their retained status and,
+when a model pool exists (`qos_pool`), runs the QoS orchestrator (orchestrator.py).
 
-It reuses the node lifecycle (nodes/base.py); later steps add the orchestrator and
-the schedulers of this package to it.
+It reuses the node lifecycle (nodes/base.py); later steps add the schedulers of this
+package to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from edgebus.broker.bus import Subscription
+from edgebus.coordinator.model_store import ModelPool, PoolError
+from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.messages import ModelSwitch, QosRequest, SchedulingPolicy, Status, to_dict
 from edgebus.nodes.base import Node
 
@@ -18,11 +22,30 @@ log = logging.getLogger("edgebus.coordinator")
 
 class CoordinatorNode(Node):
     role = "coordinator"
-    capabilities = ("membership",)
+    capabilities = ("membership", "qos")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.members: dict[str, Status] = {}
+        self.orchestrator: Orchestrator | None = None
+
+    def pool_path(self) -> Path:
+        return Path(self.settings.qos_pool or Path(self.settings.data_dir) / "qos_pool")
+
+    async def _start_orchestrator(self) -> asyncio.Task[None] | None:
+        try:
+            pool = ModelPool.load(self.pool_path())
+        except PoolError as exc:
+            log.warning("QoS orchestrator off: %s", exc)
+            return None
+        period_s = self.settings.frame_period_ms / 1000.0
+        self.orchestrator = Orchestrator(
+            self.bus, self.topics, self.node_id, pool, self.clock, self.record,
+            frame_rate=1.0 / period_s,
+        )  # fmt: skip
+        requests = await self.orchestrator.start()
+        log.info("QoS orchestrator on: %d models from %s", len(pool.models), pool.root)
+        return asyncio.create_task(self.orchestrator.run(requests))
 
     async def main(self) -> None:
         statuses = await self.bus.subscribe(self.topics.statuses(), qos=1)
@@ -35,6 +58,9 @@ class CoordinatorNode(Node):
             )
         ]
         recorders = [asyncio.create_task(self._record_events(s)) for s in events]
+        orchestrating = await self._start_orchestrator()
+        if orchestrating is not None:
+            recorders.append(orchestrating)
         self.ready.set()
         try:
             await self._track(statuses)

@@ -1,0 +1,166 @@
+"""The model pool on disk: what Algorithm 1 trained, read by the orchestrator at run time.
+
+Layout (no torch needed to read it)::
+
+    <pool>/pool.json              data set, CO accuracy, QoS rule, models, searches
+    <pool>/<model_id>/*.onnx      the files of each deployable model
+
+`pool.json` keeps every trained model (`models`) and each search's trials in training
+order (`searches`), from which the QoS-features map P of each configuration is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgebus.codecs.model_bundle import bundle_digest, verify_bundle
+from edgebus.coordinator.compression_search import QosRule, SearchError, Trial
+from edgebus.coordinator.qos_map import QosMap
+from edgebus.coordinator.qos_model import PoolModel
+from edgebus.messages import ModelBundle
+
+POOL_FILE = "pool.json"
+LATENT_BYTES = 2  # float16 per latent value on the wire (codecs/dense_ae.py)
+
+
+class PoolError(ValueError):
+    """A missing or malformed model pool, or an unknown model id."""
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    model_id: str
+    version: int
+    configuration: str  # ECO or ECCD
+    d: int
+    accuracy: float
+    psnr_db: float
+    train_seconds: float
+    sha256: str
+    files: tuple[str, ...]
+
+
+@dataclass
+class ModelPool:
+    root: Path
+    dataset: str
+    dim: int
+    raw_item_bytes: int  # bytes per raw feature on the wire (CO)
+    cloud_accuracy: float
+    rule: QosRule
+    models: dict[str, StoredModel] = field(default_factory=dict)
+    searches: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def raw_bytes_per_frame(self) -> int:
+        return self.dim * self.raw_item_bytes
+
+    # -- reading ------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, root: Path) -> ModelPool:
+        path = Path(root) / POOL_FILE
+        if not path.is_file():
+            raise PoolError(
+                f"model pool {root}: no {POOL_FILE}; build one with `edgebus models search`"
+            )
+        try:
+            data = json.loads(path.read_text())
+            rule = QosRule(float(data["rule"]["tolerance"]), float(data["rule"]["step"]))
+            models = {m["model_id"]: StoredModel(**{**m, "files": tuple(m["files"])})
+                      for m in data["models"]}  # fmt: skip
+            return cls(
+                Path(root), str(data["dataset"]), int(data["dim"]), int(data["raw_item_bytes"]),
+                float(data["cloud_accuracy"]), rule, models, list(data.get("searches", [])),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError, SearchError) as exc:
+            raise PoolError(f"model pool {path}: malformed ({type(exc).__name__}: {exc})") from None
+
+    def get(self, model_id: str) -> StoredModel:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise PoolError(f"model {model_id!r} is not in the pool (known: {known})") from None
+
+    def pool_models(self) -> list[PoolModel]:
+        return [
+            PoolModel(
+                m.model_id,
+                m.configuration,
+                m.d,
+                self.dim,
+                m.accuracy,
+                m.psnr_db,
+                LATENT_BYTES * m.d,
+            )
+            for m in sorted(self.models.values(), key=lambda m: (m.configuration, m.d))
+        ]
+
+    def qos_map(self, configuration: str) -> QosMap:
+        trials = [Trial(m.d, m.accuracy, m.train_seconds) for m in self.models.values()
+                  if m.configuration == configuration]  # fmt: skip
+        return QosMap(self.rule, trials)
+
+    def files(self, model_id: str) -> dict[str, bytes]:
+        stored = self.get(model_id)
+        folder = self.root / model_id
+        try:
+            return {name: (folder / name).read_bytes() for name in stored.files}
+        except OSError as exc:
+            raise PoolError(f"model {model_id}: cannot read its files ({exc})") from None
+
+    def bundle(self, model_id: str) -> ModelBundle:
+        """The model's bytes for a node, checked against the recorded sha256 first so a
+        corrupted pool is caught here rather than on every node."""
+        stored = self.get(model_id)
+        files = self.files(model_id)
+        verify_bundle(model_id, files, stored.sha256)
+        return ModelBundle(
+            model_id, stored.version, stored.sha256, stored.configuration, stored.d, files,
+            {"dataset": self.dataset, "dim": self.dim, "accuracy": stored.accuracy},
+        )  # fmt: skip
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add(
+        self, model_id: str, configuration: str, d: int, accuracy: float, psnr_db: float,
+        train_seconds: float, files: dict[str, bytes],
+    ) -> StoredModel:  # fmt: skip
+        """Write a model's files and record it; retraining an id bumps its version."""
+        folder = self.root / model_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        previous = self.models.get(model_id)
+        stored = StoredModel(
+            model_id, 1 if previous is None else previous.version + 1, configuration, d,
+            accuracy, psnr_db, train_seconds, bundle_digest(files), tuple(sorted(files)),
+        )  # fmt: skip
+        self.models[model_id] = stored
+        return stored
+
+    def save(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = {
+            "dataset": self.dataset,
+            "dim": self.dim,
+            "raw_item_bytes": self.raw_item_bytes,
+            "cloud_accuracy": self.cloud_accuracy,
+            "rule": {"tolerance": self.rule.tolerance, "step": self.rule.step},
+            "models": [
+                {**asdict(m), "files": list(m.files)}
+                for m in sorted(self.models.values(), key=lambda m: (m.configuration, m.d))
+            ],
+            "searches": self.searches,
+        }
+        path = self.root / POOL_FILE
+        path.write_text(json.dumps(data, indent=1) + "\n")
+        return path
+
+
+def model_id_for(dataset: str, configuration: str, d: int) -> str:
+    return f"{dataset}-{configuration.lower()}-d{d}"

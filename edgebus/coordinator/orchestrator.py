@@ -1,0 +1,149 @@
+"""The QoS orchestrator on the bus: QoS request -> Algorithm 2 -> retained model switch.
+
+- `qos/request` (plain publish) and the coordinator's `request/<id>/qos` service (which also
+  answers with a `QosDecision`: the model and why) both go through `decide`.
+- A change of model publishes a retained `ModelSwitch {model_id, version, sha256,
+  configuration, effective_ts}`; `effective_frame = -1` means "your next frame boundary
+  at or after effective_ts", since each camera numbers its own frames.
+- `request/<id>/model` serves `ModelFetch` with the model's `ModelBundle`.
+- Every frame carries its model_id, so receivers never depend on when the switch arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgebus.broker.bus import Bus, Subscription
+from edgebus.clock import Clock
+from edgebus.coordinator.model_store import ModelPool
+from edgebus.coordinator.qos_model import (
+    RAW,
+    Decision,
+    Device,
+    LinearQosEstimator,
+    Policy,
+    QosTarget,
+    decide,
+)
+from edgebus.messages import (
+    ErrorReply,
+    Message,
+    ModelBundle,
+    ModelFetch,
+    ModelSwitch,
+    QosDecision,
+    QosRequest,
+    to_dict,
+)
+from edgebus.topics import Topics
+
+log = logging.getLogger("edgebus.orchestrator")
+
+Recorder = Callable[..., None]
+
+
+@dataclass(frozen=True, slots=True)
+class Active:
+    decision: Decision
+    switch: ModelSwitch
+
+
+def target_of(request: QosRequest, frame_rate: float) -> QosTarget:
+    return QosTarget(
+        accuracy=request.accuracy,
+        bandwidth_bps=request.bandwidth_bps,
+        device=Device(request.edge_cpu, request.edge_memory_mb),
+        image_quality_db=request.image_quality,
+        frame_rate=frame_rate,
+    )
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        node_id: str,
+        pool: ModelPool,
+        clock: Clock,
+        record: Recorder | None = None,
+        frame_rate: float = 2.0,
+        lead_s: float = 0.0,
+    ) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.node_id = node_id
+        self.pool = pool
+        self.clock = clock
+        self.record = record or (lambda *_a, **_k: None)
+        self.frame_rate = frame_rate
+        self.lead_s = lead_s
+        self.policy = Policy(raw_bytes_per_frame=pool.raw_bytes_per_frame, rule=pool.rule)
+        self.estimator = LinearQosEstimator()
+        self.models = pool.pool_models()
+        self.active: Active | None = None
+        self.decisions = 0
+
+    async def start(self) -> Subscription:
+        """Serve fetches and QoS requests; returns the `qos/request` subscription to drain."""
+        await self.bus.serve(self.topics.request(self.node_id, "model"), self._serve_fetch)
+        await self.bus.serve(self.topics.request(self.node_id, "qos"), self._serve_qos)
+        for configuration in ("ECO", "ECCD"):
+            qmap = self.pool.qos_map(configuration)
+            self.record(
+                "events", kind="qos_map",
+                detail={"configuration": configuration, **qmap.to_json()}, ts=self.clock.time(),
+            )  # fmt: skip
+        return await self.bus.subscribe(self.topics.qos_request(), qos=1)
+
+    async def run(self, requests: Subscription) -> None:
+        async for delivery in requests:
+            if isinstance(delivery.message, QosRequest):
+                await self.handle(delivery.message)
+
+    def choose(self, request: QosRequest) -> Decision:
+        return decide(
+            target_of(request, self.frame_rate), self.models, self.estimator, self.policy,
+            self.pool.cloud_accuracy,
+        )  # fmt: skip
+
+    async def handle(self, request: QosRequest) -> QosDecision:
+        decision = self.choose(request)
+        self.decisions += 1
+        switched = self.active is None or self.active.decision.model_id != decision.model_id
+        if switched:
+            switch = self._switch_for(decision)
+            self.active = Active(decision, switch)
+            await self.bus.publish(self.topics.model_switch(), switch, qos=1, retain=True)
+            log.info("QoS %s -> %s (%s)", request.requester, decision.model_id, decision.reasons[0])
+        assert self.active is not None
+        answer = QosDecision(
+            decision.model_id, self.active.switch.version, decision.configuration, decision.d,
+            decision.estimated_accuracy, decision.meets_target, switched, list(decision.reasons),
+            ts=self.clock.time(),
+        )  # fmt: skip
+        self.record("events", kind="qos_decision", detail=to_dict(answer), ts=answer.ts)
+        return answer
+
+    def _switch_for(self, decision: Decision) -> ModelSwitch:
+        now = self.clock.time()
+        if decision.model_id == RAW:
+            return ModelSwitch(RAW, 0, "", "CO", -1, now + self.lead_s, ts=now)
+        stored = self.pool.get(decision.model_id)
+        return ModelSwitch(
+            stored.model_id, stored.version, stored.sha256, stored.configuration, -1,
+            now + self.lead_s, ts=now,
+        )  # fmt: skip
+
+    async def _serve_fetch(self, request: Message) -> Message:
+        if not isinstance(request, ModelFetch):
+            return ErrorReply(f"expected model_fetch, got {request.TYPE_NAME}")
+        bundle: ModelBundle = self.pool.bundle(request.model_id)
+        return bundle
+
+    async def _serve_qos(self, request: Message) -> Message:
+        if not isinstance(request, QosRequest):
+            return ErrorReply(f"expected qos_request, got {request.TYPE_NAME}")
+        return await self.handle(request)

@@ -1,0 +1,95 @@
+"""Build the orchestrator's model pool: Algorithm 1 per configuration, every model kept.
+
+Each probe of the binary search trains an ECO or ECCD model (ml/dense_ae.py), scores its
+accuracy on the held-out set (the QoS the search compares), exports its ONNX files and
+adds it to the pool (coordinator/model_store.py) with its sha256.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from edgebus.coordinator.compression_search import QosRule, SearchResult, binary_search
+from edgebus.coordinator.model_store import ModelPool, model_id_for
+from edgebus.ml.dense_ae import Recipe, export_bundle, train_cloud_classifier, train_dense
+from edgebus.ml.errors import TrainingError
+from edgebus.ml.qos_data import FlatSet, load_split
+from edgebus.ml.training import seed_everything
+
+Report = Callable[[str], None]
+
+
+def raw_item_bytes(dataset: str) -> int:
+    """CO sends images as uint8 and accelerometer windows as float16."""
+    return 2 if dataset == "accelerometer" else 1
+
+
+class PoolTrainer:
+    """Trains pool models of one data split into one pool folder."""
+
+    def __init__(
+        self, pool: ModelPool, train: FlatSet, held_out: FlatSet, recipe: Recipe,
+        report: Report | None = None,
+    ) -> None:  # fmt: skip
+        self.pool = pool
+        self.train = train
+        self.held_out = held_out
+        self.recipe = recipe
+        self.report = report or (lambda _what: None)
+
+    def train_one(self, configuration: str, d: int) -> float:
+        """Train, export and store one model; returns its held-out accuracy."""
+        trained = train_dense(configuration.lower(), d, self.train, self.held_out, self.recipe)
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = export_bundle(trained, self.train.dim, Path(tmp))
+            files = {name: path.read_bytes() for name, path in paths.items()}
+        model_id = model_id_for(self.pool.dataset, configuration, d)
+        s = trained.scores
+        self.pool.add(model_id, configuration, d, s.accuracy, s.psnr_db, s.train_seconds, files)
+        self.report(f"{model_id}: accuracy {s.accuracy:.3f}, {s.psnr_db:.1f} dB")
+        return s.accuracy
+
+    def search(self, configuration: str) -> SearchResult:
+        result = binary_search(
+            self.train.dim, lambda d: self.train_one(configuration, d), self.pool.rule
+        )
+        self.pool.searches.append(
+            {"configuration": configuration, "strategy": result.strategy,
+             "target": result.target, "chosen_d": result.chosen_d,
+             "trials": [asdict(t) for t in result.trials]}
+        )  # fmt: skip
+        return result
+
+
+def open_pool(
+    out: Path, dataset: str, train_n: int, held_out_n: int, recipe: Recipe, rule: QosRule,
+    root: Path | None = None,
+) -> tuple[PoolTrainer, float]:  # fmt: skip
+    """Load the data, train the cloud-only (CO) classifier and open (or extend) the pool."""
+    seed_everything(recipe.seed, threads=1)
+    train, _, held_out = load_split(dataset, recipe.seed, train_n, 0, held_out_n, root)
+    _, cloud_accuracy = train_cloud_classifier(train, held_out, recipe)
+    try:
+        pool = ModelPool.load(out)
+        if pool.dataset != dataset or pool.dim != train.dim:
+            raise TrainingError(
+                f"pool {out} holds {pool.dataset} (D = {pool.dim}); use another --out for {dataset}"
+            )
+        pool.cloud_accuracy = cloud_accuracy
+    except ValueError:  # no pool yet
+        pool = ModelPool(out, dataset, train.dim, raw_item_bytes(dataset), cloud_accuracy, rule)
+    return PoolTrainer(pool, train, held_out, recipe), cloud_accuracy
+
+
+def search_pool(
+    out: Path, dataset: str, configurations: Sequence[str], train_n: int, held_out_n: int,
+    recipe: Recipe, rule: QosRule, report: Report | None = None, root: Path | None = None,
+) -> tuple[ModelPool, list[SearchResult]]:  # fmt: skip
+    trainer, _ = open_pool(out, dataset, train_n, held_out_n, recipe, rule, root)
+    trainer.report = report or trainer.report
+    results = [trainer.search(c) for c in configurations]
+    trainer.pool.save()
+    return trainer.pool, results
