@@ -835,7 +835,7 @@ def train_dqn(
     history: Annotated[int, typer.Option(min=2, help="History T (T-1 metrics in X).")] = 97,
     iterations: Annotated[int, typer.Option(min=1, help="Q iterations.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of traces and weights.")] = 0,
-    threads: _AE_THREADS = 2,
+    threads: _AE_THREADS = 1,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a DQN offloading policy on the training split of a costs file and export it."""
@@ -863,7 +863,7 @@ def experiment_offloading(
     costs: Annotated[Path | None, typer.Option(help="Costs npz (default: shipped).")] = None,
     figures: Annotated[str, typer.Option(help="Comma-separated subset, e.g. fig5_rprob.")] = "",
     targets: Annotated[bool, typer.Option(help="Also measure the issue's targets.")] = True,
-    threads: _AE_THREADS = 2,
+    threads: _AE_THREADS = 1,
 ) -> None:
     """Offloading under a token bucket in simulation (paper Figs. 5, 6, 8, 9, 12) and the
     issue's target orderings with the shipped DQNs."""

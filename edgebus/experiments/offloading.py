@@ -34,6 +34,7 @@ import numpy as np
 from edgebus.policies.costs import CostData, load_costs
 from edgebus.policies.dqn import DQNSpec, load_dqn
 from edgebus.policies.evaluate import Scenario, compare
+from edgebus.policies.metric import KernelRegression
 from edgebus.policies.policy import Policy
 from edgebus.policies.runtime import shipped_costs_path, shipped_dqn_cards
 from edgebus.policies.token_bucket import BucketParams
@@ -175,7 +176,7 @@ class Preset:
     target_streams: int = 100
     target_length: int = 10_000
     dqn_segments: int = 16_384  # per Q iteration
-    threads: int = 2  # torch threads for per-point training
+    threads: int = 1  # torch threads for per-point training (more only slows a tiny MLP)
 
 
 QUICK = Preset(
@@ -315,9 +316,16 @@ class Row:
     images: int
 
 
-def run_point(data: CostData, source: str, point: Point, preset: Preset) -> Row:
+def run_point(
+    data: CostData,
+    source: str,
+    point: Point,
+    preset: Preset,
+    expected_reward: KernelRegression | None = None,
+) -> Row:
     policy, dqn_source = _point_dqn(data, source, point, preset)
-    losses = compare(data, point.scenario, [policy] if policy is not None else [])
+    dqn = [policy] if policy is not None else []
+    losses = compare(data, point.scenario, dqn, expected_reward)
     return Row(
         point.figure,
         point.series,
@@ -329,7 +337,13 @@ def run_point(data: CostData, source: str, point: Point, preset: Preset) -> Row:
     )
 
 
-def run_targets(data: CostData, source: str, preset: Preset, tick: Tick | None = None) -> list[Row]:
+def run_targets(
+    data: CostData,
+    source: str,
+    preset: Preset,
+    tick: Tick | None = None,
+    expected_reward: KernelRegression | None = None,
+) -> list[Row]:
     """The issue's target cases on target_streams x target_length images, with the shipped
     DQNs when the costs are the shipped ones (else DQNs trained with the preset's budget)."""
     rows = []
@@ -337,7 +351,8 @@ def run_targets(data: CostData, source: str, preset: Preset, tick: Tick | None =
         scenario = replace(
             Scenario(streams=preset.target_streams, length=preset.target_length), **knobs
         )
-        rows.append(run_point(data, source, Point("targets", label, "-", 0.0, scenario), preset))
+        point = Point("targets", label, "-", 0.0, scenario)
+        rows.append(run_point(data, source, point, preset, expected_reward))
         if tick is not None:
             tick(f"targets: {label}")
     return rows
@@ -457,12 +472,13 @@ def run(
     data, source = read_costs(costs)
     out.mkdir(parents=True, exist_ok=True)
     todo = [p for p in points(preset) if figures is None or p.figure in figures]
+    expected_reward = KernelRegression.fit(data.train.metric, data.train.reward)
     rows = []
     for point in todo:
-        rows.append(run_point(data, source, point, preset))
+        rows.append(run_point(data, source, point, preset, expected_reward))
         if tick is not None:
             tick(f"{point.figure} {point.series} {point.x_name}={point.x:g}")
-    targets = run_targets(data, source, preset, tick) if with_targets else []
+    targets = run_targets(data, source, preset, tick, expected_reward) if with_targets else []
     checks = check_targets(targets)
     write_csv(out / "offloading.csv", rows + targets)
     for figure in dict.fromkeys(r.figure for r in rows):

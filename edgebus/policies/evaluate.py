@@ -56,10 +56,15 @@ class Scenario:
 
 
 def compare(
-    data: CostData, scenario: Scenario, extra: Sequence[Policy] = ()
+    data: CostData,
+    scenario: Scenario,
+    extra: Sequence[Policy] = (),
+    expected_reward: KernelRegression | None = None,
 ) -> dict[str, tuple[float, float]]:
     """name -> (mean loss per image, standard error over streams); `extra` policies (a
-    trained DQN) run on the same test traces as the built-in ones."""
+    trained DQN) run on the same test traces as the built-in ones. `expected_reward`, the
+    training-split regression of R on the metric, may be passed in when sweeping many
+    scenarios over one dataset: it depends on the data only."""
     params = BucketParams.from_rate(scenario.rate, scenario.depth)
     train = data.train
     train_gaps = scenario.gaps(scenario.seed + 10_007)
@@ -83,7 +88,8 @@ def compare(
     for policy in policies:
         result = simulate(policy, params, metrics, rewards, gaps)
         out[policy.name] = mean_loss(weak, result.gain, images)
-    expected = KernelRegression.fit(train.metric, train.reward)(test.metric)
+    regression = expected_reward or KernelRegression.fit(train.metric, train.reward)
+    expected = regression(test.metric)
     # Planned on E[R | metric], scored on what those offloads actually gained.
     _, realised = best_total(params, expected[idx], gaps, rewards)
     out["clairvoyant"] = mean_loss(weak, realised, images)
