@@ -182,13 +182,14 @@ class Preset:
 QUICK = Preset(
     streams=20,
     length=5_000,
-    dqn_iterations=25,
+    dqn_iterations=15,
     spreads=(0.02, 0.1, 0.5, 1.0),
     rprobs=(0.01, 0.1, 1.0),
     rates=(0.05, 0.1, 0.25),
     depths=(2, 4, 8),
     tprobs=(0.0005, 0.005, 0.05),
     histories=(2, 17, 97),
+    dqn_segments=8_192,
 )
 FULL = Preset(
     streams=100,

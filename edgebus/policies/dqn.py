@@ -180,6 +180,12 @@ class NumpyMLP:
                 biases.append(init[node.input[2]])
             elif node.op_type == "MatMul":
                 weights.append(init[node.input[1]])
+            elif node.op_type == "LeakyRelu":
+                alpha = next((a.f for a in node.attribute if a.name == "alpha"), 0.01)
+                if abs(alpha - LEAKY_SLOPE) > 1e-6:
+                    raise PolicyFileError(
+                        f"DQN model {path}: LeakyRelu slope {alpha:g}, expected {LEAKY_SLOPE}"
+                    )
             elif node.op_type == "Add" and len(biases) < len(weights):
                 biases.append(init[node.input[1]] if node.input[1] in init else init[node.input[0]])
         if not weights or len(weights) != len(biases):
