@@ -1017,3 +1017,12 @@ def bench_codecs(
         out.mkdir(parents=True, exist_ok=True)
         codec_bench.write_csv(out / "bench_codecs.csv", rows)
         console.print(f"wrote {out / 'bench_codecs.csv'}")
+
+
+# --- QoS orchestrator (step 6): the commands live in cli_qos.py ---
+
+from edgebus import cli_qos  # noqa: E402  (registered after the apps above exist)
+
+app.add_typer(cli_qos.qos_app, name="qos")
+app.add_typer(cli_qos.models_app, name="models")
+experiment_app.command("qos")(cli_qos.experiment_qos)

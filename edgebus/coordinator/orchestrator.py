@@ -60,6 +60,20 @@ def target_of(request: QosRequest, frame_rate: float) -> QosTarget:
     )
 
 
+def decide_for_pool(
+    pool: ModelPool,
+    request: QosRequest,
+    frame_rate: float = 2.0,
+    estimator: LinearQosEstimator | None = None,
+) -> Decision:
+    """Algorithm 2 on a pool, without a bus (the CLI's --dry-run and the orchestrator)."""
+    policy = Policy(raw_bytes_per_frame=pool.raw_bytes_per_frame, rule=pool.rule)
+    return decide(
+        target_of(request, frame_rate), pool.pool_models(), estimator or LinearQosEstimator(),
+        policy, pool.cloud_accuracy,
+    )  # fmt: skip
+
+
 class Orchestrator:
     def __init__(
         self,

@@ -51,7 +51,7 @@ class Recipe:
 
     hidden: tuple[int, ...] = (128, 64)
     head_hidden: int = 64
-    epochs: int = 6
+    epochs: int = 10
     batch_size: int = 256
     lr: float = 2e-3
     ce_weight: float = 0.1  # CE is ~20x the image MSE; this keeps both terms in play

@@ -1,0 +1,342 @@
+"""`edgebus experiment qos`: the QoS orchestrator paper's Table 3, Table 4, Eqs. 7-9 and a
+live switching run over the bus.
+
+- search cost: binary search vs a 10% step sweep vs all d, same (small) recipe for all;
+- data savings: bytes of 100 frames as FrameChunk payloads, CO vs ECO vs ECCD;
+- job cost: per frame E_t (encode), D_t (decode, ECCD), C_t (classify), T_t (transfer on
+  an emulated link), C_p = E_t + D_t + C_t + T_t (Eq. 7), C_T = sum of C_p (Eq. 8, the
+  cloud-function start-up T_c is 0 here), E_a against CO (Eq. 9);
+- live switching: an orchestrator, a sender and two receivers on an embedded broker, with
+  `changes` QoS requests at random times; each switch's latency is from the request's
+  publication to the last node's ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from edgebus.broker.address import parse_broker_url
+from edgebus.broker.bus import Bus, BusOptions
+from edgebus.broker.embedded import EmbeddedBroker
+from edgebus.clock import RealClock
+from edgebus.codecs.dense_ae import DenseAECodec
+from edgebus.coordinator.compression_search import (
+    QosRule,
+    SearchResult,
+    binary_search,
+    exhaustive,
+    step_sweep,
+)
+from edgebus.coordinator.model_store import ModelPool
+from edgebus.coordinator.orchestrator import Orchestrator
+from edgebus.messages import FrameChunk, ModelSwitchAck, QosRequest, encode
+from edgebus.ml.dense_ae import Recipe, train_dense
+from edgebus.ml.qos_data import FlatSet, load_split
+from edgebus.nodes.latent_stream import LatentReceiver, LatentSender, raw_uint8
+from edgebus.nodes.model_follower import ModelFollower
+
+Step = Callable[[str], None]
+SEARCH_RECIPE = Recipe(hidden=(16,), head_hidden=16, epochs=2, batch_size=128)
+
+
+# --- Table 3: search cost ------------------------------------------------------------------
+
+
+def search_cost(
+    train: FlatSet, test: FlatSet, rule: QosRule, sweep_all: bool, step: Step
+) -> list[SearchResult]:
+    def evaluate(d: int) -> float:
+        return train_dense("eco", d, train, test, SEARCH_RECIPE).scores.accuracy
+
+    results = [binary_search(train.dim, evaluate, rule)]
+    step("search: binary done")
+    results.append(step_sweep(train.dim, evaluate, rule))
+    step("search: 10% step done")
+    if sweep_all:
+        results.append(exhaustive(train.dim, evaluate, rule))
+        step("search: all d done")
+    return results
+
+
+# --- Table 4 and Eqs. 7-9: data and job cost --------------------------------------------
+
+
+@dataclass
+class JobRow:
+    configuration: str
+    model_id: str
+    d: int
+    frames: int
+    payload_bytes: int
+    message_bytes: int
+    saving_pct: float
+    encode_ms: float
+    decode_ms: float
+    classify_ms: float
+    transfer_ms: float
+    total_s: float
+    gain_vs_co_pct: float
+    accuracy: float
+
+
+def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, 1000 * (time.perf_counter() - start)
+
+
+def job_cost(
+    pool: ModelPool, frames: FlatSet, cloud_raw: Callable[[np.ndarray], np.ndarray],
+    bandwidth_bps: float, chosen: dict[str, str],
+) -> list[JobRow]:  # fmt: skip
+    """100 frames through CO, ECO and ECCD; bytes as sent (payload and whole message)."""
+    rows: list[JobRow] = []
+    for configuration in ("CO", "ECO", "ECCD"):
+        codec = None if configuration == "CO" else DenseAECodec.from_bundle(
+            pool.bundle(chosen[configuration]))  # fmt: skip
+        model_id = "raw" if codec is None else codec.model_id
+        totals = np.zeros(4)
+        payload = message = correct = 0
+        for i, x in enumerate(frames.x):
+            if codec is None:
+                data, e_ms = _timed(lambda x=x: raw_uint8(x))
+                d_ms = 0.0
+                logits, c_ms = _timed(lambda data=data: cloud_raw(
+                    np.frombuffer(data, np.uint8).astype(np.float32)[None] / 255.0)[0])  # fmt: skip
+            else:
+                data, e_ms = _timed(partial(codec.encode, x))
+                d_ms = 0.0
+                if codec.configuration == "ECCD":
+                    _, d_ms = _timed(partial(codec.reconstruct, data))
+                logits, c_ms = _timed(partial(codec.classify, data))
+            chunk = FrameChunk("cam-1", i, 0, "dense_ae", model_id, 0.0, data)  # type: ignore[arg-type]
+            size = len(encode(chunk))
+            t_ms = 1000 * 8 * size / bandwidth_bps
+            totals += (e_ms, d_ms, c_ms, t_ms)
+            payload += len(data)  # type: ignore[arg-type]
+            message += size
+            correct += int(np.argmax(logits) == frames.y[i])  # type: ignore[arg-type]
+        n = len(frames)
+        rows.append(JobRow(
+            configuration, model_id, 0 if codec is None else codec.latent_dim, n, payload,
+            message, 0.0, *(totals / n), float(totals.sum() / 1000), 0.0, correct / n,
+        ))  # fmt: skip
+    co = rows[0]
+    for row in rows:
+        row.saving_pct = 100 * (co.message_bytes - row.message_bytes) / co.message_bytes
+        row.gain_vs_co_pct = 100 * (co.total_s - row.total_s) / co.total_s
+    return rows
+
+
+# --- live switching -----------------------------------------------------------------------
+
+
+@dataclass
+class SwitchRow:
+    index: int
+    accuracy: float
+    model_id: str
+    switched: bool
+    latency_ms: float
+
+
+@dataclass
+class LiveResult:
+    rows: list[SwitchRow]
+    frames_sent: int
+    frames_decoded: int
+    wrong_model: int
+    rejected: int
+
+
+def _bus(url: str, name: str) -> Bus:
+    return Bus(
+        parse_broker_url(url), BusOptions(site="qosx", node_id=f"{name}-{uuid.uuid4().hex[:6]}")
+    )
+
+
+async def live_switching(
+    pool: ModelPool, frames: FlatSet, changes: int, seed: int, step: Step
+) -> LiveResult:
+    broker = await EmbeddedBroker(port=0).start()
+    names = ("coord", "cam", "edge", "cloud")
+    buses = {n: _bus(broker.url, n) for n in names}
+    try:
+        for b in buses.values():
+            await b.start(5)
+        topics = buses["coord"].topics
+        orchestrator = Orchestrator(buses["coord"], topics, buses["coord"].node_id, pool,
+                                    RealClock(), frame_rate=20.0)  # fmt: skip
+        requests = await orchestrator.start()
+        tasks = [asyncio.create_task(orchestrator.run(requests))]
+        acks = await buses["coord"].subscribe(topics.model_acks(), qos=1)
+        followers = {
+            n: ModelFollower(
+                buses[n], topics, buses[n].node_id, buses["coord"].node_id, DenseAECodec.from_bundle
+            )
+            for n in ("cam", "edge", "cloud")
+        }
+        for f in followers.values():
+            await f.start()
+            # The paper's nodes hold the pool's models; fetching them first keeps the
+            # switch latency about switching, not about moving megabytes.
+            await f.prefetch(sorted(pool.models))
+        truth = lambda i: frames.x[i % len(frames)]  # noqa: E731
+        sender = LatentSender(buses["cam"], topics, "cam-1", followers["cam"], truth)
+        receivers = [LatentReceiver(n, followers[n], truth) for n in ("edge", "cloud")]
+        for r, n in zip(receivers, ("edge", "cloud"), strict=True):
+            sub = await buses[n].subscribe(topics.frames(), qos=1)
+            tasks.append(asyncio.create_task(r.run(sub)))
+        stop = asyncio.Event()
+
+        async def stream() -> None:
+            frame_id = 0
+            while not stop.is_set():
+                await sender.send(frame_id)
+                frame_id += 1
+                await asyncio.sleep(0.05)
+
+        rng = np.random.default_rng(seed)
+        raw_bps = 8 * pool.raw_bytes_per_frame * 20.0
+        rows: list[SwitchRow] = []
+        current = ""
+        streamer: asyncio.Task[None] | None = None
+        for index in range(changes):
+            target = float(rng.uniform(0.3, 0.95))
+            # Each change must move the model, so the run measures real switches.
+            request = QosRequest("experiment", target, raw_bps * 0.5)
+            decision = orchestrator.choose(request)
+            while decision.model_id == current:
+                target = float(rng.uniform(0.3, 0.95))
+                request = QosRequest("experiment", target, raw_bps * 0.5)
+                decision = orchestrator.choose(request)
+            start = time.perf_counter()
+            await buses["cam"].publish(topics.qos_request(), request, qos=1)
+            pending = {buses[n].node_id for n in ("cam", "edge", "cloud")}
+            while pending:
+                ack = (await acks.get(5)).message
+                if isinstance(ack, ModelSwitchAck) and ack.model_id == decision.model_id:
+                    pending.discard(ack.node)
+            rows.append(SwitchRow(index, target, decision.model_id, True,
+                                  1000 * (time.perf_counter() - start)))  # fmt: skip
+            current = decision.model_id
+            if streamer is None:
+                streamer = asyncio.create_task(stream())
+            await asyncio.sleep(float(rng.uniform(0.05, 0.4)))  # random times between changes
+            if index % 10 == 9:
+                step(f"live: {index + 1}/{changes} switches")
+        stop.set()
+        if streamer is not None:
+            await streamer
+        await asyncio.sleep(0.5)
+        for t in tasks:
+            t.cancel()
+        for f in followers.values():
+            await f.stop()
+        decoded = sum(r.counters["frames_decoded"] for r in receivers)
+        return LiveResult(
+            rows, sender.counters["frames_sent"], decoded,
+            sum(r.counters["wrong_model"] for r in receivers),
+            sum(r.counters["frames_rejected"] for r in receivers),
+        )  # fmt: skip
+    finally:
+        for b in buses.values():
+            await b.close(flush_timeout=1)
+        await broker.stop()
+
+
+# --- driver -------------------------------------------------------------------------------
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@dataclass
+class QosExperiment:
+    searches: list[SearchResult]
+    jobs: list[JobRow]
+    live: LiveResult
+    pool: ModelPool
+
+
+def run(
+    out: Path, pool_dir: Path, sweep_all: bool, changes: int, bandwidth_bps: float, step: Step,
+    seed: int = 0,
+) -> QosExperiment:  # fmt: skip
+    import torch
+
+    from edgebus.ml.dense_ae import train_cloud_classifier
+
+    torch.set_num_threads(1)
+    out.mkdir(parents=True, exist_ok=True)
+    pool = ModelPool.load(pool_dir)
+    train, _, test = load_split(pool.dataset, seed, 2000, 0, 500)
+    searches = search_cost(train, test, pool.rule, sweep_all, step)
+    _write_csv(out / "search_cost.csv", [
+        {"strategy": s.strategy, "models": s.models_trained, "seconds": round(s.seconds, 2),
+         "chosen_d": s.chosen_d, "target": round(s.target, 4)} for s in searches
+    ])  # fmt: skip
+    _write_csv(out / "search_trials.csv", [
+        {"strategy": s.strategy, **asdict(t)} for s in searches for t in s.trials
+    ])  # fmt: skip
+    cloud, _ = train_cloud_classifier(*load_split(pool.dataset, seed, 6000, 0, 1)[::2], Recipe())
+
+    def cloud_raw(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return cloud(torch.from_numpy(x)).numpy()
+
+    chosen = {c: _chosen(pool, c) for c in ("ECO", "ECCD")}
+    frames = load_split(pool.dataset, seed + 1, 0, 0, 100)[2]
+    jobs = job_cost(pool, frames, cloud_raw, bandwidth_bps, chosen)
+    _write_csv(out / "job_cost.csv", [asdict(j) for j in jobs])
+    step("job cost done")
+    live = asyncio.run(live_switching(pool, frames, changes, seed, step))
+    _write_csv(out / "live_switching.csv", [asdict(r) for r in live.rows])
+    _plot(out / "qos.png", searches, jobs, live)
+    return QosExperiment(searches, jobs, live, pool)
+
+
+def _chosen(pool: ModelPool, configuration: str) -> str:
+    """The model Algorithm 1 picked for the configuration (the last search's answer)."""
+    for search in reversed(pool.searches):
+        if search["configuration"] == configuration and search["chosen_d"] is not None:
+            return f"{pool.dataset}-{configuration.lower()}-d{search['chosen_d']}"
+    smallest = min((m for m in pool.models.values() if m.configuration == configuration),
+                   key=lambda m: m.d)  # fmt: skip
+    return smallest.model_id
+
+
+def _plot(path: Path, searches: list[SearchResult], jobs: list[JobRow], live: LiveResult) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for s in searches:
+        trials = sorted(s.trials, key=lambda t: t.d)
+        style = ".-" if len(trials) < 50 else "-"
+        label = f"{s.strategy} ({s.models_trained} models)"
+        axes[0].plot([t.d for t in trials], [t.qos for t in trials], style, label=label, alpha=0.7)
+    axes[0].set(xscale="log", xlabel="latent size d", ylabel="ECO accuracy", title="search cost")
+    axes[0].legend()
+    axes[1].bar([j.configuration for j in jobs], [j.message_bytes / 1000 for j in jobs])
+    axes[1].set(ylabel="kB for 100 frames", title="data sent (Table 4)")
+    latencies = sorted(r.latency_ms for r in live.rows)
+    axes[2].plot(latencies, np.linspace(0, 1, len(latencies)))
+    axes[2].set(xlabel="switch latency (ms)", ylabel="CDF", title=f"{len(latencies)} live switches")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
