@@ -955,7 +955,10 @@ def experiment_offload(
         "none,light,heavy,switching"
     ),
     chunk_bytes: Annotated[str, typer.Option(help="Chunk sizes; 0 = one unit per chunk.")] = "0",
-    frames: Annotated[int, typer.Option(help="Frames per camera (held-out test images).")] = 300,
+    frames: Annotated[int, typer.Option(help="Frames per camera (held-out test images).")] = 200,
+    cameras_at_once: Annotated[
+        int, typer.Option(help="Cameras run concurrently (more is faster, until the CPU lags).")
+    ] = 10,
     broker: BrokerOption = None,
 ) -> None:
     """Deadline-driven offloading over a real broker in real time (PNC paper, Figs. 6-10)."""
@@ -968,7 +971,7 @@ def experiment_offload(
             offload.run_and_report(
                 base, out, codecs.split(","), _int_list(periods, "--periods"),
                 scenarios.split(","), offload.parse_chunk_sizes(chunk_bytes), frames, broker,
-                _step2_console(),
+                _step2_console(), cameras_at_once,
             )  # fmt: skip
         except offload.OffloadInputError as exc:
             fail(str(exc))

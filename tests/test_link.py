@@ -93,9 +93,10 @@ async def test_pacing_accuracy_constant_real_time():
 
 
 async def test_pacing_accuracy_switching_on_a_fast_clock():
-    # 20 s of link time (both rates) in 2 s of wall time.
+    # 20 s of link time (both rates) in 4 s of wall time. At 10x the emulator's 20 ms
+    # continuation slack is 2 ms of wall time, which a loaded machine's timers overshoot.
     measured, expected = await measure_throughput(
-        BandwidthTrace.preset("switching"), 20.0, 256, clock=ScaledClock(10.0)
+        BandwidthTrace.preset("switching"), 20.0, 1024, clock=ScaledClock(5.0)
     )
     assert measured == pytest.approx(expected, rel=0.05)
 

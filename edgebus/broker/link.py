@@ -195,10 +195,11 @@ class LinkEmulator:
         self._origin: float | None = None
         self._busy_until = 0.0
         self.bytes_sent = 0
-        # What the trace could carry over the (wall-clock) time sends actually occupied the
-        # link: bytes_sent / capacity_used is the pacing accuracy under real scheduling.
+        # What the trace could carry over the time sends occupied the link, stretched by any
+        # wake-up lateness the emulator could not absorb: bytes_sent / capacity_used is the
+        # pacing accuracy under real scheduling.
         self.capacity_used = 0.0
-        self._last_actual_end = 0.0
+        self._last_counted_end = 0.0
 
     def _now(self) -> float:
         now = self.clock.monotonic()
@@ -230,14 +231,16 @@ class LinkEmulator:
         self._busy_until = end
         self.bytes_sent += nbytes
         await self.clock.sleep(end - self._now())
-        actual_end = max(self._now(), end)
-        # Count each stretch of wall time once: back-to-back sends overlap their wake-ups.
-        counted_from = max(start, self._last_actual_end)
-        if actual_end > counted_from:
-            self.capacity_used += self.trace.bytes_until(actual_end) - self.trace.bytes_until(
+        # A wake-up up to CONTINUATION_SLACK_S late costs nothing (the next send continues
+        # from `end`); only lateness beyond it is link time lost to scheduling.
+        lost = max(0.0, self._now() - end - CONTINUATION_SLACK_S)
+        counted_from = max(start, self._last_counted_end)  # count each stretch once
+        counted_to = end + lost
+        if counted_to > counted_from:
+            self.capacity_used += self.trace.bytes_until(counted_to) - self.trace.bytes_until(
                 counted_from
             )
-        self._last_actual_end = actual_end
+        self._last_counted_end = counted_to
         return end
 
     def monotonic_of(self, link_time: float) -> float:

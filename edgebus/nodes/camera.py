@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from edgebus.broker.bus import OutgoingQueueFull
 from edgebus.broker.link import LinkEmulator, mqtt_publish_size, trace_from_spec
 from edgebus.clock import Clock
@@ -32,7 +34,7 @@ from edgebus.codecs.base import Codec
 from edgebus.config import Settings
 from edgebus.messages import EndOfFrame, FrameChunk, encode
 from edgebus.nodes.base import Node
-from edgebus.nodes.chunking import BYTE_CODEC_BLOCK, Chunker, count_chunks
+from edgebus.nodes.chunking import BYTE_CODEC_BLOCK, Chunk, Chunker, count_chunks
 from edgebus.nodes.codec_choice import CodecChoice, parse_codec
 from edgebus.nodes.sources import FrameSource, open_source
 
@@ -42,7 +44,7 @@ log = logging.getLogger("edgebus.camera")
 @dataclass(slots=True)
 class CapturedFrame:
     frame_id: int
-    image: object  # H×W×3 uint8 numpy array
+    image: np.ndarray  # H×W×3 uint8
     label: int
     capture_ts: float  # wall clock, on the wire
     capture_mono: float
@@ -167,13 +169,21 @@ class CameraNode(Node):
             return
         job = EncodeJob(captured)
         loop = asyncio.get_running_loop()
-        loop.run_in_executor(self._encoder, self._encode_blocking, job, loop)
+        encoding = loop.run_in_executor(self._encoder, self._encode_blocking, job, loop)
+        encoding.add_done_callback(self._encode_failed)
         self._jobs.put_nowait(job)
+
+    def _encode_failed(self, encoding: asyncio.Future[None]) -> None:
+        # The frame still ends (with what was coded) because the worker always closes the
+        # unit stream; the failure is counted and logged here.
+        if not encoding.cancelled() and encoding.exception() is not None:
+            self.counters["encode_errors"] += 1
+            log.error("encoder failed: %s", encoding.exception())
 
     def _encode_blocking(self, job: EncodeJob, loop: asyncio.AbstractEventLoop) -> None:
         """Worker thread: hand every unit to the event loop the moment it is coded."""
         try:
-            for unit in self.codec.encode_stream(job.frame.image):  # type: ignore[arg-type]
+            for unit in self.codec.encode_stream(job.frame.image):
                 loop.call_soon_threadsafe(self._unit_ready, job, unit)
         finally:
             loop.call_soon_threadsafe(self._unit_ready, job, None)
@@ -250,7 +260,7 @@ class CameraNode(Node):
         except TimeoutError:
             return None
 
-    def _pending_chunks(self, chunker: Chunker, unit: bytes | None) -> list:
+    def _pending_chunks(self, chunker: Chunker, unit: bytes | None) -> list[Chunk]:
         return chunker.add(unit) if unit is not None else chunker.flush()
 
     async def _send(self, job: EncodeJob) -> None:
