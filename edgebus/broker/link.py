@@ -224,9 +224,24 @@ class LinkEmulator:
         # link capacity that the emulated radio never loses.
         return self._busy_until if now - self._busy_until <= CONTINUATION_SLACK_S else now
 
+    async def transmit_before(
+        self, nbytes: int, deadline_monotonic: float, reserve: int = 0
+    ) -> float | None:
+        """Send nbytes only if they, and `reserve` bytes after them, cross before a deadline
+        on the clock's monotonic scale; None (and nothing sent) otherwise. The check and the
+        send share one start time, so a send that was allowed can never end late."""
+        start = max(self._start_time(), 0.0)
+        if self.trace.time_to_carry(start, nbytes + reserve) > self.link_time_of(
+            deadline_monotonic
+        ):
+            return None
+        return await self._occupy(start, nbytes)
+
     async def transmit(self, nbytes: int) -> float:
         """Occupy the link for nbytes; returns the link time at which they have crossed."""
-        start = max(self._start_time(), 0.0)
+        return await self._occupy(max(self._start_time(), 0.0), nbytes)
+
+    async def _occupy(self, start: float, nbytes: int) -> float:
         end = self.trace.time_to_carry(start, nbytes)
         self._busy_until = end
         self.bytes_sent += nbytes
@@ -242,6 +257,11 @@ class LinkEmulator:
             )
         self._last_counted_end = counted_to
         return end
+
+    def link_time_of(self, monotonic: float) -> float:
+        self._now()
+        assert self._origin is not None
+        return monotonic - self._origin
 
     def monotonic_of(self, link_time: float) -> float:
         """A link time on the clock's monotonic scale."""

@@ -290,10 +290,10 @@ class CameraNode(Node):
                 payload = encode(message)
                 wire = mqtt_publish_size(topic, len(payload))
                 if link is not None:
-                    if not link.fits_before(wire + marker_wire, frame.deadline_mono):
-                        stopped = True
+                    arrival = await link.transmit_before(wire, frame.deadline_mono, marker_wire)
+                    if arrival is None:
+                        stopped = True  # this chunk and the end marker would miss the deadline
                         break
-                    arrival = await link.transmit(wire)
                     if link.monotonic_of(arrival) > frame.deadline_mono:
                         overruns += 1  # crossed the emulated link after the deadline
                 elif self.clock.monotonic() >= frame.deadline_mono:
