@@ -290,16 +290,32 @@ def experiment_qos(
     changes: Annotated[int, typer.Option(min=2, help="Live QoS changes.")] = 100,
     sweep_all: Annotated[bool, typer.Option(help="Also train every d (Table 3 'all').")] = True,
     bandwidth: Annotated[str, typer.Option(help="Emulated link for job cost.")] = "200kbps",
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker", "-b", help="Broker for the live run (default: an embedded amqtt broker)."
+        ),
+    ] = None,
+    prefetch: Annotated[
+        bool, typer.Option(help="Nodes fetch every pool model before the live run.")
+    ] = False,
 ) -> None:
     """Search cost (Table 3), data savings (Table 4), job cost (Eqs. 7-9), live switching."""
+    from edgebus.broker.address import BrokerUrlError, parse_broker_url
     from edgebus.experiments import qos
 
     loaded = _pool(pool)
     rate = parse_rate(bandwidth)
+    if broker is not None:
+        try:
+            parse_broker_url(broker)
+        except BrokerUrlError as exc:
+            raise _fail(f"--broker: {exc}") from None
     with Progress(console=console) as bar:
         task = bar.add_task("experiment qos", total=None)
         result = qos.run(out, loaded.root, sweep_all, changes, rate,
-                         lambda what: bar.update(task, description=what))  # fmt: skip
+                         lambda what: bar.update(task, description=what),
+                         broker_url=broker, prefetch=prefetch)  # fmt: skip
     table = Table(title="search cost (ECO, small recipe)")
     for column in ("strategy", "models", "seconds", "chosen d"):
         table.add_column(column, justify="right")
@@ -318,12 +334,13 @@ def experiment_qos(
     console.print(table)
     import numpy as np
 
-    latencies = np.array([r.latency_ms for r in result.live.rows])
     live = result.live
+    latencies = live.latencies()
     console.print(
-        f"live: {len(latencies)} switches, latency p50 {np.percentile(latencies, 50):.1f} ms, "
-        f"p99 {np.percentile(latencies, 99):.1f} ms, max {latencies.max():.1f} ms; frames sent "
-        f"{live.frames_sent}, decoded {live.frames_decoded} (2 receivers), wrong-model "
-        f"{live.wrong_model}, rejected {live.rejected}"
+        f"live ({live.broker}): {len(live.rows)} switches, {live.timeouts} without every ack; "
+        f"latency p50 {np.percentile(latencies, 50):.1f} ms, p99 "
+        f"{np.percentile(latencies, 99):.1f} ms, max {latencies.max():.1f} ms; {live.fetches} "
+        f"bundles fetched; frames sent {live.frames_sent}, decoded {live.frames_decoded} "
+        f"(2 receivers), wrong-model {live.wrong_model}, rejected {live.rejected}"
     )
     console.print(f"wrote {out}/search_cost.csv, job_cost.csv, live_switching.csv, qos.png")

@@ -6,8 +6,8 @@ live switching run over the bus.
 - job cost: per frame E_t (encode), D_t (decode, ECCD), C_t (classify), T_t (transfer on
   an emulated link), C_p = E_t + D_t + C_t + T_t (Eq. 7), C_T = sum of C_p (Eq. 8, the
   cloud-function start-up T_c is 0 here), E_a against CO (Eq. 9);
-- live switching: an orchestrator, a sender and two receivers on an embedded broker, with
-  `changes` QoS requests at random times; each switch's latency is from the request's
+- live switching (qos_live.py): an orchestrator, a sender and two receivers on a broker,
+  with `changes` QoS requests at random times; each switch's latency is from the request's
   publication to the last node's ack.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -28,10 +27,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from edgebus.broker.address import parse_broker_url
-from edgebus.broker.bus import Bus, BusOptions
-from edgebus.broker.embedded import EmbeddedBroker
-from edgebus.clock import RealClock
 from edgebus.codecs.dense_ae import DenseAECodec
 from edgebus.coordinator.compression_search import (
     QosRule,
@@ -41,12 +36,11 @@ from edgebus.coordinator.compression_search import (
     step_sweep,
 )
 from edgebus.coordinator.model_store import ModelPool
-from edgebus.coordinator.orchestrator import Orchestrator
-from edgebus.messages import FrameChunk, ModelSwitchAck, QosRequest, encode
+from edgebus.experiments.qos_live import LiveResult, live_switching
+from edgebus.messages import FrameChunk, encode
 from edgebus.ml.dense_ae import Recipe, train_dense
 from edgebus.ml.qos_data import FlatSet, load_split
-from edgebus.nodes.latent_stream import LatentReceiver, LatentSender, raw_uint8
-from edgebus.nodes.model_follower import ModelFollower
+from edgebus.nodes.latent_stream import raw_uint8
 
 Step = Callable[[str], None]
 SEARCH_RECIPE = Recipe(hidden=(16,), head_hidden=16, epochs=2, batch_size=128)
@@ -141,123 +135,6 @@ def job_cost(
     return rows
 
 
-# --- live switching -----------------------------------------------------------------------
-
-
-@dataclass
-class SwitchRow:
-    index: int
-    accuracy: float
-    model_id: str
-    switched: bool
-    latency_ms: float
-
-
-@dataclass
-class LiveResult:
-    rows: list[SwitchRow]
-    frames_sent: int
-    frames_decoded: int
-    wrong_model: int
-    rejected: int
-
-
-def _bus(url: str, name: str) -> Bus:
-    return Bus(
-        parse_broker_url(url), BusOptions(site="qosx", node_id=f"{name}-{uuid.uuid4().hex[:6]}")
-    )
-
-
-async def live_switching(
-    pool: ModelPool, frames: FlatSet, changes: int, seed: int, step: Step
-) -> LiveResult:
-    broker = await EmbeddedBroker(port=0).start()
-    names = ("coord", "cam", "edge", "cloud")
-    buses = {n: _bus(broker.url, n) for n in names}
-    try:
-        for b in buses.values():
-            await b.start(5)
-        topics = buses["coord"].topics
-        orchestrator = Orchestrator(buses["coord"], topics, buses["coord"].node_id, pool,
-                                    RealClock(), frame_rate=20.0)  # fmt: skip
-        requests = await orchestrator.start()
-        tasks = [asyncio.create_task(orchestrator.run(requests))]
-        acks = await buses["coord"].subscribe(topics.model_acks(), qos=1)
-        followers = {
-            n: ModelFollower(
-                buses[n], topics, buses[n].node_id, buses["coord"].node_id, DenseAECodec.from_bundle
-            )
-            for n in ("cam", "edge", "cloud")
-        }
-        for f in followers.values():
-            await f.start()
-            # The paper's nodes hold the pool's models; fetching them first keeps the
-            # switch latency about switching, not about moving megabytes.
-            await f.prefetch(sorted(pool.models))
-        truth = lambda i: frames.x[i % len(frames)]  # noqa: E731
-        sender = LatentSender(buses["cam"], topics, "cam-1", followers["cam"], truth)
-        receivers = [LatentReceiver(n, followers[n], truth) for n in ("edge", "cloud")]
-        for r, n in zip(receivers, ("edge", "cloud"), strict=True):
-            sub = await buses[n].subscribe(topics.frames(), qos=1)
-            tasks.append(asyncio.create_task(r.run(sub)))
-        stop = asyncio.Event()
-
-        async def stream() -> None:
-            frame_id = 0
-            while not stop.is_set():
-                await sender.send(frame_id)
-                frame_id += 1
-                await asyncio.sleep(0.05)
-
-        rng = np.random.default_rng(seed)
-        raw_bps = 8 * pool.raw_bytes_per_frame * 20.0
-        rows: list[SwitchRow] = []
-        current = ""
-        streamer: asyncio.Task[None] | None = None
-        for index in range(changes):
-            target = float(rng.uniform(0.3, 0.95))
-            # Each change must move the model, so the run measures real switches.
-            request = QosRequest("experiment", target, raw_bps * 0.5)
-            decision = orchestrator.choose(request)
-            while decision.model_id == current:
-                target = float(rng.uniform(0.3, 0.95))
-                request = QosRequest("experiment", target, raw_bps * 0.5)
-                decision = orchestrator.choose(request)
-            start = time.perf_counter()
-            await buses["cam"].publish(topics.qos_request(), request, qos=1)
-            pending = {buses[n].node_id for n in ("cam", "edge", "cloud")}
-            while pending:
-                ack = (await acks.get(5)).message
-                if isinstance(ack, ModelSwitchAck) and ack.model_id == decision.model_id:
-                    pending.discard(ack.node)
-            rows.append(SwitchRow(index, target, decision.model_id, True,
-                                  1000 * (time.perf_counter() - start)))  # fmt: skip
-            current = decision.model_id
-            if streamer is None:
-                streamer = asyncio.create_task(stream())
-            await asyncio.sleep(float(rng.uniform(0.05, 0.4)))  # random times between changes
-            if index % 10 == 9:
-                step(f"live: {index + 1}/{changes} switches")
-        stop.set()
-        if streamer is not None:
-            await streamer
-        await asyncio.sleep(0.5)
-        for t in tasks:
-            t.cancel()
-        for f in followers.values():
-            await f.stop()
-        decoded = sum(r.counters["frames_decoded"] for r in receivers)
-        return LiveResult(
-            rows, sender.counters["frames_sent"], decoded,
-            sum(r.counters["wrong_model"] for r in receivers),
-            sum(r.counters["frames_rejected"] for r in receivers),
-        )  # fmt: skip
-    finally:
-        for b in buses.values():
-            await b.close(flush_timeout=1)
-        await broker.stop()
-
-
 # --- driver -------------------------------------------------------------------------------
 
 
@@ -278,7 +155,7 @@ class QosExperiment:
 
 def run(
     out: Path, pool_dir: Path, sweep_all: bool, changes: int, bandwidth_bps: float, step: Step,
-    seed: int = 0,
+    seed: int = 0, broker_url: str | None = None, prefetch: bool = False,
 ) -> QosExperiment:  # fmt: skip
     import torch
 
@@ -307,7 +184,10 @@ def run(
     jobs = job_cost(pool, frames, cloud_raw, bandwidth_bps, chosen)
     _write_csv(out / "job_cost.csv", [asdict(j) for j in jobs])
     step("job cost done")
-    live = asyncio.run(live_switching(pool, frames, changes, seed, step))
+    live = asyncio.run(live_switching(
+        pool, lambda i: frames.x[i % len(frames)], changes, seed, step,
+        DenseAECodec.from_bundle, broker_url, prefetch,
+    ))  # fmt: skip
     _write_csv(out / "live_switching.csv", [asdict(r) for r in live.rows])
     _plot(out / "qos.png", searches, jobs, live)
     return QosExperiment(searches, jobs, live, pool)
@@ -334,7 +214,7 @@ def _plot(path: Path, searches: list[SearchResult], jobs: list[JobRow], live: Li
     axes[0].legend()
     axes[1].bar([j.configuration for j in jobs], [j.message_bytes / 1000 for j in jobs])
     axes[1].set(ylabel="kB for 100 frames", title="data sent (Table 4)")
-    latencies = sorted(r.latency_ms for r in live.rows)
+    latencies = sorted(live.latencies())
     axes[2].plot(latencies, np.linspace(0, 1, len(latencies)))
     axes[2].set(xlabel="switch latency (ms)", ylabel="CDF", title=f"{len(latencies)} live switches")
     fig.tight_layout()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import itertools
 import uuid
 
 import numpy as np
@@ -17,6 +18,7 @@ from edgebus.clock import RealClock
 from edgebus.coordinator.compression_search import QosRule
 from edgebus.coordinator.model_store import ModelPool, model_id_for
 from edgebus.coordinator.orchestrator import Orchestrator
+from edgebus.experiments.qos_live import PlanError, live_switching, request_plan
 from edgebus.messages import FrameChunk, ModelBundle, ModelSwitchAck, QosDecision, QosRequest
 from edgebus.nodes.latent_stream import LatentReceiver, LatentSender
 from edgebus.nodes.model_follower import ModelFollower
@@ -198,3 +200,31 @@ async def test_corrupt_pool_file_is_caught_by_the_coordinator(embedded_broker, t
         for follower in fleet.followers.values():
             assert follower.current is None  # nothing usable arrived
             assert follower.counters["fetches"] == 0
+
+
+async def test_live_switching_run_never_decodes_with_the_wrong_model(broker_url, tmp_path):
+    pool = make_pool(tmp_path / "pool")
+    result = await live_switching(
+        pool, frame, changes=10, seed=3, step=lambda _what: None, loader=load_projection,
+        broker_url=broker_url, frame_period_s=0.02, gaps_s=(0.02, 0.1),
+    )  # fmt: skip
+    assert [r.model_id for r in result.rows] != [result.rows[0].model_id] * 10
+    assert all(a.model_id != b.model_id for a, b in itertools.pairwise(result.rows))
+    assert result.timeouts == 0 and len(result.latencies()) == 10
+    assert len(result.frames_by_model) >= 3  # frames really crossed several switches
+    assert result.frames_decoded == 2 * result.frames_sent > 0
+    assert (result.wrong_model, result.rejected) == (0, 0)
+    # Each follower fetched a model at most once (cached by model_id and sha256).
+    assert result.fetches <= 3 * len(pool.models)
+
+
+def test_request_plan_refuses_a_pool_that_cannot_switch(tmp_path):
+    pool = ModelPool(tmp_path, "toy", DIM, 1, 0.95, QosRule(tolerance=0.0, step=0.05))
+    pool.add(model_id_for("toy", "ECO", 4), "ECO", 4, 0.6, 20.0, 0.1, {"w.npy": b"x"})
+    orchestrator = Orchestrator(None, None, "c", pool, RealClock())  # type: ignore[arg-type]
+    # The raw override and d = 4 still give two decisions ...
+    assert set(request_plan(orchestrator)) == {"raw", "toy-eco-d4"}
+    # ... but a pool whose every request goes raw cannot be switched.
+    orchestrator.policy = dataclasses.replace(orchestrator.policy, min_edge_cpu=2.0)
+    with pytest.raises(PlanError, match="every QoS request picks raw"):
+        request_plan(orchestrator)
