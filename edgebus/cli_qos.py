@@ -190,14 +190,17 @@ def models_list(pool: PoolOption = None, config: ConfigOption = None) -> None:
     console.print(table)
 
 
-def _recipe_and_rule(epochs: int, hidden: str, tolerance: float, step: float):
+def _recipe_and_rule(
+    epochs: int, hidden: str, tolerance: float, step: float, head_hidden: int, ce_weight: float
+):
     from edgebus.coordinator.compression_search import QosRule, SearchError
     from edgebus.ml.dense_ae import Recipe
     from edgebus.ml.errors import TrainingError
 
     try:
         widths = tuple(int(w) for w in hidden.split(",") if w.strip())
-        return Recipe(hidden=widths, epochs=epochs), QosRule(tolerance, step)
+        recipe = Recipe(hidden=widths, head_hidden=head_hidden, epochs=epochs, ce_weight=ce_weight)
+        return recipe, QosRule(tolerance, step)
     except ValueError as exc:
         if isinstance(exc, SearchError):
             raise _fail(str(exc)) from None
@@ -207,6 +210,8 @@ def _recipe_and_rule(epochs: int, hidden: str, tolerance: float, step: float):
 
 
 DatasetOption = Annotated[str, typer.Option(help="shapes28, accelerometer or fashion-mnist.")]
+HeadOption = Annotated[int, typer.Option(min=1, help="Width of the ECO head's hidden layer.")]
+CeOption = Annotated[float, typer.Option(min=0.0, help="Weight of CE against MSE in training.")]
 Configs = Annotated[str, typer.Option("--configurations", help="ECO and/or ECCD.")]
 
 
@@ -222,6 +227,8 @@ def models_search(
     held_out: Annotated[int, typer.Option(min=10)] = 1000,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     hidden: Annotated[str, typer.Option(help="Encoder widths before d.")] = "128,64",
+    head_hidden: HeadOption = 64,
+    ce_weight: CeOption = 0.1,
     tolerance: Annotated[float, typer.Option(help="'Q_m reaches Q_h' tolerance.")] = 0.03,
     step: Annotated[float, typer.Option(help="QoS bucket step.")] = 0.01,
 ) -> None:
@@ -229,7 +236,7 @@ def models_search(
     from edgebus.ml.errors import MLError
     from edgebus.ml.qos_pool import search_pool
 
-    recipe, rule = _recipe_and_rule(epochs, hidden, tolerance, step)
+    recipe, rule = _recipe_and_rule(epochs, hidden, tolerance, step, head_hidden, ce_weight)
     configs = [c.strip().upper() for c in configurations.split(",") if c.strip()]
     if not configs or set(configs) - {"ECO", "ECCD"}:
         raise _fail(f"--configurations: expected ECO and/or ECCD, got {configurations!r}")
@@ -259,6 +266,8 @@ def models_train(
     held_out: Annotated[int, typer.Option(min=10)] = 1000,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     hidden: Annotated[str, typer.Option(help="Encoder widths before d.")] = "128,64",
+    head_hidden: HeadOption = 64,
+    ce_weight: CeOption = 0.1,
 ) -> None:
     """Train (or retrain, bumping the version) given latent sizes into the pool."""
     from edgebus.ml.errors import MLError
@@ -271,7 +280,7 @@ def models_train(
         sizes = [int(v) for v in d.split(",") if v.strip()]
     except ValueError:
         raise _fail(f"--d: expected comma-separated integers, got {d!r}") from None
-    recipe, rule = _recipe_and_rule(epochs, hidden, 0.03, 0.01)
+    recipe, rule = _recipe_and_rule(epochs, hidden, 0.03, 0.01, head_hidden, ce_weight)
     try:
         trainer, _ = open_pool(out, dataset, train_images, held_out, recipe, rule, root)
         for size in sizes:
@@ -299,6 +308,9 @@ def experiment_qos(
     prefetch: Annotated[
         bool, typer.Option(help="Nodes fetch every pool model before the live run.")
     ] = False,
+    search_dataset: Annotated[
+        str, typer.Option(help="Data set of the search-cost part (accelerometer or shapes28).")
+    ] = "accelerometer",
 ) -> None:
     """Search cost (Table 3), data savings (Table 4), job cost (Eqs. 7-9), live switching."""
     from edgebus.broker.address import BrokerUrlError, parse_broker_url
@@ -306,6 +318,8 @@ def experiment_qos(
 
     loaded = _pool(pool)
     rate = parse_rate(bandwidth)
+    if search_dataset not in ("accelerometer", "shapes28"):
+        raise _fail(f"--search-dataset: expected accelerometer or shapes28, got {search_dataset!r}")
     if broker is not None:
         try:
             parse_broker_url(broker)
@@ -315,12 +329,15 @@ def experiment_qos(
         task = bar.add_task("experiment qos", total=None)
         result = qos.run(out, loaded.root, sweep_all, changes, rate,
                          lambda what: bar.update(task, description=what),
-                         broker_url=broker, prefetch=prefetch)  # fmt: skip
-    table = Table(title="search cost (ECO, small recipe)")
-    for column in ("strategy", "models", "seconds", "chosen d"):
+                         broker_url=broker, prefetch=prefetch,
+                         search_dataset=search_dataset)  # fmt: skip
+    table = Table(title=f"search cost (ECO on {search_dataset}, small recipe)")
+    for column in ("strategy", "models", "seconds", "chosen d", "its accuracy", "target"):
         table.add_column(column, justify="right")
     for s in result.searches:
-        table.add_row(s.strategy, str(s.models_trained), f"{s.seconds:.1f}", str(s.chosen_d))
+        at = next((t.qos for t in s.trials if t.d == s.chosen_d), float("nan"))
+        table.add_row(s.strategy, str(s.models_trained), f"{s.seconds:.1f}", str(s.chosen_d),
+                      f"{at:.3f}", f"{s.target:.3f}")  # fmt: skip
     console.print(table)
     table = Table(title=f"100 frames, link {rate:,.0f} bit/s (Table 4, Eqs. 7-9)")
     for column in ("config", "d", "payload B", "message B", "saving %", "E ms", "D ms", "C ms",

@@ -28,6 +28,7 @@ class CoordinatorNode(Node):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.members: dict[str, Status] = {}
         self.orchestrator: Orchestrator | None = None
+        self._drift_watch: asyncio.Task[None] | None = None
 
     def pool_path(self) -> Path:
         return Path(self.settings.qos_pool or Path(self.settings.data_dir) / "qos_pool")
@@ -44,6 +45,7 @@ class CoordinatorNode(Node):
             frame_rate=1.0 / period_s,
         )  # fmt: skip
         requests = await self.orchestrator.start()
+        self._drift_watch = await self.orchestrator.watch_drift()
         log.info("QoS orchestrator on: %d models from %s", len(pool.models), pool.root)
         return asyncio.create_task(self.orchestrator.run(requests))
 
@@ -65,8 +67,9 @@ class CoordinatorNode(Node):
         try:
             await self._track(statuses)
         finally:
-            for task in recorders:
-                task.cancel()
+            for task in (*recorders, self._drift_watch):
+                if task is not None:
+                    task.cancel()
 
     async def _record_events(self, subscription: Subscription) -> None:
         """QoS requests, model switches and policy changes go to the store as events."""

@@ -7,12 +7,15 @@
   at or after effective_ts", since each camera numbers its own frames.
 - `request/<id>/model` serves `ModelFetch` with the model's `ModelBundle`.
 - Every frame carries its model_id, so receivers never depend on when the switch arrives.
+- `model/drift` alerts (nodes/drift_monitor.py) are recorded as events and handed to
+  `on_drift`, where a deployment hooks its retraining (e.g. `edgebus models train`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from edgebus.broker.bus import Bus, Subscription
@@ -28,6 +31,7 @@ from edgebus.coordinator.qos_model import (
     decide,
 )
 from edgebus.messages import (
+    DriftAlert,
     ErrorReply,
     Message,
     ModelBundle,
@@ -42,6 +46,7 @@ from edgebus.topics import Topics
 log = logging.getLogger("edgebus.orchestrator")
 
 Recorder = Callable[..., None]
+DriftHandler = Callable[[DriftAlert], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,7 @@ class Orchestrator:
         record: Recorder | None = None,
         frame_rate: float = 2.0,
         lead_s: float = 0.0,
+        on_drift: DriftHandler | None = None,
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -99,6 +105,8 @@ class Orchestrator:
         self.models = pool.pool_models()
         self.active: Active | None = None
         self.decisions = 0
+        self.on_drift = on_drift
+        self.drift_alerts: list[DriftAlert] = []
 
     async def start(self) -> Subscription:
         """Serve fetches and QoS requests; returns the `qos/request` subscription to drain."""
@@ -116,6 +124,24 @@ class Orchestrator:
         async for delivery in requests:
             if isinstance(delivery.message, QosRequest):
                 await self.handle(delivery.message)
+
+    async def watch_drift(self) -> asyncio.Task[None]:
+        """Record every drift alert and pass it to `on_drift`."""
+        alerts = await self.bus.subscribe(self.topics.model_drift(), qos=1)
+
+        async def watch() -> None:
+            async for delivery in alerts:
+                alert = delivery.message
+                if not isinstance(alert, DriftAlert):
+                    continue
+                self.drift_alerts.append(alert)
+                self.record("events", kind="drift_alert", detail=to_dict(alert), ts=alert.ts)
+                log.warning("drift on %s with %s (error %.4g > %.4g)", alert.stream,
+                            alert.model_id, alert.error, alert.threshold)  # fmt: skip
+                if self.on_drift is not None:
+                    await self.on_drift(alert)
+
+        return asyncio.create_task(watch(), name="drift-watch")
 
     def choose(self, request: QosRequest) -> Decision:
         return decide(

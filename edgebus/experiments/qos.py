@@ -40,10 +40,13 @@ from edgebus.experiments.qos_live import LiveResult, live_switching
 from edgebus.messages import FrameChunk, encode
 from edgebus.ml.dense_ae import Recipe, train_dense
 from edgebus.ml.qos_data import FlatSet, load_split
-from edgebus.nodes.latent_stream import raw_uint8
+from edgebus.nodes.latent_stream import RawEncode, raw_float16, raw_uint8
 
 Step = Callable[[str], None]
-SEARCH_RECIPE = Recipe(hidden=(16,), head_hidden=16, epochs=2, batch_size=128)
+# Small enough that all 384 latent sizes of the accelerometer set train in minutes on one
+# core, trained long enough (8000 windows, 5 epochs) that QoS(d) is close to monotone.
+SEARCH_RECIPE = Recipe(hidden=(32,), head_hidden=16, epochs=5, batch_size=128, ce_weight=1.0)
+SEARCH_TRAIN, SEARCH_HELD_OUT = 8000, 1000
 
 
 # --- Table 3: search cost ------------------------------------------------------------------
@@ -86,6 +89,14 @@ class JobRow:
     accuracy: float
 
 
+def raw_wire(item_bytes: int) -> tuple[RawEncode, Callable[[bytes], np.ndarray]]:
+    """CO's byte format: images as uint8 (1 byte per pixel), accelerometer windows as
+    little-endian float16 (2 bytes per value)."""
+    if item_bytes == 1:
+        return raw_uint8, lambda data: np.frombuffer(data, np.uint8).astype(np.float32) / 255.0
+    return raw_float16, lambda data: np.frombuffer(data, "<f2").astype(np.float32)
+
+
 def _timed(fn: Callable[[], object]) -> tuple[object, float]:
     start = time.perf_counter()
     out = fn()
@@ -97,6 +108,7 @@ def job_cost(
     bandwidth_bps: float, chosen: dict[str, str],
 ) -> list[JobRow]:  # fmt: skip
     """100 frames through CO, ECO and ECCD; bytes as sent (payload and whole message)."""
+    raw_encode, raw_decode = raw_wire(pool.raw_item_bytes)
     rows: list[JobRow] = []
     for configuration in ("CO", "ECO", "ECCD"):
         codec = None if configuration == "CO" else DenseAECodec.from_bundle(
@@ -106,10 +118,9 @@ def job_cost(
         payload = message = correct = 0
         for i, x in enumerate(frames.x):
             if codec is None:
-                data, e_ms = _timed(lambda x=x: raw_uint8(x))
+                data, e_ms = _timed(lambda x=x: raw_encode(x))
                 d_ms = 0.0
-                logits, c_ms = _timed(lambda data=data: cloud_raw(
-                    np.frombuffer(data, np.uint8).astype(np.float32)[None] / 255.0)[0])  # fmt: skip
+                logits, c_ms = _timed(lambda data=data: cloud_raw(raw_decode(data)[None])[0])
             else:
                 data, e_ms = _timed(partial(codec.encode, x))
                 d_ms = 0.0
@@ -156,6 +167,7 @@ class QosExperiment:
 def run(
     out: Path, pool_dir: Path, sweep_all: bool, changes: int, bandwidth_bps: float, step: Step,
     seed: int = 0, broker_url: str | None = None, prefetch: bool = False,
+    search_dataset: str = "accelerometer",
 ) -> QosExperiment:  # fmt: skip
     import torch
 
@@ -164,11 +176,14 @@ def run(
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     pool = ModelPool.load(pool_dir)
-    train, _, test = load_split(pool.dataset, seed, 2000, 0, 500)
+    train, _, test = load_split(search_dataset, seed, SEARCH_TRAIN, 0, SEARCH_HELD_OUT)
     searches = search_cost(train, test, pool.rule, sweep_all, step)
     _write_csv(out / "search_cost.csv", [
-        {"strategy": s.strategy, "models": s.models_trained, "seconds": round(s.seconds, 2),
-         "chosen_d": s.chosen_d, "target": round(s.target, 4)} for s in searches
+        {"dataset": search_dataset, "strategy": s.strategy, "models": s.models_trained,
+         "seconds": round(s.seconds, 2), "chosen_d": s.chosen_d, "target": round(s.target, 4),
+         "chosen_qos": round(_qos_at(s, s.chosen_d), 4),
+         "chosen_bucket": pool.rule.bucket(_qos_at(s, s.chosen_d)),
+         "matches_all_d": s.chosen_d == searches[-1].chosen_d} for s in searches
     ])  # fmt: skip
     _write_csv(out / "search_trials.csv", [
         {"strategy": s.strategy, **asdict(t)} for s in searches for t in s.trials
@@ -186,11 +201,15 @@ def run(
     step("job cost done")
     live = asyncio.run(live_switching(
         pool, lambda i: frames.x[i % len(frames)], changes, seed, step,
-        DenseAECodec.from_bundle, broker_url, prefetch,
+        DenseAECodec.from_bundle, broker_url, prefetch, raw=raw_wire(pool.raw_item_bytes)[0],
     ))  # fmt: skip
     _write_csv(out / "live_switching.csv", [asdict(r) for r in live.rows])
     _plot(out / "qos.png", searches, jobs, live)
     return QosExperiment(searches, jobs, live, pool)
+
+
+def _qos_at(search: SearchResult, d: int | None) -> float:
+    return next((t.qos for t in search.trials if t.d == d), float("nan"))
 
 
 def _chosen(pool: ModelPool, configuration: str) -> str:

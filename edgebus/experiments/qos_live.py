@@ -29,7 +29,13 @@ from edgebus.clock import RealClock
 from edgebus.coordinator.model_store import ModelPool
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.messages import ModelBundle, ModelSwitchAck, QosRequest
-from edgebus.nodes.latent_stream import FrameModel, LatentReceiver, LatentSender
+from edgebus.nodes.latent_stream import (
+    FrameModel,
+    LatentReceiver,
+    LatentSender,
+    RawEncode,
+    raw_uint8,
+)
 from edgebus.nodes.model_follower import ModelFollower
 
 Step = Callable[[str], None]
@@ -111,6 +117,7 @@ async def live_switching(
     frame_period_s: float = 0.05,
     gaps_s: tuple[float, float] = (0.05, 0.4),
     ack_timeout_s: float = 5.0,
+    raw: RawEncode = raw_uint8,
 ) -> LiveResult:
     """`changes` QoS requests over the bus at `broker_url` (an embedded amqtt broker when
     None). Without `prefetch` a node fetches a model (one bundle) the first time a switch
@@ -140,8 +147,8 @@ async def live_switching(
         if prefetch:
             await asyncio.gather(*(f.prefetch(sorted(pool.models)) for f in followers.values()))
         fetch_seconds = time.perf_counter() - fetch_start if prefetch else 0.0
-        sender = LatentSender(buses["cam"], topics, "cam-1", followers["cam"], truth)
-        receivers = [LatentReceiver(n, followers[n], truth) for n in RECEIVERS]
+        sender = LatentSender(buses["cam"], topics, "cam-1", followers["cam"], truth, raw)
+        receivers = [LatentReceiver(n, followers[n], truth, raw) for n in RECEIVERS]
         for receiver, n in zip(receivers, RECEIVERS, strict=True):
             frames = await buses[n].subscribe(topics.frames(), qos=1)
             tasks.append(asyncio.create_task(receiver.run(frames)))

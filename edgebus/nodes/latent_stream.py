@@ -41,6 +41,11 @@ def raw_uint8(x: np.ndarray) -> bytes:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8).tobytes()
 
 
+def raw_float16(x: np.ndarray) -> bytes:
+    """CO bytes of a sensor window: little-endian float16 per value."""
+    return np.asarray(x, dtype="<f2").tobytes()
+
+
 class LatentSender:
     def __init__(
         self, bus: Bus, topics: Topics, camera_id: str, follower: ModelFollower[FrameModel],
