@@ -33,7 +33,12 @@ def parse_rate(text: str) -> float:
 
 
 PoolOption = Annotated[
-    Path | None, typer.Option("--pool", help="Model pool folder (default: qos_pool setting).")
+    Path | None,
+    typer.Option(
+        "--pool",
+        help="Model pool folder (default: qos_pool setting, else "
+        "<data_dir>/qos_pool, else the shipped accelerometer pool).",
+    ),
 ]
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.")]
 BrokerOption = Annotated[str | None, typer.Option("--broker", "-b", help="Broker URL.")]
@@ -48,11 +53,11 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _pool(pool: Path | None, config: Path | None = None):
     from edgebus.cli import settings_from
-    from edgebus.coordinator.model_store import ModelPool, PoolError
+    from edgebus.coordinator.model_store import ModelPool, PoolError, resolve_pool
 
     if pool is None:
         settings = settings_from(config)
-        pool = Path(settings.qos_pool or Path(settings.data_dir) / "qos_pool")
+        pool = resolve_pool(settings.qos_pool, settings.data_dir)
     try:
         return ModelPool.load(pool)
     except PoolError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from edgebus.coordinator.qos_model import PoolModel
 from edgebus.messages import ModelBundle
 
 POOL_FILE = "pool.json"
+SHIPPED_POOL = Path(str(resources.files("edgebus") / "assets" / "qos_pool"))
 LATENT_BYTES = 2  # float16 per latent value on the wire (codecs/dense_ae.py)
 
 
@@ -160,6 +162,15 @@ class ModelPool:
         path = self.root / POOL_FILE
         path.write_text(json.dumps(data, indent=1) + "\n")
         return path
+
+
+def resolve_pool(configured: str, data_dir: str) -> Path:
+    """The `qos_pool` setting when given, else `<data_dir>/qos_pool` once one was built
+    there, else the small pool shipped with the package (accelerometer windows)."""
+    if configured:
+        return Path(configured)
+    local = Path(data_dir) / "qos_pool"
+    return local if (local / POOL_FILE).is_file() else SHIPPED_POOL
 
 
 def model_id_for(dataset: str, configuration: str, d: int) -> str:
