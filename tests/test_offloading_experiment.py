@@ -52,6 +52,10 @@ def test_tiny_run_writes_every_figure(tmp_path, costs_file):
         assert float(row["strong_only"]) <= float(row["clairvoyant"]) <= float(row["weak_only"])
         assert float(row["hindsight_unreachable"]) <= float(row["clairvoyant"]) + 1e-9
         assert np.isfinite(float(row["dqn"]))
+        # Paired over the same streams: the mean difference is the difference of means.
+        diff = float(row["dqn"]) - float(row["mdp"])
+        assert float(row["dqn-mdp"]) == pytest.approx(diff, abs=2e-6)
+        assert float(row["dqn-mdp_sem"]) >= 0
     # The Markov figures ran on Markov arrivals: their DQNs see gaps too.
     fig8 = [p for p in offloading.points(TINY) if p.figure == "fig8_tprob"]
     assert all(p.scenario.arrivals == "markov" for p in fig8)

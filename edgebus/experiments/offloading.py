@@ -33,7 +33,7 @@ import numpy as np
 
 from edgebus.policies.costs import CostData, load_costs
 from edgebus.policies.dqn import DQNSpec, load_dqn
-from edgebus.policies.evaluate import Scenario, compare
+from edgebus.policies.evaluate import Scenario, paired_difference, stream_losses, summarise
 from edgebus.policies.metric import KernelRegression
 from edgebus.policies.policy import Policy
 from edgebus.policies.runtime import shipped_costs_path, shipped_dqn_cards
@@ -182,7 +182,7 @@ class Preset:
 QUICK = Preset(
     streams=20,
     length=5_000,
-    dqn_iterations=15,
+    dqn_iterations=30,
     spreads=(0.02, 0.1, 0.5, 1.0),
     rprobs=(0.01, 0.1, 1.0),
     rates=(0.05, 0.1, 0.25),
@@ -209,6 +209,8 @@ TARGET_CASES = {
     "correlated sp=0.1 rprob=0.1": {"spread": 0.1, "rprob": 0.1},
     "uncorrelated sp=1": {"spread": 1.0, "rprob": 0.1},
 }
+# Differences reported with stream-paired standard errors.
+PAIRS = (("dqn", "mdp"), ("mdp", "clairvoyant"), ("mdp", "baseline"), ("lower_bound", "dqn"))
 SCENARIO_KEYS = ("rate", "depth", "trace", "spread", "rprob", "arrivals", "gap1", "gap2")
 
 
@@ -315,6 +317,7 @@ class Row:
     losses: dict[str, tuple[float, float]]
     dqn_source: str
     images: int
+    paired: dict[str, tuple[float, float]]  # "a-b" -> mean and s.e. of stream-paired a - b
 
 
 def run_point(
@@ -326,7 +329,13 @@ def run_point(
 ) -> Row:
     policy, dqn_source = _point_dqn(data, source, point, preset)
     dqn = [policy] if policy is not None else []
-    losses = compare(data, point.scenario, dqn, expected_reward)
+    per_stream = stream_losses(data, point.scenario, dqn, expected_reward)
+    losses = {name: summarise(loss) for name, loss in per_stream.items()}
+    paired = {
+        f"{a}-{b}": paired_difference(per_stream[a], per_stream[b])
+        for a, b in PAIRS
+        if a in per_stream and b in per_stream
+    }
     return Row(
         point.figure,
         point.series,
@@ -335,6 +344,7 @@ def run_point(
         losses,
         dqn_source,
         point.scenario.streams * point.scenario.length,
+        paired,
     )
 
 
@@ -390,11 +400,15 @@ def write_csv(path: Path, rows: Sequence[Row]) -> None:
         writer.writerow(
             ["figure", "series", "x_name", "x", "images", "dqn_source"]
             + [f"{c}{s}" for c in COLUMNS for s in ("", "_sem")]
+            + [f"{a}-{b}{s}" for a, b in PAIRS for s in ("", "_sem")]
         )
         for r in rows:
             values: list[str] = []
             for c in COLUMNS:
                 mean, sem = r.losses.get(c, (float("nan"), float("nan")))
+                values += [f"{mean:.6f}", f"{sem:.6f}"]
+            for a, b in PAIRS:
+                mean, sem = r.paired.get(f"{a}-{b}", (float("nan"), float("nan")))
                 values += [f"{mean:.6f}", f"{sem:.6f}"]
             head = [r.figure, r.series, r.x_name, f"{r.x:g}", r.images, r.dqn_source]
             writer.writerow(head + values)
@@ -490,7 +504,9 @@ def run(
         "costs": source,
         "preset": asdict(preset),
         "seconds": round(seconds, 1),
-        "targets": {r.series: {k: list(v) for k, v in r.losses.items()} for r in targets},
+        "targets": {
+            r.series: {k: list(v) for k, v in {**r.losses, **r.paired}.items()} for r in targets
+        },
         "checks": checks,
     }
     (out / "offloading_summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -15,7 +15,7 @@ import numpy as np
 from edgebus.policies.clairvoyant import best_total
 from edgebus.policies.costs import CostData
 from edgebus.policies.metric import KernelRegression
-from edgebus.policies.policy import Policy, baseline, lower_bound, mdp, mean_loss, simulate
+from edgebus.policies.policy import Policy, baseline, lower_bound, mdp, simulate
 from edgebus.policies.token_bucket import BucketParams
 from edgebus.policies.traces import iid_indices, locreset_indices, markov_gaps, periodic_gaps
 
@@ -65,6 +65,32 @@ def compare(
     trained DQN) run on the same test traces as the built-in ones. `expected_reward`, the
     training-split regression of R on the metric, may be passed in when sweeping many
     scenarios over one dataset: it depends on the data only."""
+    return {
+        name: summarise(loss)
+        for name, loss in stream_losses(data, scenario, extra, expected_reward).items()
+    }
+
+
+def summarise(per_stream: np.ndarray) -> tuple[float, float]:
+    """Mean and standard error over streams."""
+    n = len(per_stream)
+    sem = float(per_stream.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    return float(per_stream.mean()), sem
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Mean of a - b and its standard error, stream by stream: both ran on the same traces,
+    so this is much tighter than the two standard errors side by side."""
+    return summarise(np.asarray(a) - np.asarray(b))
+
+
+def stream_losses(
+    data: CostData,
+    scenario: Scenario,
+    extra: Sequence[Policy] = (),
+    expected_reward: KernelRegression | None = None,
+) -> dict[str, np.ndarray]:
+    """name -> loss per image of every test stream (see `compare`)."""
     params = BucketParams.from_rate(scenario.rate, scenario.depth)
     train = data.train
     train_gaps = scenario.gaps(scenario.seed + 10_007)
@@ -75,10 +101,7 @@ def compare(
     metrics, rewards = test.metric[idx], test.reward[idx]
     weak = test.wcost[idx].sum(axis=1)
     images = scenario.length
-    out = {
-        "weak_only": mean_loss(weak, np.zeros(len(weak)), images),
-        "strong_only": mean_loss(test.scost[idx].sum(axis=1), np.zeros(len(weak)), images),
-    }
+    out = {"weak_only": weak / images, "strong_only": test.scost[idx].sum(axis=1) / images}
     policies = [
         lower_bound(params, train.metric, mean_gap),
         baseline(params, train.metric, mean_gap),
@@ -87,12 +110,12 @@ def compare(
     ]
     for policy in policies:
         result = simulate(policy, params, metrics, rewards, gaps)
-        out[policy.name] = mean_loss(weak, result.gain, images)
+        out[policy.name] = (weak - result.gain) / images
     regression = expected_reward or KernelRegression.fit(train.metric, train.reward)
     expected = regression(test.metric)
     # Planned on E[R | metric], scored on what those offloads actually gained.
     _, realised = best_total(params, expected[idx], gaps, rewards)
-    out["clairvoyant"] = mean_loss(weak, realised, images)
+    out["clairvoyant"] = (weak - realised) / images
     hindsight, _ = best_total(params, rewards, gaps)
-    out["hindsight_unreachable"] = mean_loss(weak, hindsight, images)
+    out["hindsight_unreachable"] = (weak - hindsight) / images
     return out
