@@ -132,12 +132,17 @@ async def run_period(
     cells: list[Cell],
     frames: int,
     tick: Tick,
+    external_edge: bool = False,
 ) -> tuple[list[FrameRecord], dict[Cell, float], int]:
     """Run cells of one period at once; returns the frames, each camera's throughput
-    error and the edge's late-chunk count."""
+    error and the edge's late-chunk count (-1 with an external edge, already listening)."""
     period = cells[0].period_ms
     settings = dataclasses.replace(base, frame_period_ms=period, store_enabled=False)
-    edge = EdgeNode(dataclasses.replace(settings, role="edge", node_id=f"edge-t{period}"))
+    edge = (
+        None
+        if external_edge
+        else EdgeNode(dataclasses.replace(settings, role="edge", node_id=f"edge-t{period}"))
+    )
     observer = bus_for(dataclasses.replace(settings, node_id=f"observer-t{period}"))
     results: dict[tuple[str, int], list[Result]] = {}
     sent: dict[str, list[SentFrame]] = {cell.camera_id: [] for cell in cells}
@@ -155,8 +160,9 @@ async def run_period(
         tick(1.0)
 
     collector = asyncio.create_task(collect())
-    edge_task = asyncio.create_task(edge.run(connect_timeout=10))
-    await edge.ready.wait()
+    edge_task = asyncio.create_task(edge.run(connect_timeout=10)) if edge is not None else None
+    if edge is not None:
+        await edge.ready.wait()
     cameras = [
         CameraNode(
             dataclasses.replace(
@@ -192,8 +198,9 @@ async def run_period(
         for camera in cameras:
             camera.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
-        edge.stop()
-        await asyncio.gather(edge_task, return_exceptions=True)
+        if edge is not None and edge_task is not None:
+            edge.stop()
+            await asyncio.gather(edge_task, return_exceptions=True)
         collector.cancel()
         await observer.close(flush_timeout=0)
     records = []
@@ -203,7 +210,7 @@ async def run_period(
         for frame in sent[cell.camera_id]:
             got = results.get((cell.camera_id, frame.frame_id), [])
             records.append(FrameRecord(cell, frame, got[0] if got else None, len(got)))
-    return records, errors, int(edge.assembler.stats.late)
+    return records, errors, int(edge.assembler.stats.late) if edge is not None else -1
 
 
 def _hit(record: FrameRecord, k: int) -> bool:
@@ -338,7 +345,11 @@ def plot_grid(out: Path, summaries: list[CellSummary]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scenarios = list(dict.fromkeys(s.cell.scenario for s in summaries))
+    # The paper's order (none, light, heavy, then switching); other traces after them.
+    known = {name: i for i, name in enumerate(DEFAULT_SCENARIOS)}
+    scenarios = sorted(
+        dict.fromkeys(s.cell.scenario for s in summaries), key=lambda n: known.get(n, len(known))
+    )
     periods = sorted({s.cell.period_ms for s in summaries})
     methods = list(dict.fromkeys((s.cell.codec, s.cell.chunk_bytes) for s in summaries))
     metrics = [
