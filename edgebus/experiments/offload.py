@@ -227,8 +227,9 @@ def summarise(
     for cell, rows in by_cell.items():
         scored = [r for r in rows if r.result is not None]
         duplicates = sum(r.result_count - 1 for r in rows if r.result_count > 1)
-        top1 = np.mean([_hit(r, 1) for r in scored]) if scored else 0.0
-        top5 = np.mean([_hit(r, 5) for r in scored]) if scored else 0.0
+        # A frame without a result counts as a miss: the system gave no answer in time.
+        top1 = np.mean([_hit(r, 1) for r in rows])
+        top5 = np.mean([_hit(r, 5) for r in rows])
         frames = [r.sent for r in rows]
         latencies = [r.result.latency_ms for r in scored]
         out.append(
