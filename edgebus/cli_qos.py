@@ -101,7 +101,10 @@ def qos_set(
     if dry_run:
         from edgebus.coordinator.orchestrator import decide_for_pool
 
-        d = decide_for_pool(_pool(pool, config), request)
+        try:
+            d = decide_for_pool(_pool(pool, config), request)
+        except LookupError as exc:
+            raise _fail(str(exc)) from None
         _print_decision(QosDecision(d.model_id, 0, d.configuration, d.d, d.estimated_accuracy,
                                     d.meets_target, False, list(d.reasons)))  # fmt: skip
         return

@@ -112,3 +112,25 @@ def test_qos_show_bad_broker_url_is_one_line():
     result = runner.invoke(app, ["qos", "show", "--broker", "ftp://nowhere"])
     assert "Traceback" not in result.output and result.exit_code != 0
     assert result.output.startswith("error: ")
+
+
+def test_shipped_pool_answers_out_of_the_box(tmp_path, monkeypatch):
+    import numpy as np
+
+    from edgebus.codecs.dense_ae import DenseAECodec
+    from edgebus.coordinator.model_store import SHIPPED_POOL
+
+    monkeypatch.chdir(tmp_path)  # no local pool here: the shipped one is used
+    env = {"EDGEBUS_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    result = runner.invoke(app, ["qos", "set", "--accuracy", "0.85", "--bandwidth", "2kbps",
+                                 "--dry-run"], env=env)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "model accelerometer-eco-d" in result.output and "meets the target" in result.output
+    shipped = ModelPool.load(SHIPPED_POOL)
+    for model_id in shipped.models:
+        codec = DenseAECodec.from_bundle(shipped.bundle(model_id))  # sha256 checked
+        z = codec.encode(np.zeros(shipped.dim, np.float32))
+        assert len(z) == 2 * shipped.models[model_id].d
+    eccd = runner.invoke(app, ["qos", "set", "--accuracy", "0.8", "--bandwidth", "2kbps",
+                               "--image-quality", "12", "--dry-run"], env=env)  # fmt: skip
+    one_line_error(eccd, "the model pool has no ECCD models")

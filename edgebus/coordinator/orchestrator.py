@@ -123,7 +123,11 @@ class Orchestrator:
     async def run(self, requests: Subscription) -> None:
         async for delivery in requests:
             if isinstance(delivery.message, QosRequest):
-                await self.handle(delivery.message)
+                try:
+                    await self.handle(delivery.message)
+                except LookupError as exc:  # e.g. ECCD asked of a pool without ECCD models
+                    log.error("QoS request from %s not served: %s",
+                              delivery.message.requester, exc)  # fmt: skip
 
     async def watch_drift(self) -> asyncio.Task[None]:
         """Record every drift alert and pass it to `on_drift`."""
