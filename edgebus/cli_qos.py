@@ -368,4 +368,6 @@ def experiment_qos(
         f"bundles fetched; frames sent {live.frames_sent}, decoded {live.frames_decoded} "
         f"(2 receivers), wrong-model {live.wrong_model}, rejected {live.rejected}"
     )
+    if prefetch:
+        console.print(f"prefetch of the whole pool by 3 nodes: {live.fetch_seconds:.2f} s")
     console.print(f"wrote {out}/search_cost.csv, job_cost.csv, live_switching.csv, qos.png")

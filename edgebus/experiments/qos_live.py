@@ -173,12 +173,12 @@ async def live_switching(
             request = plan[model_id][int(rng.integers(len(plan[model_id])))]
             start = time.perf_counter()
             await buses["cam"].publish(topics.qos_request(), request, qos=1)
-            latency = await _wait_acks(acks, model_id, node_ids, ack_timeout_s)
-            if latency is None:
+            acked_at = await _wait_acks(acks, model_id, node_ids, ack_timeout_s)
+            if acked_at is None:
                 timeouts += 1
             rows.append(SwitchRow(
                 index, request.accuracy, request.bandwidth_bps, request.image_quality, model_id,
-                float("nan") if latency is None else 1000 * (latency - start),
+                float("nan") if acked_at is None else 1000 * (acked_at - start),
             ))  # fmt: skip
             current = model_id
             if streamer is None:  # frames start once the first model is in place
@@ -192,7 +192,7 @@ async def live_switching(
             await streamer
         await _drain(sender, receivers)
         return LiveResult(
-            "embedded amqtt" if broker is not None else url,
+            _label(url, embedded=broker is not None),
             rows,
             sender.counters["frames_sent"],
             sum(r.counters["frames_decoded"] for r in receivers),
@@ -242,6 +242,12 @@ async def _drain(sender: LatentSender, receivers: Sequence[LatentReceiver]) -> N
                for r in receivers):  # fmt: skip
             return
         await asyncio.sleep(0.02)
+
+
+def _label(url: str, embedded: bool) -> str:
+    """The broker as the report names it: host and port, never its credentials."""
+    address = parse_broker_url(url)
+    return f"{'embedded amqtt' if embedded else 'broker'} {address.host}:{address.port}"
 
 
 def _counters(followers) -> dict[str, int]:
