@@ -134,3 +134,18 @@ def test_shipped_pool_answers_out_of_the_box(tmp_path, monkeypatch):
     eccd = runner.invoke(app, ["qos", "set", "--accuracy", "0.8", "--bandwidth", "2kbps",
                                "--image-quality", "12", "--dry-run"], env=env)  # fmt: skip
     one_line_error(eccd, "the model pool has no ECCD models")
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--broker", "ftp://x"], "--broker: broker URL 'ftp://x' has scheme 'ftp'"),
+        (["--search-dataset", "foo"], "--search-dataset: expected accelerometer or shapes28"),
+        (["--bandwidth", "lots"], "--bandwidth: expected a bit rate"),
+    ],
+)
+def test_experiment_qos_bad_flags_are_one_line(pool, tmp_path, args, text):
+    result = runner.invoke(
+        app, ["experiment", "qos", "--pool", str(pool), "--out", str(tmp_path / "o"), *args]
+    )
+    one_line_error(result, text)
