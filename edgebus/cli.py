@@ -211,9 +211,7 @@ def up(
         # Off a terminal (logs, CI) rich would wrap the dashboard at 80 columns.
         console = Console(width=None if sys.stdout.isatty() else 150)
         totals = asyncio.run(
-            run_up(
-                settings, UpPlan(cameras, duration, broker, processes, dashboard, link), console
-            )
+            run_up(settings, UpPlan(cameras, duration, broker, processes, dashboard, link), console)
         )
         console.print(
             "summary: "
