@@ -28,15 +28,16 @@ from typing import Protocol
 import numpy as np
 
 from edgebus.broker.bus import OutgoingQueueFull
-from edgebus.broker.link import LinkEmulator, mqtt_publish_size, trace_from_spec
+from edgebus.broker.link import LinkEmulator, TraceError, mqtt_publish_size, trace_from_spec
 from edgebus.clock import Clock
 from edgebus.codecs.base import Codec
-from edgebus.config import Settings
+from edgebus.codecs.errors import CodecError
+from edgebus.config import ConfigError, Settings
 from edgebus.messages import EndOfFrame, FrameChunk, encode
 from edgebus.nodes.base import Node
 from edgebus.nodes.chunking import BYTE_CODEC_BLOCK, Chunk, Chunker, count_chunks
 from edgebus.nodes.codec_choice import CodecChoice, parse_codec
-from edgebus.nodes.sources import FrameSource, open_source
+from edgebus.nodes.sources import FrameSource, SourceError, open_source
 
 log = logging.getLogger("edgebus.camera")
 
@@ -106,12 +107,16 @@ class CameraNode(Node):
         on_sent: Callable[[SentFrame], None] | None = None,
     ) -> None:
         super().__init__(settings, clock)
-        self.codec_choice: CodecChoice = parse_codec(settings.codec)
-        self.codec: Codec = self.codec_choice.build(settings.frame_width)
-        self.source = source or open_source(
-            settings.source, settings.frame_width, seed=hash(settings.node_id) & 0xFFFF
-        )
-        trace = trace_from_spec(settings.link)
+        try:
+            self.codec_choice: CodecChoice = parse_codec(settings.codec)
+            self.codec: Codec = self.codec_choice.build(settings.frame_width)
+            self.source = source or open_source(
+                settings.source, settings.frame_width, seed=hash(settings.node_id) & 0xFFFF
+            )
+            trace = trace_from_spec(settings.link)
+        except (CodecError, SourceError, TraceError) as exc:
+            # Bad codec, source or link settings: one line naming the input, no traceback.
+            raise ConfigError(f"camera {settings.node_id}: {exc}") from None
         self.link = LinkEmulator(trace, self.clock) if trace is not None else None
         self.gate: OffloadGate = gate or OffloadEveryFrame()
         self.max_frames = max_frames
