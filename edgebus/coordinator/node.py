@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from edgebus.broker.bus import Subscription
-from edgebus.coordinator.model_store import ModelPool, PoolError, resolve_pool
+from edgebus.coordinator.model_store import ModelPool, PoolError
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.messages import ModelSwitch, QosRequest, SchedulingPolicy, Status, to_dict
 from edgebus.nodes.base import Node
@@ -31,7 +31,9 @@ class CoordinatorNode(Node):
         self._drift_watch: asyncio.Task[None] | None = None
 
     def pool_path(self) -> Path:
-        return resolve_pool(self.settings.qos_pool, self.settings.data_dir)
+        # The shipped pool serves the CLI's dry runs; a coordinator orchestrates only a pool
+        # someone configured or built, so a plain `edgebus up` stays as it was.
+        return Path(self.settings.qos_pool or Path(self.settings.data_dir) / "qos_pool")
 
     async def _start_orchestrator(self) -> asyncio.Task[None] | None:
         try:
