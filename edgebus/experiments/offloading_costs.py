@@ -16,7 +16,7 @@ import numpy as np
 
 from edgebus.codecs.classifier import Classifier
 from edgebus.ml.datasets import procedural_shapes
-from edgebus.policies.costs import costs_from_logits
+from edgebus.policies.costs import costs_from_logits, metric_arrays
 from edgebus.policies.metric import OffloadMetric, top_k_loss
 
 Tick = Callable[[int], None]
@@ -56,6 +56,8 @@ def classifier_costs(
     return arrays, fitted
 
 
-def save_classifier_costs(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def save_classifier_costs(path: Path, arrays: dict[str, np.ndarray], fitted: OffloadMetric) -> None:
+    """The costs and the fitted metric in one npz: cameras read the metric back
+    (`policies.costs.load_camera_metric`) to score their weak model's logits."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    np.savez_compressed(path, **arrays, **metric_arrays(fitted))

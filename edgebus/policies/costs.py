@@ -15,9 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebus.policies.metric import OffloadMetric, top_k_loss
+from edgebus.policies.metric import KernelRegression, OffloadMetric, top_k_loss
 
 OURS = ("wcost", "scost", "metric")
+# The fitted metric itself (weak logits -> metric), so a camera computes exactly the metric
+# the thresholds and DQNs of this file were made with.
+METRIC_FIELDS = (
+    "metric_beta",
+    "metric_grid",
+    "metric_table",
+    "metric_width",
+    "metric_mean",
+    "metric_std",
+)
 PAPER = ("metric_tr", "wcost_tr", "scost_tr", "metric_ts", "wcost_ts", "scost_ts")
 
 
@@ -52,6 +62,17 @@ def _normalised(train: CostSplit, test: CostSplit) -> CostData:
     return CostData(norm(train), norm(test))
 
 
+def split_indices(
+    count: int, train_fraction: float = 2 / 3, seed: int = 0, least: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded (train, test) image indices every costs file is split by."""
+    cut = round(count * train_fraction)
+    if not least <= cut < count:
+        raise ValueError(f"costs: {count} images cannot be split {train_fraction:.2f} train")
+    order = np.random.default_rng(seed).permutation(count)
+    return order[:cut], order[cut:]
+
+
 def split_costs(
     metric: np.ndarray,
     wcost: np.ndarray,
@@ -63,12 +84,7 @@ def split_costs(
     metric, wcost, scost = (np.asarray(a, dtype=np.float64) for a in (metric, wcost, scost))
     if not metric.shape == wcost.shape == scost.shape or metric.ndim != 1:
         raise ValueError("costs: metric, wcost and scost must be 1-D arrays of one length")
-    count = len(metric)
-    cut = round(count * train_fraction)
-    if not 1 <= cut < count:
-        raise ValueError(f"costs: {count} images cannot be split {train_fraction:.2f} train")
-    order = np.random.default_rng(seed).permutation(count)
-    tr, ts = order[:cut], order[cut:]
+    tr, ts = split_indices(len(metric), train_fraction, seed)
     return _normalised(
         CostSplit(metric[tr], wcost[tr], scost[tr]), CostSplit(metric[ts], wcost[ts], scost[ts])
     )
@@ -114,12 +130,68 @@ def costs_from_logits(
     """Fit the metric on the training split only, then score every image with it."""
     weak_loss = top_k_loss(logits, labels, k)
     strong_loss = np.asarray(strong_loss, dtype=np.float64)
-    count = len(labels)
-    cut = round(count * train_fraction)
-    if not 4 <= cut < count:
-        raise ValueError(f"costs: {count} images cannot be split {train_fraction:.2f} train")
-    order = np.random.default_rng(seed).permutation(count)
-    tr = order[:cut]
+    tr, _ = split_indices(len(labels), train_fraction, seed, least=4)
     fitted = OffloadMetric.fit(logits[tr], labels[tr], weak_loss[tr] - strong_loss[tr])
     metric = fitted(logits)
     return split_costs(metric, weak_loss, strong_loss, train_fraction, seed), fitted
+
+
+def metric_arrays(fitted: OffloadMetric) -> dict[str, np.ndarray]:
+    """The fields that store a fitted metric beside the costs (see `load_offload_metric`)."""
+    return {
+        "metric_beta": np.float64(fitted.beta),
+        "metric_grid": fitted.regression.grid,
+        "metric_table": fitted.regression.table,
+        "metric_width": np.float64(fitted.regression.width),
+        "metric_mean": np.float64(fitted.mean),
+        "metric_std": np.float64(fitted.std),
+    }
+
+
+@dataclass(frozen=True)
+class CameraMetric:
+    """Weak logits -> the metric in the units of a costs file's `CostData`: the fitted
+    metric, then the same train-split z-normalisation `load_costs` applies."""
+
+    fitted: OffloadMetric
+    mean: float
+    std: float
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        return (self.fitted(logits) - self.mean) / self.std
+
+
+def load_camera_metric(
+    path: str | Path, train_fraction: float = 2 / 3, seed: int = 0
+) -> CameraMetric:
+    """The metric a camera computes from its weak logits, from a costs file saved with its
+    fitted metric (`edgebus train costs`); anything missing is one line naming the file."""
+    path = Path(path)
+    try:
+        npz = np.load(path)
+    except FileNotFoundError:
+        raise ValueError(f"costs file {path}: does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"costs file {path}: cannot read it as npz ({exc})") from None
+    with npz:
+        missing = [f for f in (*METRIC_FIELDS, "metric") if f not in npz.files]
+        if missing:
+            raise ValueError(
+                f"costs file {path}: no fitted metric ({missing[0]} missing); a camera needs "
+                "one: make the file with `edgebus train costs`"
+            )
+        f = {name: np.asarray(npz[name], dtype=np.float64) for name in METRIC_FIELDS}
+        stored = np.asarray(npz["metric"], dtype=np.float64).ravel()
+    grid, table = f["metric_grid"].ravel(), f["metric_table"].ravel()
+    if grid.shape != table.shape or len(grid) < 2 or not np.all(np.diff(grid) > 0):
+        raise ValueError(f"costs file {path}: metric_grid/metric_table are not a 1-D table")
+    fitted = OffloadMetric(
+        float(f["metric_beta"]),
+        KernelRegression(grid, table, float(f["metric_width"])),
+        float(f["metric_mean"]),
+        float(f["metric_std"]),
+    )
+    # load_costs z-normalises the stored metric with its training split's statistics; the
+    # camera applies the same ones so its metric lands in exactly the same units.
+    train_metric = stored[split_indices(len(stored), train_fraction, seed)[0]]
+    return CameraMetric(fitted, float(train_metric.mean()), float(train_metric.std()) or 1.0)
