@@ -117,6 +117,20 @@ SiteOption = Annotated[str | None, typer.Option("--site", help="Site name in top
 # --- nodes -----------------------------------------------------------------------------
 
 
+OffloadOption = Annotated[
+    str | None,
+    typer.Option(
+        "--offload", help="Camera: off, never, always, baseline, mdp or dqn (token bucket)."
+    ),
+]
+RateOption = Annotated[
+    float | None, typer.Option("--rate", help="Camera offloading: tokens per frame slot r.")
+]
+BucketOption = Annotated[
+    float | None, typer.Option("--bucket", help="Camera offloading: bucket depth b (tokens).")
+]
+
+
 @app.command()
 def node(
     role: Annotated[str, typer.Option("--role", "-r", help="camera, edge, cloud or coordinator.")],
@@ -138,6 +152,9 @@ def node(
         float | None,
         typer.Option("--wait", help="Give up if the broker is unreachable this long (s)."),
     ] = None,
+    offload: OffloadOption = None,
+    rate: RateOption = None,
+    bucket: BucketOption = None,
 ) -> None:
     """Run one node until SIGINT/SIGTERM; it then flushes and publishes offline."""
     from edgebus.coordinator.node import CoordinatorNode
@@ -153,6 +170,9 @@ def node(
             broker=broker,
             frame_period_ms=period_ms,
             heartbeat_s=heartbeat,
+            offload=offload,
+            offload_rate=rate,
+            offload_bucket=bucket,
         )
         setup_logging(settings.log_level)
         classes = {
@@ -187,6 +207,9 @@ def up(
         str, typer.Option("--link", help="Camera uplink: a preset, B/s, a .csv, or off.")
     ] = "switching",
     codec: Annotated[str | None, typer.Option("--codec", help="Camera codec (pnc).")] = None,
+    offload: OffloadOption = None,
+    rate: RateOption = None,
+    bucket: BucketOption = None,
     site: SiteOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -201,6 +224,9 @@ def up(
             heartbeat_s=1.0,
             link=link,
             codec=codec,
+            offload=offload,
+            offload_rate=rate,
+            offload_bucket=bucket,
             **({"broker": broker} if broker else {}),
         )
         if broker:
@@ -813,6 +839,36 @@ def train_fixed_rate(
         "fixed-rate", out, classifiers, seed, image_size, stride, scale, train_images, distil,
         threads, progress, fixed_k,
     )  # fmt: skip
+
+
+@train_app.command("costs")
+def train_costs(
+    out: Annotated[Path, typer.Option(help="The costs npz to write.")] = Path(
+        "edgebus/assets/offloading_costs_top1.npz"
+    ),
+    images: Annotated[int, typer.Option(min=8, help="Held-out images to score.")] = 30_000,
+    k: Annotated[int, typer.Option("--k", min=1, max=10, help="Top-k loss.")] = 1,
+    assets: Annotated[Path | None, typer.Option(help="Models folder (default: shipped).")] = None,
+    threads: Annotated[int, typer.Option(min=1, max=16, help="onnxruntime threads.")] = 2,
+) -> None:
+    """Score the weak and strong classifiers on held-out images and fit the offloading metric:
+    the costs npz (wcost, scost, metric and the fitted metric) that the offloading policies
+    and cameras use."""
+    from edgebus.experiments.offloading_costs import classifier_costs, save_classifier_costs
+
+    try:
+        with Progress(console=_step2_console()) as bar:
+            task = bar.add_task("costs", total=images)
+            arrays, fitted = classifier_costs(
+                images, k, _assets_option(assets), threads, lambda n: bar.advance(task, n)
+            )
+        save_classifier_costs(out, arrays, fitted)
+    except (*_step2_errors(), ValueError) as exc:
+        fail(str(exc))
+    weak, strong = arrays["wcost"].mean(), arrays["scost"].mean()
+    _step2_console().print(
+        f"wrote {out}: {images} images, top-{k} loss weak {weak:.4f}, strong {strong:.4f}"
+    )
 
 
 @train_app.command("dqn")
