@@ -21,6 +21,7 @@ ROLES = ("camera", "edge", "cloud", "coordinator")
 MQTT_CLIENTS = ("gmqtt", "aiomqtt", "paho")
 PROTOCOLS = ("auto", "5", "3.1.1")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+OFFLOAD_MODES = ("off", "never", "always", "baseline", "mdp", "dqn")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _STORE_URL = re.compile(r"^(sqlite|postgresql(\+psycopg)?)://")
 _CODEC = re.compile(r"^(pnc(:[A-Za-z0-9_.-]+)?|raw|(pjpeg|jpeg)\d{0,3}|webp(\d{1,3})?(m[0-6])?)$")
@@ -76,6 +77,12 @@ class Settings:
     retention_interval_s: float = 3600.0
     # QoS orchestrator (step 6): model pool folder; "" = <data_dir>/qos_pool
     qos_pool: str = ""
+    # token-bucket offloading (step 5); off = every frame to the edge, cut at its deadline
+    offload: str = "off"  # off | never | always | baseline | mdp | dqn
+    offload_rate: float = 0.1  # tokens per frame slot (r)
+    offload_bucket: float = 4.0  # bucket depth in tokens (b)
+    offload_policy: str = ""  # DQN card (.json); "" = the shipped one for the bucket
+    offload_costs: str = ""  # costs npz with its fitted metric; "" = the shipped one
 
     def validate(self) -> Settings:
         for name, rule in _RULES.items():
@@ -152,6 +159,11 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "global_store_url": _store_url,
     "retention_days": _positive,
     "retention_interval_s": _positive,
+    "offload": _one_of(OFFLOAD_MODES),
+    "offload_rate": _positive,
+    "offload_bucket": _positive,
+    "offload_policy": _readable_or_empty,
+    "offload_costs": _readable_or_empty,
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -56,6 +56,16 @@ class NodeRow:
     def bytes(self) -> float:
         return self.counter(BYTE_COUNTER.get(self.role, ""))
 
+    def offload_text(self) -> str:
+        """Frames offloaded of those decided, and the tokens left, for a camera under a
+        token bucket."""
+        decided = self.counter("offload_decisions")
+        if not decided:
+            return "-"
+        tokens = self.stats.get("bucket_tokens")
+        left = f" · {tokens:.1f} tk" if tokens is not None else ""
+        return f"{int(self.counter('frames_offloaded'))}/{int(decided)}{left}"
+
     def deadline_text(self) -> str:
         hits, misses = self.counter("deadline_hits"), self.counter("deadline_misses")
         if hits + misses == 0:
@@ -123,6 +133,7 @@ class FleetView:
             "frames",
             "bytes",
             "deadline hits",
+            "offloaded · bucket",
             "link B/s",
             "units/frame",
             f"top-1 (last {RECENT_RESULTS})",
@@ -144,6 +155,7 @@ class FleetView:
                 f"{int(row.frames)}",
                 f"{int(row.bytes):,}",
                 row.deadline_text(),
+                row.offload_text(),
                 f"{row.counter('link_rate'):,.0f}" if "link_rate" in row.stats else "-",
                 *row.recent_text(),
                 row.last_result,
@@ -159,6 +171,8 @@ class FleetView:
             "frames_classified": total("edge", "frames_done"),
             "deadline_hits": total("edge", "deadline_hits"),
             "results_seen_by_cloud": total("cloud", "results_seen"),
+            "frames_offloaded": total("camera", "frames_offloaded"),
+            "camera_local_results": total("camera", "local_results"),
             "results_on_bus": float(self.results),
             "mean_latency_ms": self.latency_ms_sum / self.results if self.results else 0.0,
         }

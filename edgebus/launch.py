@@ -23,8 +23,8 @@ from edgebus.dashboard import FleetView, follow
 from edgebus.nodes import CameraNode, CloudNode, EdgeNode
 from edgebus.nodes.base import Node, bus_for
 
-# Keys a --processes child inherits through the environment: storage (step 3) and the
-# camera pipeline (step 4).
+# Keys a --processes child inherits through the environment: storage (step 3), the
+# camera pipeline (step 4) and its offloading policy (step 5).
 _STORAGE_KEYS = (
     "codec",
     "link",
@@ -39,6 +39,11 @@ _STORAGE_KEYS = (
     "sync_window",
     "retention_days",
     "retention_interval_s",
+    "offload",
+    "offload_rate",
+    "offload_bucket",
+    "offload_policy",
+    "offload_costs",
 )
 
 

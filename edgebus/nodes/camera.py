@@ -11,8 +11,12 @@ Pipeline, as asyncio tasks:
   emulated link carries it, and the end marker after it, before then; it also stops as soon
   as frame i+1's first unit is ready (the paper's rule). A frame's chunks therefore never
   interleave with the next frame's.
-- The gate is the seam for per-frame offloading decisions (weak model, metric, token bucket):
-  a gate that declines a frame keeps it off the uplink. The default offloads every frame.
+- The gate decides per frame whether it goes to the edge at all. By default every frame
+  does, truncated at its deadline (the PNC system). With `offload` set (never, always,
+  baseline, mdp, dqn) the gate is the offloading paper's: the weak model classifies every
+  frame, a policy spends a token of the bucket on the frames worth offloading, and those
+  are sent whole (every unit); a frame that stays gets the weak model's answer published
+  as the camera's own result, so every frame has exactly one result.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from edgebus.clock import Clock
 from edgebus.codecs.base import Codec
 from edgebus.codecs.errors import CodecError
 from edgebus.config import ConfigError, Settings
-from edgebus.messages import EndOfFrame, FrameChunk, encode
+from edgebus.messages import EndOfFrame, FrameChunk, Result, encode
 from edgebus.nodes.base import Node
 from edgebus.nodes.chunking import BYTE_CODEC_BLOCK, Chunk, Chunker, count_chunks
 from edgebus.nodes.codec_choice import CodecChoice, parse_codec
+from edgebus.nodes.offload_gate import ADMIT_ALL, Admission, PolicyGate, WeakAnswer
 from edgebus.nodes.sources import FrameSource, SourceError, open_source
 
 log = logging.getLogger("edgebus.camera")
@@ -56,12 +61,12 @@ class CapturedFrame:
 class OffloadGate(Protocol):
     """Decides, per frame, whether it goes to the encoder and the uplink."""
 
-    async def admit(self, frame: CapturedFrame) -> bool: ...
+    async def admit(self, frame: CapturedFrame) -> Admission: ...
 
 
 class OffloadEveryFrame:
-    async def admit(self, frame: CapturedFrame) -> bool:
-        return True
+    async def admit(self, frame: CapturedFrame) -> Admission:
+        return ADMIT_ALL
 
 
 @dataclass(slots=True)
@@ -114,11 +119,17 @@ class CameraNode(Node):
                 settings.source, settings.frame_width, seed=hash(settings.node_id) & 0xFFFF
             )
             trace = trace_from_spec(settings.link)
-        except (CodecError, SourceError, TraceError) as exc:
-            # Bad codec, source or link settings: one line naming the input, no traceback.
+            if gate is None:
+                gate = self._offload_gate(settings)
+        except (CodecError, SourceError, TraceError, ValueError) as exc:
+            # Bad codec, source, link or offload settings (a policy file included): one line
+            # naming the input, no traceback.
             raise ConfigError(f"camera {settings.node_id}: {exc}") from None
         self.link = LinkEmulator(trace, self.clock) if trace is not None else None
-        self.gate: OffloadGate = gate or OffloadEveryFrame()
+        self.gate: OffloadGate = gate
+        # Under a token bucket an offloaded frame is sent whole: the decision bought the
+        # strong model's answer on the full frame, not on what a deadline lets through.
+        self.whole_frames = isinstance(gate, PolicyGate)
         self.max_frames = max_frames
         self.on_sent = on_sent
         self.block_bytes = settings.chunk_bytes
@@ -127,6 +138,19 @@ class CameraNode(Node):
         self._jobs: asyncio.Queue[EncodeJob] = asyncio.Queue()
         self._newest_ready = -1  # newest frame whose first unit is ready
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-encode")
+
+    @staticmethod
+    def _offload_gate(settings: Settings) -> OffloadGate:
+        if settings.offload == "off":
+            return OffloadEveryFrame()
+        return PolicyGate(
+            settings.offload,
+            settings.offload_rate,
+            settings.offload_bucket,
+            settings.frame_period_ms / 1000.0,
+            settings.offload_costs,
+            settings.offload_policy,
+        )
 
     # -- capture --------------------------------------------------------------------------
 
@@ -169,14 +193,79 @@ class CameraNode(Node):
             deadline_mono,
             now_ts + (deadline_mono - now_mono),
         )
-        if not await self.gate.admit(captured):
+        admission = await self.gate.admit(captured)
+        if admission.weak is not None:
+            self._record_decision(captured, admission.weak)
+        if not admission.offload:
             self.counters["frames_kept_local"] += 1
+            if admission.weak is not None:
+                await self._publish_local_result(captured, admission.weak)
             return
         job = EncodeJob(captured)
         loop = asyncio.get_running_loop()
         encoding = loop.run_in_executor(self._encoder, self._encode_blocking, job, loop)
         encoding.add_done_callback(self._encode_failed)
         self._jobs.put_nowait(job)
+
+    def _record_decision(self, frame: CapturedFrame, weak: WeakAnswer) -> None:
+        decision = weak.decision
+        self.counters["offload_decisions"] += 1
+        self.counters["frames_offloaded" if decision.offload else "frames_weak_only"] += 1
+        if decision.wanted and not decision.offload:
+            self.counters["offloads_denied_no_token"] += 1
+        self.record(
+            "events",
+            kind="offload_decision",
+            detail={
+                "camera": self.node_id,
+                "frame_id": frame.frame_id,
+                "metric": weak.metric,
+                "gap": weak.gap,
+                "wanted": decision.wanted,
+                "offload": decision.offload,
+                "level_before": decision.level_before,
+                "level_after": decision.level_after,
+                "bucket_npm": list(weak.bucket),
+            },
+            ts=frame.capture_ts,
+        )
+
+    async def _publish_local_result(self, frame: CapturedFrame, weak: WeakAnswer) -> None:
+        now = self.clock.time()
+        latency_ms = (now - frame.capture_ts) * 1000.0
+        result = Result(
+            node=self.node_id,
+            camera=self.node_id,
+            frame_id=frame.frame_id,
+            top_k=weak.top_k,
+            scores=weak.scores,
+            bytes_received=0,
+            chunks_received=0,
+            latency_ms=latency_ms,
+            offloaded=False,
+            deadline_met=now <= frame.deadline_ts,
+            ts=now,
+            codec="weak",
+            label=frame.label,
+        )
+        try:
+            await self.bus.publish(self.topics.result(self.node_id), result, qos=1)
+        except OutgoingQueueFull as exc:
+            self.counters["results_dropped"] += 1
+            log.debug("local result of frame %d dropped: %s", frame.frame_id, exc)
+            return
+        self.record(
+            "results",
+            camera=self.node_id,
+            frame_id=frame.frame_id,
+            top_k=weak.top_k,
+            scores=weak.scores,
+            latency_ms=latency_ms,
+            offloaded=False,
+            deadline_met=result.deadline_met,
+            ts=now,
+        )
+        self.counters["local_results"] += 1
 
     def _encode_failed(self, encoding: asyncio.Future[None]) -> None:
         # The frame still ends (with what was coded) because the worker always closes the
@@ -257,6 +346,8 @@ class CameraNode(Node):
 
     async def _next_unit(self, job: EncodeJob) -> bytes | None:
         """The next unit of the frame, or None at its end or when the deadline comes first."""
+        if self.whole_frames:
+            return await job.units.get()
         remaining = job.frame.deadline_mono - self.clock.monotonic()
         if remaining <= 0:
             return None
@@ -279,7 +370,7 @@ class CameraNode(Node):
         while not stopped:
             unit = await self._next_unit(job)
             for chunk in self._pending_chunks(chunker, unit):
-                if self._newest_ready > frame.frame_id:
+                if self._newest_ready > frame.frame_id and not self.whole_frames:
                     stopped = True  # the next frame's first unit is ready: the deadline
                     break
                 message = FrameChunk(
@@ -294,14 +385,16 @@ class CameraNode(Node):
                 topic = self.topics.frame_chunk(self.node_id, frame.frame_id, chunks_sent)
                 payload = encode(message)
                 wire = mqtt_publish_size(topic, len(payload))
-                if link is not None:
+                if link is not None and self.whole_frames:
+                    await link.transmit(wire)
+                elif link is not None:
                     arrival = await link.transmit_before(wire, frame.deadline_mono, marker_wire)
                     if arrival is None:
                         stopped = True  # this chunk and the end marker would miss the deadline
                         break
                     if link.monotonic_of(arrival) > frame.deadline_mono:
                         overruns += 1  # crossed the emulated link after the deadline
-                elif self.clock.monotonic() >= frame.deadline_mono:
+                elif not self.whole_frames and self.clock.monotonic() >= frame.deadline_mono:
                     stopped = True
                     break
                 await self.bus.publish(topic, payload, qos=0)
@@ -366,4 +459,6 @@ class CameraNode(Node):
         stats = super().stats()
         if self.link is not None:
             stats["link_rate"] = self.link.rate_now()
+        if isinstance(self.gate, PolicyGate):
+            stats["bucket_tokens"] = self.gate.decider.bucket.tokens
         return stats
