@@ -229,3 +229,31 @@ def test_node_stops_cleanly_on_sigterm(mosquitto_url):
             node.kill()
     listed = edgebus("nodes", "--broker", mosquitto_url, "--wait", "0.5")
     assert re.search(r"edge-sig\s.*offline", listed.stdout), listed.stdout
+
+
+def test_up_with_token_bucket_offloading():
+    result = edgebus(
+        "up", "--duration", "4", "--cameras", "1", "--no-dashboard", "--link", "off",
+        "--offload", "mdp", "--rate", "0.2", "--bucket", "2", timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = re.search(r"summary: (.*)", result.stdout, re.S).group(1).replace("\n", " ")
+    values = {k: float(v) for k, v in (i.split("=") for i in summary.replace(",", " ").split())}
+    decided = values["frames_offloaded"] + values["camera_local_results"]
+    assert decided >= 6  # ~8 frames at 500 ms over 4 s
+    assert values["frames_sent"] == values["frames_offloaded"] == values["frames_classified"]
+    # One result per frame: the edge's for an offloaded frame, the weak model's otherwise.
+    assert values["results_on_bus"] == decided
+    offloaded = int(values["frames_offloaded"])
+    assert f"{offloaded}/{int(decided)}" in result.stdout  # the dashboard's offload column
+
+
+def test_bad_offload_flags():
+    assert_one_line_error(
+        edgebus("node", "--role", "camera", "--offload", "sometimes"), 2, "offload: expected"
+    )
+    assert_one_line_error(
+        edgebus("node", "--role", "camera", "--offload", "dqn", "--rate", "0.25", "--bucket", "2"),
+        2,
+        "no shipped DQN for bucket (N, P, M) = (1, 4, 8)",
+    )
