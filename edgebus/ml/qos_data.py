@@ -14,25 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
+from edgebus.flat_data import ACTIVITIES, WINDOW, accelerometer_window, grey_shape
+
+__all__ = ["ACTIVITIES", "FlatSet", "accelerometer", "grey_shapes", "load_split"]
 from edgebus.ml.datasets import load_fashion_mnist
 from edgebus.ml.errors import DatasetError
-from edgebus.shapes import (
-    SHAPE_CLASSES,
-    _draw_shape,
-)
-
-ACTIVITIES: tuple[str, ...] = (
-    "walking",
-    "walking_upstairs",
-    "walking_downstairs",
-    "sitting",
-    "standing",
-    "laying",
-)
-SAMPLE_RATE_HZ = 50.0
-WINDOW = 128
+from edgebus.shapes import SHAPE_CLASSES
 
 
 @dataclass(frozen=True)
@@ -66,25 +54,6 @@ def _grey(images: np.ndarray) -> np.ndarray:
     return (luma / 255.0).reshape(len(images), -1)
 
 
-def grey_shape(seed: int, index: int, size: int = 28) -> tuple[np.ndarray, int]:
-    """One image of the step 2 shape classes drawn the Fashion-MNIST way: a light object
-    roughly centred on a dark, slightly noisy background, rendered at 4x and downsampled."""
-    rng = np.random.default_rng([seed, index, size, 1])
-    label = index % len(SHAPE_CLASSES)
-    big = 4 * size
-    image = Image.new("RGB", (big, big), (0, 0, 0))
-    brightness = int(rng.integers(150, 256))
-    centre = tuple(float(big / 2 + rng.uniform(-0.08, 0.08) * big) for _ in range(2))
-    radius = float(rng.uniform(0.26, 0.38) * big)
-    angle = float(rng.uniform(0, 2 * np.pi))
-    # The step 2 drawing code, so the classes are the same shapes.
-    _draw_shape(ImageDraw.Draw(image), SHAPE_CLASSES[label], centre, radius, angle,  # type: ignore[arg-type]
-                (brightness,) * 3, (0, 0, 0))  # fmt: skip
-    grey = np.asarray(image.convert("L").resize((size, size), Image.Resampling.BOX), np.float32)
-    grey = grey + rng.normal(0, rng.uniform(2, 12), grey.shape)
-    return np.clip(grey, 0, 255).astype(np.uint8), label
-
-
 def grey_shapes(seed: int, start: int, count: int, size: int = 28) -> FlatSet:
     if count < 0 or start < 0:
         raise DatasetError(f"shapes range: expected start, count >= 0, got {start}, {count}")
@@ -99,43 +68,6 @@ def grey_shapes(seed: int, start: int, count: int, size: int = 28) -> FlatSet:
 def fashion_mnist_flat(root: str | Path, train: bool) -> FlatSet:
     data = load_fashion_mnist(root, train)
     return FlatSet(_grey(data.images), data.labels, tuple(data.class_names), "fashion-mnist")
-
-
-# Per activity: gait frequency (Hz), dynamic amplitude (g), gravity direction (x, y, z),
-# noise (g). Sitting and standing differ mainly by orientation, as in the real data.
-_PROFILES: dict[str, tuple[float, float, tuple[float, float, float], float]] = {
-    "walking": (1.9, 0.35, (0.0, 0.0, 1.0), 0.05),
-    "walking_upstairs": (1.5, 0.30, (0.2, 0.0, 0.98), 0.06),
-    "walking_downstairs": (2.3, 0.50, (-0.2, 0.0, 0.98), 0.08),
-    "sitting": (0.0, 0.01, (0.0, 0.55, 0.83), 0.02),
-    "standing": (0.0, 0.01, (0.0, 0.1, 0.99), 0.02),
-    "laying": (0.0, 0.01, (0.95, 0.0, 0.3), 0.02),
-}
-
-
-def accelerometer_window(seed: int, index: int) -> tuple[np.ndarray, int]:
-    """Window `index` (128 x 3, in g) and its label; the same (seed, index) gives the same data."""
-    rng = np.random.default_rng([seed, index, 384])
-    label = index % len(ACTIVITIES)
-    frequency, amplitude, gravity, noise = _PROFILES[ACTIVITIES[label]]
-    t = np.arange(WINDOW) / SAMPLE_RATE_HZ
-    g = np.asarray(gravity) + rng.normal(0, 0.06, 3)
-    g = g / np.linalg.norm(g)
-    f = frequency * rng.uniform(0.85, 1.15)
-    a = amplitude * rng.uniform(0.7, 1.3)
-    phase = rng.uniform(0, 2 * np.pi, 3)
-    # Each axis sees the gait with its own phase and weight; harmonics give a step shape.
-    weights = rng.uniform(0.4, 1.0, 3)
-    dynamic = (
-        a
-        * weights[None, :]
-        * (
-            np.sin(2 * np.pi * f * t[:, None] + phase)
-            + 0.3 * np.sin(4 * np.pi * f * t[:, None] + phase)
-        )
-    )
-    window = g[None, :] + dynamic + rng.normal(0, noise, (WINDOW, 3))
-    return window.astype(np.float32), label
 
 
 def accelerometer(seed: int, start: int, count: int) -> FlatSet:
