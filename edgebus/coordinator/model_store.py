@@ -4,6 +4,7 @@ Layout (no torch needed to read it)::
 
     <pool>/pool.json              data set, CO accuracy, QoS rule, models, searches
     <pool>/<model_id>/*.onnx      the files of each deployable model
+    <pool>/raw/classifier.onnx    the cloud-only (CO) classifier, for receivers of raw frames
 
 `pool.json` keeps every trained model (`models`) and each search's trials in training
 order (`searches`), from which the QoS-features map P of each configuration is rebuilt.
@@ -20,7 +21,7 @@ from typing import Any
 from edgebus.codecs.model_bundle import bundle_digest, verify_bundle
 from edgebus.coordinator.compression_search import QosRule, SearchError, Trial
 from edgebus.coordinator.qos_map import QosMap
-from edgebus.coordinator.qos_model import PoolModel
+from edgebus.coordinator.qos_model import RAW, PoolModel
 from edgebus.messages import ModelBundle
 
 POOL_FILE = "pool.json"
@@ -55,6 +56,9 @@ class ModelPool:
     rule: QosRule
     models: dict[str, StoredModel] = field(default_factory=dict)
     searches: list[dict[str, Any]] = field(default_factory=list)
+    # The CO classifier, served as model "raw": a receiver of raw frames classifies with it.
+    # Kept apart from `models`, which are Algorithm 2's candidates.
+    cloud: StoredModel | None = None
 
     @property
     def raw_bytes_per_frame(self) -> int:
@@ -72,16 +76,24 @@ class ModelPool:
         try:
             data = json.loads(path.read_text())
             rule = QosRule(float(data["rule"]["tolerance"]), float(data["rule"]["step"]))
-            models = {m["model_id"]: StoredModel(**{**m, "files": tuple(m["files"])})
-                      for m in data["models"]}  # fmt: skip
+            models = {m["model_id"]: _stored(m) for m in data["models"]}
+            cloud = data.get("cloud_classifier")
             return cls(
                 Path(root), str(data["dataset"]), int(data["dim"]), int(data["raw_item_bytes"]),
                 float(data["cloud_accuracy"]), rule, models, list(data.get("searches", [])),
+                _stored(cloud) if cloud is not None else None,
             )  # fmt: skip
         except (ValueError, KeyError, TypeError, SearchError) as exc:
             raise PoolError(f"model pool {path}: malformed ({type(exc).__name__}: {exc})") from None
 
     def get(self, model_id: str) -> StoredModel:
+        if model_id == RAW:
+            if self.cloud is None:
+                raise PoolError(
+                    f"model pool {self.root} has no CO classifier for raw frames; rebuild it "
+                    "with `edgebus models search`"
+                )
+            return self.cloud
         try:
             return self.models[model_id]
         except KeyError:
@@ -123,7 +135,8 @@ class ModelPool:
         verify_bundle(model_id, files, stored.sha256)
         return ModelBundle(
             model_id, stored.version, stored.sha256, stored.configuration, stored.d, files,
-            {"dataset": self.dataset, "dim": self.dim, "accuracy": stored.accuracy},
+            {"dataset": self.dataset, "dim": self.dim, "accuracy": stored.accuracy,
+             "raw_item_bytes": self.raw_item_bytes},
         )  # fmt: skip
 
     # -- writing ------------------------------------------------------------------------
@@ -145,6 +158,22 @@ class ModelPool:
         self.models[model_id] = stored
         return stored
 
+    def set_cloud_classifier(
+        self, accuracy: float, train_seconds: float, files: dict[str, bytes]
+    ) -> StoredModel:
+        """Store the CO classifier (files: classifier.onnx) as model "raw"."""
+        folder = self.root / RAW
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        version = 1 if self.cloud is None else self.cloud.version + 1
+        self.cloud = StoredModel(
+            RAW, version, "CO", self.dim, accuracy, float("inf"), train_seconds,
+            bundle_digest(files), tuple(sorted(files)),
+        )  # fmt: skip
+        self.cloud_accuracy = accuracy
+        return self.cloud
+
     def save(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         data = {
@@ -159,9 +188,15 @@ class ModelPool:
             ],
             "searches": self.searches,
         }
+        if self.cloud is not None:
+            data["cloud_classifier"] = {**asdict(self.cloud), "files": list(self.cloud.files)}
         path = self.root / POOL_FILE
         path.write_text(json.dumps(data, indent=1) + "\n")
         return path
+
+
+def _stored(record: dict[str, Any]) -> StoredModel:
+    return StoredModel(**{**record, "files": tuple(record["files"])})
 
 
 def resolve_pool(configured: str, data_dir: str) -> Path:

@@ -27,7 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from edgebus.codecs.dense_ae import DenseAECodec
+from edgebus.codecs.dense_ae import DenseAECodec, raw_decode
 from edgebus.coordinator.compression_search import (
     QosRule,
     SearchResult,
@@ -92,9 +92,9 @@ class JobRow:
 def raw_wire(item_bytes: int) -> tuple[RawEncode, Callable[[bytes], np.ndarray]]:
     """CO's byte format: images as uint8 (1 byte per pixel), accelerometer windows as
     little-endian float16 (2 bytes per value)."""
-    if item_bytes == 1:
-        return raw_uint8, lambda data: np.frombuffer(data, np.uint8).astype(np.float32) / 255.0
-    return raw_float16, lambda data: np.frombuffer(data, "<f2").astype(np.float32)
+    return (raw_uint8 if item_bytes == 1 else raw_float16), partial(
+        raw_decode, item_bytes=item_bytes
+    )
 
 
 def _timed(fn: Callable[[], object]) -> tuple[object, float]:

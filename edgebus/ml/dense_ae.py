@@ -288,3 +288,11 @@ def export_bundle(model: TrainedModel, dim: int, folder: Path) -> dict[str, Path
         export_onnx(codec.decoder, z, files["decoder.onnx"], "z", "x_hat")
         export_onnx(codec.head, x, files["classifier.onnx"], "x", "logits")
     return files
+
+
+def export_cloud_classifier(model: nn.Module, dim: int, folder: Path) -> dict[str, Path]:
+    """The CO classifier as the pool's "raw" model: classifier.onnx, input x, output logits."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "classifier.onnx"
+    export_onnx(model, torch.rand(4, dim), path, "x", "logits")
+    return {"classifier.onnx": path}

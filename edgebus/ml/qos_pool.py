@@ -8,13 +8,20 @@ adds it to the pool (coordinator/model_store.py) with its sha256.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from edgebus.coordinator.compression_search import QosRule, SearchResult, binary_search
 from edgebus.coordinator.model_store import ModelPool, model_id_for
-from edgebus.ml.dense_ae import Recipe, export_bundle, train_cloud_classifier, train_dense
+from edgebus.ml.dense_ae import (
+    Recipe,
+    export_bundle,
+    export_cloud_classifier,
+    train_cloud_classifier,
+    train_dense,
+)
 from edgebus.ml.errors import TrainingError
 from edgebus.ml.qos_data import FlatSet, load_split
 from edgebus.ml.training import seed_everything
@@ -68,19 +75,25 @@ def open_pool(
     out: Path, dataset: str, train_n: int, held_out_n: int, recipe: Recipe, rule: QosRule,
     root: Path | None = None,
 ) -> tuple[PoolTrainer, float]:  # fmt: skip
-    """Load the data, train the cloud-only (CO) classifier and open (or extend) the pool."""
+    """Load the data, train the cloud-only (CO) classifier and open (or extend) the pool; the
+    classifier is stored in the pool as model "raw", for receivers of raw (CO) frames."""
     seed_everything(recipe.seed, threads=1)
     train, _, held_out = load_split(dataset, recipe.seed, train_n, 0, held_out_n, root)
-    _, cloud_accuracy = train_cloud_classifier(train, held_out, recipe)
+    started = time.perf_counter()
+    cloud, cloud_accuracy = train_cloud_classifier(train, held_out, recipe)
+    cloud_seconds = time.perf_counter() - started
     try:
         pool = ModelPool.load(out)
         if pool.dataset != dataset or pool.dim != train.dim:
             raise TrainingError(
                 f"pool {out} holds {pool.dataset} (D = {pool.dim}); use another --out for {dataset}"
             )
-        pool.cloud_accuracy = cloud_accuracy
     except ValueError:  # no pool yet
         pool = ModelPool(out, dataset, train.dim, raw_item_bytes(dataset), cloud_accuracy, rule)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_cloud_classifier(cloud, train.dim, Path(tmp))
+        files = {name: path.read_bytes() for name, path in paths.items()}
+    pool.set_cloud_classifier(cloud_accuracy, cloud_seconds, files)
     return PoolTrainer(pool, train, held_out, recipe), cloud_accuracy
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgebus.broker.bus import Bus, Subscription
 from edgebus.clock import Clock, RealClock
+from edgebus.codecs.dense_ae import raw_encode
 from edgebus.messages import FrameChunk
 from edgebus.nodes.model_follower import ModelFollower, UnknownModel
 from edgebus.topics import Topics
@@ -38,12 +39,12 @@ RawEncode = Callable[[np.ndarray], bytes]
 
 def raw_uint8(x: np.ndarray) -> bytes:
     """CO bytes of an image in [0, 1]: one byte per pixel."""
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8).tobytes()
+    return raw_encode(x, 1)
 
 
 def raw_float16(x: np.ndarray) -> bytes:
     """CO bytes of a sensor window: little-endian float16 per value."""
-    return np.asarray(x, dtype="<f2").tobytes()
+    return raw_encode(x, 2)
 
 
 class LatentSender:
