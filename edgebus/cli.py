@@ -152,6 +152,13 @@ def node(
         float | None,
         typer.Option("--wait", help="Give up if the broker is unreachable this long (s)."),
     ] = None,
+    codec: Annotated[
+        str | None, typer.Option("--codec", help="Camera codec: pnc, pjpeg, webp, raw or qos.")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Camera source: synthetic, folder:, video:, accelerometer."),
+    ] = None,
     offload: OffloadOption = None,
     rate: RateOption = None,
     bucket: BucketOption = None,
@@ -170,6 +177,8 @@ def node(
             broker=broker,
             frame_period_ms=period_ms,
             heartbeat_s=heartbeat,
+            codec=codec,
+            source=source,
             offload=offload,
             offload_rate=rate,
             offload_bucket=bucket,

@@ -24,9 +24,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 OFFLOAD_MODES = ("off", "never", "always", "baseline", "mdp", "dqn")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _STORE_URL = re.compile(r"^(sqlite|postgresql(\+psycopg)?)://")
-_CODEC = re.compile(r"^(pnc(:[A-Za-z0-9_.-]+)?|raw|(pjpeg|jpeg)\d{0,3}|webp(\d{1,3})?(m[0-6])?)$")
+_CODEC = re.compile(
+    r"^(pnc(:[A-Za-z0-9_.-]+)?|raw|qos|(pjpeg|jpeg)\d{0,3}|webp(\d{1,3})?(m[0-6])?)$"
+)
 _LINK = re.compile(r"^(off|none|light|heavy|switching|stepped|\d+(\.\d+)?|.+\.csv)$")
-_SOURCE = re.compile(r"^(synthetic|folder:.+|video:.+)$")
+_SOURCE = re.compile(r"^(synthetic|accelerometer|shapes28|folder:.+|video:.+)$")
 
 
 class ConfigError(ValueError):
@@ -60,9 +62,9 @@ class Settings:
     frame_height: int = 64
     # camera pipeline (step 4): 0 = one codec unit per chunk, else byte blocks of this size
     chunk_bytes: int = 0
-    codec: str = "pnc"  # pnc[:model] | pjpeg[Q] | jpeg[Q] | webp[Q][mM] | raw
+    codec: str = "pnc"  # pnc[:model] | pjpeg[Q] | jpeg[Q] | webp[Q][mM] | raw | qos
     link: str = "off"  # off | none | light | heavy | switching | stepped | <bytes/s> | <file>.csv
-    source: str = "synthetic"  # synthetic | folder:<dir> | video:<file>
+    source: str = "synthetic"  # synthetic | folder:<dir> | video:<file> | accelerometer | shapes28
     data_dir: str = "./edgebus-data"
     log_level: str = "info"
     # storage (step 3): local stores live under data_dir; "" global URL = SQLite there too
@@ -77,6 +79,8 @@ class Settings:
     retention_interval_s: float = 3600.0
     # QoS orchestrator (step 6): model pool folder; "" = <data_dir>/qos_pool
     qos_pool: str = ""
+    coordinator_id: str = "coordinator"  # whose `model` service serves pool models
+    drift_threshold: float = 0.0  # camera, ECCD models: Eq. 2 alert level; 0 = off
     # token-bucket offloading (step 5); off = every frame to the edge, cut at its deadline
     offload: str = "off"  # off | never | always | baseline | mdp | dqn
     offload_rate: float = 0.1  # tokens per frame slot (r)
@@ -147,9 +151,11 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "frame_width": _positive,
     "frame_height": _positive,
     "chunk_bytes": _non_negative,
-    "codec": _matches(_CODEC, "pnc[:model], pjpeg[Q], jpeg[Q], webp[Q][mM] or raw"),
+    "codec": _matches(_CODEC, "pnc[:model], pjpeg[Q], jpeg[Q], webp[Q][mM], raw or qos"),
     "link": _matches(_LINK, "off, none, light, heavy, switching, stepped, bytes/s or a .csv"),
-    "source": _matches(_SOURCE, "synthetic, folder:<dir> or video:<file>"),
+    "source": _matches(
+        _SOURCE, "synthetic, folder:<dir>, video:<file>, accelerometer or shapes28"
+    ),
     "data_dir": _non_empty,
     "store_flush_ms": _positive,
     "sync_batch_rows": _positive,
@@ -159,6 +165,8 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "global_store_url": _store_url,
     "retention_days": _positive,
     "retention_interval_s": _positive,
+    "coordinator_id": _name,
+    "drift_threshold": _non_negative,
     "offload": _one_of(OFFLOAD_MODES),
     "offload_rate": _positive,
     "offload_bucket": _positive,

@@ -125,6 +125,7 @@ class Result(Message):
     units_received: int = 0
     codec: str = ""
     label: int = -1  # copied from the end marker, for scoring only
+    model_id: str = ""  # the model the frame was decoded with (its chunks name it)
 
 
 @dataclass(slots=True)

@@ -37,11 +37,13 @@ from edgebus.clock import Clock
 from edgebus.codecs.base import Codec
 from edgebus.codecs.errors import CodecError
 from edgebus.config import ConfigError, Settings
+from edgebus.flat_data import FLAT_KINDS
 from edgebus.messages import EndOfFrame, FrameChunk, Result, encode
 from edgebus.nodes.base import Node
 from edgebus.nodes.chunking import BYTE_CODEC_BLOCK, Chunk, Chunker, count_chunks
-from edgebus.nodes.codec_choice import CodecChoice, parse_codec
+from edgebus.nodes.codec_choice import parse_codec
 from edgebus.nodes.offload_gate import ADMIT_ALL, Admission, PolicyGate, WeakAnswer
+from edgebus.nodes.qos_stream import FrameCoding, QosEncoder
 from edgebus.nodes.sources import FrameSource, SourceError, open_source
 
 log = logging.getLogger("edgebus.camera")
@@ -74,6 +76,7 @@ class EncodeJob:
     """One frame on its way through the encoder; units arrive on `units` (None ends)."""
 
     frame: CapturedFrame
+    coding: FrameCoding
     units: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     unit_sizes: list[int] = field(default_factory=list)
     first_ready_mono: float | None = None
@@ -96,6 +99,7 @@ class SentFrame:
     wire_bytes: int  # what the link carried, MQTT framing and end marker included
     overruns: int  # chunks whose emulated arrival was after the deadline (must be 0)
     link_rate: float  # trace rate at the frame's capture, bytes/s (0 without a link)
+    model_id: str = ""  # the model the frame was coded with, as its chunks name it
 
 
 class CameraNode(Node):
@@ -112,9 +116,23 @@ class CameraNode(Node):
         on_sent: Callable[[SentFrame], None] | None = None,
     ) -> None:
         super().__init__(settings, clock)
+        self.qos: QosEncoder | None = None
         try:
-            self.codec_choice: CodecChoice = parse_codec(settings.codec)
-            self.codec: Codec = self.codec_choice.build(settings.frame_width)
+            self._check_data_path(settings)
+            if settings.codec == "qos":
+                self.qos = QosEncoder(
+                    self.bus, self.topics, self.node_id, settings.coordinator_id,
+                    settings.source, self.clock, settings.drift_threshold,
+                )  # fmt: skip
+                self.block_bytes = 0  # one frame, one unit, one chunk
+            else:
+                choice = parse_codec(settings.codec)
+                codec: Codec = choice.build(settings.frame_width)
+                self._fixed_coding = FrameCoding(choice.name, choice.model_id, codec.encode_stream)
+                # Byte codecs are one file: the sender cuts it into blocks.
+                self.block_bytes = settings.chunk_bytes or (
+                    0 if choice.unit_stream else BYTE_CODEC_BLOCK
+                )
             self.source = source or open_source(
                 settings.source, settings.frame_width, seed=hash(settings.node_id) & 0xFFFF
             )
@@ -132,12 +150,30 @@ class CameraNode(Node):
         self.whole_frames = isinstance(gate, PolicyGate)
         self.max_frames = max_frames
         self.on_sent = on_sent
-        self.block_bytes = settings.chunk_bytes
-        if not self.codec_choice.unit_stream and self.block_bytes == 0:
-            self.block_bytes = BYTE_CODEC_BLOCK
         self._jobs: asyncio.Queue[EncodeJob] = asyncio.Queue()
         self._newest_ready = -1  # newest frame whose first unit is ready
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-encode")
+
+    @staticmethod
+    def _check_data_path(settings: Settings) -> None:
+        """A sensor source streams to the QoS pool's models and nothing else does."""
+        flat = settings.source in FLAT_KINDS
+        if settings.codec == "qos" and not flat:
+            raise ValueError(
+                f"codec qos needs a flat source ({', '.join(FLAT_KINDS)}), got source "
+                f"{settings.source!r}"
+            )
+        if flat and settings.codec != "qos":
+            raise ValueError(
+                f"source {settings.source} streams data vectors for the QoS pool; set codec qos"
+            )
+        if settings.codec == "qos" and settings.offload != "off":
+            raise ValueError("offload needs an image codec; the qos codec follows the pool")
+
+    def _coding_for(self, frame: CapturedFrame) -> FrameCoding:
+        if self.qos is not None:
+            return self.qos.coding_for(frame.capture_ts)
+        return self._fixed_coding
 
     @staticmethod
     def _offload_gate(settings: Settings) -> OffloadGate:
@@ -153,6 +189,14 @@ class CameraNode(Node):
         )
 
     # -- capture --------------------------------------------------------------------------
+
+    async def start_services(self) -> None:
+        if self.qos is not None:
+            await self.qos.start()
+
+    async def stop_services(self) -> None:
+        if self.qos is not None:
+            await self.qos.stop()
 
     async def main(self) -> None:
         period_s = self.settings.frame_period_ms / 1000.0
@@ -201,7 +245,7 @@ class CameraNode(Node):
             if admission.weak is not None:
                 await self._publish_local_result(captured, admission.weak)
             return
-        job = EncodeJob(captured)
+        job = EncodeJob(captured, self._coding_for(captured))
         loop = asyncio.get_running_loop()
         encoding = loop.run_in_executor(self._encoder, self._encode_blocking, job, loop)
         encoding.add_done_callback(self._encode_failed)
@@ -277,7 +321,7 @@ class CameraNode(Node):
     def _encode_blocking(self, job: EncodeJob, loop: asyncio.AbstractEventLoop) -> None:
         """Worker thread: hand every unit to the event loop the moment it is coded."""
         try:
-            for unit in self.codec.encode_stream(job.frame.image):
+            for unit in job.coding.units(job.frame.image):
                 loop.call_soon_threadsafe(self._unit_ready, job, unit)
         finally:
             loop.call_soon_threadsafe(self._unit_ready, job, None)
@@ -313,8 +357,8 @@ class CameraNode(Node):
             sent.chunks_sent,
             count_chunks(job.unit_sizes, self.block_bytes),
             sent.payload_bytes,
-            self.codec_choice.name,
-            self.codec_choice.model_id,
+            job.coding.codec,
+            job.coding.model_id,
             frame.capture_ts,
             frame.deadline_ts,
             self.settings.frame_width,
@@ -323,17 +367,18 @@ class CameraNode(Node):
             frame.label,
         )
 
-    def _marker_wire_bytes(self, frame: CapturedFrame) -> int:
+    def _marker_wire_bytes(self, job: EncodeJob) -> int:
         # The marker's size barely varies; sizing it with generous counts over-reserves by
         # a byte or two at most.
+        frame = job.frame
         probe = EndOfFrame(
             self.node_id,
             frame.frame_id,
             0xFFFF,
             0xFFFF,
             0xFFFFFF,
-            self.codec_choice.name,
-            self.codec_choice.model_id,
+            job.coding.codec,
+            job.coding.model_id,
             frame.capture_ts,
             frame.deadline_ts,
             self.settings.frame_width,
@@ -362,7 +407,7 @@ class CameraNode(Node):
     async def _send(self, job: EncodeJob) -> None:
         frame = job.frame
         link = self.link
-        marker_wire = self._marker_wire_bytes(frame)
+        marker_wire = self._marker_wire_bytes(job)
         chunker = Chunker(self.block_bytes)
         chunks_sent = units_sent = payload_bytes = wire_bytes = overruns = 0
         link_rate = link.rate_now() if link is not None else 0.0
@@ -377,8 +422,8 @@ class CameraNode(Node):
                     self.node_id,
                     frame.frame_id,
                     chunks_sent,
-                    self.codec_choice.name,
-                    self.codec_choice.model_id,
+                    job.coding.codec,
+                    job.coding.model_id,
                     frame.capture_ts,
                     chunk.data,
                 )
@@ -426,13 +471,14 @@ class CameraNode(Node):
             wire_bytes,
             overruns,
             link_rate,
+            job.coding.model_id,
         )
         await self.bus.publish(
             self.topics.frame_end(self.node_id, frame.frame_id), self._end_marker(job, sent), qos=1
         )
-        self._account(sent)
+        self._account(sent, job.coding)
 
-    def _account(self, sent: SentFrame) -> None:
+    def _account(self, sent: SentFrame, coding: FrameCoding) -> None:
         complete = sent.units_sent == sent.units_total
         self.counters["frames_sent"] += 1
         self.counters["bytes_sent"] += sent.wire_bytes
@@ -446,8 +492,8 @@ class CameraNode(Node):
             direction="sent",
             capture_ts=sent.capture_ts,
             deadline_ts=sent.capture_ts + self.settings.frame_period_ms / 1000.0,
-            codec=self.codec_choice.name,
-            model_id=self.codec_choice.model_id,
+            codec=coding.codec,
+            model_id=coding.model_id,
             bytes_sent=sent.payload_bytes,
             features_received=0,
             deadline_met=sent.overruns == 0,

@@ -18,6 +18,9 @@ from edgebus.messages import EndOfFrame, FrameChunk, Result
 from edgebus.nodes.assembler import FrameAssembler, PendingFrame
 from edgebus.nodes.base import Node
 from edgebus.nodes.decoding import Classified, FrameClassifier
+from edgebus.nodes.model_follower import UnknownModel
+from edgebus.nodes.qos_stream import CODEC as QOS_CODEC
+from edgebus.nodes.qos_stream import QosClassifier
 
 log = logging.getLogger("edgebus.edge")
 
@@ -29,7 +32,9 @@ MAX_BATCH = 32
 
 class EdgeNode(Node):
     role = "edge"
-    capabilities = ("codec:pnc", "codec:pjpeg", "codec:webp", "codec:raw", "model:strong")
+    capabilities = (
+        "codec:pnc", "codec:pjpeg", "codec:webp", "codec:raw", "codec:dense_ae", "model:strong",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -47,6 +52,17 @@ class EdgeNode(Node):
         self.latencies_ms: list[float] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-classify")
         self._decided: asyncio.Queue[PendingFrame] = asyncio.Queue()
+        # Frames of the QoS pool's models; it follows every model switch, so the edge
+        # holds (and acknowledges) each model before the first frame that needs it.
+        self.qos = QosClassifier(
+            self.bus, self.topics, self.node_id, settings.coordinator_id, self.clock
+        )
+
+    async def start_services(self) -> None:
+        await self.qos.start()
+
+    async def stop_services(self) -> None:
+        await self.qos.stop()
 
     async def main(self) -> None:
         pattern = (
@@ -91,14 +107,40 @@ class EdgeNode(Node):
             batch = [await self._decided.get()]
             while not self._decided.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._decided.get_nowait())
-            verdicts = await loop.run_in_executor(self._worker, self.frames.classify_batch, batch)
-            for frame, verdict in zip(batch, verdicts, strict=True):
+            images = [f for f in batch if f.codec != QOS_CODEC]
+            for frame in batch:
+                if frame.codec == QOS_CODEC:
+                    await self._classify_qos(frame)
+            if not images:
+                continue
+            verdicts = await loop.run_in_executor(self._worker, self.frames.classify_batch, images)
+            for frame, verdict in zip(images, verdicts, strict=True):
                 if isinstance(verdict, str):
                     self.counters["undecodable_frames"] += 1
                     log.warning("frame %s/%d not classified: %s", frame.camera, frame.frame_id,
                                 verdict)  # fmt: skip
                     continue
                 await self._publish(frame, verdict)
+
+    async def _classify_qos(self, frame: PendingFrame) -> None:
+        """A pool-model frame: classified only by the model it names, else rejected."""
+        try:
+            model = await self.qos.model(frame.model_id)
+        except UnknownModel as exc:
+            self.counters["frames_rejected_unknown_model"] += 1
+            log.error("frame %s/%d rejected: %s", frame.camera, frame.frame_id, exc)
+            self.record("events", kind="frame_rejected", ts=self.clock.time(),
+                        detail={"camera": frame.camera, "frame_id": frame.frame_id,
+                                "model_id": frame.model_id, "reason": str(exc)})  # fmt: skip
+            return
+        data = b"".join(frame.ordered_chunks())
+        loop = asyncio.get_running_loop()
+        verdict = await loop.run_in_executor(self._worker, QosClassifier.classify, model, data)
+        if isinstance(verdict, str):
+            self.counters["undecodable_frames"] += 1
+            log.warning("frame %s/%d not classified: %s", frame.camera, frame.frame_id, verdict)
+            return
+        await self._publish(frame, Classified(verdict.top_k, verdict.scores, 1))
 
     async def _publish(self, frame: PendingFrame, verdict: Classified) -> None:
         now = self.clock.time()
@@ -120,6 +162,7 @@ class EdgeNode(Node):
             units_received=verdict.units_used,
             codec=frame.codec,
             label=end.label if end is not None else -1,
+            model_id=frame.model_id,
         )
         await self.bus.publish(self.topics.result(self.node_id), result, qos=1)
         self.record(

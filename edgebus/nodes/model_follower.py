@@ -11,6 +11,8 @@
 - A receiver calls `model_for(model_id)` with the model_id the frame carries. It fetches a
   model it lacks; if it cannot get a verified copy it raises `UnknownModel`, and the frame
   is rejected loudly instead of being decoded with another model.
+- Raw (CO) frames need no model to send. A receiver that classifies them
+  (`fetch_raw=True`) fetches the pool's CO classifier, served as model "raw".
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class ModelFollower(Generic[M]):
         loader: Callable[[ModelBundle], M],
         clock: Clock | None = None,
         fetch_timeout_s: float = 5.0,
+        fetch_raw: bool = False,
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -66,6 +69,7 @@ class ModelFollower(Generic[M]):
         self.loader = loader
         self.clock = clock or RealClock()
         self.fetch_timeout_s = fetch_timeout_s
+        self.fetch_raw = fetch_raw
         self.counters: Counter[str] = Counter()
         self.cache: dict[str, Loaded[M]] = {}
         self.announced: dict[str, str] = {}  # model_id -> sha256 from the switches seen
@@ -99,10 +103,10 @@ class ModelFollower(Generic[M]):
         cached = self.cache.get(model_id)
         if cached is not None:
             return cached
-        if model_id == RAW:
+        if model_id == RAW and not self.fetch_raw:
             return self._remember(Loaded(RAW, 0, "", None))
         try:
-            return await self._obtain(model_id, self.announced.get(model_id))
+            return await self._obtain(model_id, self.announced.get(model_id) or None)
         except UnknownModel:
             self.counters["frames_rejected"] += 1
             raise
@@ -120,8 +124,8 @@ class ModelFollower(Generic[M]):
             try:
                 loaded = (
                     self._remember(Loaded(RAW, 0, "", None))
-                    if switch.model_id == RAW
-                    else await self._obtain(switch.model_id, switch.sha256)
+                    if switch.model_id == RAW and not self.fetch_raw
+                    else await self._obtain(switch.model_id, switch.sha256 or None)
                 )
             except UnknownModel as exc:
                 log.error("%s: switch to %s refused: %s", self.node_id, switch.model_id, exc)

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from edgebus.flat_data import FLAT_KINDS, flat_item
 from edgebus.shapes import render_shape
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"})
@@ -26,7 +27,7 @@ class SourceError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Frame:
     frame_id: int
-    image: np.ndarray  # H×W×3 uint8
+    image: np.ndarray  # H×W×3 uint8, or a float32 vector from a flat source
     label: int = UNKNOWN_LABEL
 
 
@@ -133,13 +134,36 @@ class VideoSource:
         self._capture.release()
 
 
+class FlatSource:
+    """Items of the QoS orchestrator's flat data sets (`accelerometer` windows or `shapes28`
+    images) as float32 vectors, for a sensor that streams to the pool's models."""
+
+    def __init__(self, kind: str, seed: int = 0, start: int = 0) -> None:
+        if kind not in FLAT_KINDS:
+            raise SourceError(f"flat source {kind!r}: expected one of {', '.join(FLAT_KINDS)}")
+        self.kind, self.seed, self.start = kind, seed, start
+
+    def frame(self, frame_id: int) -> Frame:
+        x, label = flat_item(self.kind, self.seed, self.start + frame_id)
+        return Frame(frame_id, x, label)
+
+    def close(self) -> None:
+        pass
+
+
 def open_source(spec: str, size: int = 64, seed: int = 0) -> FrameSource:
-    """`synthetic`, `folder:<dir>` or `video:<file>`."""
+    """`synthetic`, `folder:<dir>`, `video:<file>`, or a flat data set (`accelerometer`,
+    `shapes28`) for the QoS orchestrator's models."""
     kind, _, arg = spec.partition(":")
     if kind == "synthetic" and not arg:
         return SyntheticSource(size, seed)
+    if kind in FLAT_KINDS and not arg:
+        return FlatSource(kind, seed)
     if kind == "folder" and arg:
         return FolderSource(Path(arg), size)
     if kind == "video" and arg:
         return VideoSource(Path(arg), size)
-    raise SourceError(f"source {spec!r}: expected synthetic, folder:<dir> or video:<file>")
+    raise SourceError(
+        f"source {spec!r}: expected synthetic, folder:<dir>, video:<file>, accelerometer "
+        "or shapes28"
+    )

@@ -1,0 +1,146 @@
+"""The QoS orchestrator's data path in the real nodes (Amaizu et al., on the bus).
+
+A sensor camera (`codec = "qos"`, source `accelerometer` or `shapes28`) follows the
+retained `model/switch` with a `ModelFollower` and encodes every frame with the model in
+force at that frame's boundary: the pool's ECO/ECCD encoder (d float16 latents), or the
+raw features (CO) until the first switch and whenever the orchestrator chooses raw. The
+frame carries the model's id, so the edge decodes it with exactly that model
+(`QosClassifier`): ECO classifies the latent with its head, ECCD decodes, then
+classifies, CO runs the pool's cloud-only classifier (model "raw"). An edge that cannot get
+a verified copy of a frame's model rejects the frame loudly; it never uses another one.
+
+For ECCD models the camera also decodes its own latent and tracks the reconstruction
+error (paper Eq. 2) with the drift monitor, because only the camera holds the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgebus.broker.bus import Bus
+from edgebus.clock import Clock
+from edgebus.codecs.classifier import softmax
+from edgebus.codecs.dense_ae import DenseAECodec, raw_encode
+from edgebus.codecs.errors import ModelFileError
+from edgebus.messages import ModelBundle
+from edgebus.nodes.drift_monitor import DriftMonitor
+from edgebus.nodes.model_follower import RAW, Loaded, ModelFollower, UnknownModel
+from edgebus.topics import Topics
+
+log = logging.getLogger("edgebus.qos_stream")
+
+CODEC = "dense_ae"
+# CO bytes per feature by data set: images as uint8, sensor windows as float16 (pool rule).
+RAW_ITEM_BYTES = {"shapes28": 1, "accelerometer": 2}
+
+
+def load_codec(bundle: ModelBundle) -> DenseAECodec:
+    return DenseAECodec.from_bundle(bundle)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCoding:
+    """How one frame is coded: the codec and model named on its chunks, and the coder that
+    turns the frame's data into units (it runs in the camera's encoder thread)."""
+
+    codec: str
+    model_id: str
+    units: Callable[[np.ndarray], Iterable[bytes]]
+
+
+class QosEncoder:
+    """A camera's model follower, raw fallback and drift monitor."""
+
+    def __init__(
+        self, bus: Bus, topics: Topics, node_id: str, coordinator_id: str, data_kind: str,
+        clock: Clock, drift_threshold: float = 0.0,
+    ) -> None:  # fmt: skip
+        self.node_id = node_id
+        self.follower: ModelFollower[DenseAECodec] = ModelFollower(
+            bus, topics, node_id, coordinator_id, load_codec, clock
+        )
+        self.raw_item_bytes = RAW_ITEM_BYTES[data_kind]
+        self.drift = (
+            DriftMonitor(bus, topics, drift_threshold, clock=clock) if drift_threshold else None
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.follower.start()
+
+    async def stop(self) -> None:
+        await self.follower.stop()
+
+    def coding_for(self, capture_ts: float) -> FrameCoding:
+        """The model of the frame captured at `capture_ts`; a switch lands only here."""
+        loaded = self.follower.at_frame_boundary(capture_ts)
+        if loaded is None or loaded.model is None:
+            return FrameCoding(CODEC, RAW, self._raw_units)
+        return FrameCoding(CODEC, loaded.model_id, lambda x: self._model_units(loaded, x))
+
+    def _raw_units(self, x: np.ndarray) -> list[bytes]:
+        return [raw_encode(x, self.raw_item_bytes)]
+
+    def _model_units(self, loaded: Loaded[DenseAECodec], x: np.ndarray) -> list[bytes]:
+        model = loaded.model
+        assert model is not None
+        data = model.encode(x)
+        if self.drift is not None and model.configuration == "ECCD" and self._loop is not None:
+            x_hat = model.reconstruct(data)
+            observe = self.drift.observe(self.node_id, model.model_id, x, x_hat)
+            asyncio.run_coroutine_threadsafe(observe, self._loop)
+        return [data]
+
+
+@dataclass(frozen=True, slots=True)
+class QosVerdict:
+    top_k: list[int]
+    scores: list[float]
+    model_id: str
+
+
+class QosClassifier:
+    """The edge side: every frame classified by the model it names, fetched when missing."""
+
+    def __init__(
+        self, bus: Bus, topics: Topics, node_id: str, coordinator_id: str, clock: Clock
+    ) -> None:
+        self.follower: ModelFollower[DenseAECodec] = ModelFollower(
+            bus, topics, node_id, coordinator_id, load_codec, clock, fetch_raw=True
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        # Following the switches acknowledges them and fetches each model before its
+        # first frame arrives; a frame can still name a model fetched on demand.
+        if not self._started:
+            self._started = True
+            await self.follower.start()
+
+    async def stop(self) -> None:
+        if self._started:
+            await self.follower.stop()
+
+    async def model(self, model_id: str) -> DenseAECodec:
+        """The frame's model, or UnknownModel (counted by the follower) if unobtainable."""
+        loaded = await self.follower.model_for(model_id)
+        if loaded.model is None:
+            raise UnknownModel(f"model {model_id}: no classifier for it")
+        return loaded.model
+
+    @staticmethod
+    def classify(model: DenseAECodec, data: bytes, k: int = 5) -> QosVerdict | str:
+        """Blocking (worker thread): top-k of one frame, or the one-line reason it failed."""
+        try:
+            probs = softmax(model.classify(data))
+        except ModelFileError as exc:
+            return str(exc)
+        order = np.argsort(-probs)[:k]
+        return QosVerdict([int(i) for i in order], [float(probs[i]) for i in order],
+                          model.model_id)  # fmt: skip
