@@ -10,6 +10,8 @@ Every generator takes a seed and returns the same trace for the same arguments.
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 
 
@@ -26,6 +28,32 @@ def iid_indices(size: int, length: int, streams: int = 1, seed: int = 0) -> np.n
     return np.random.default_rng(seed).integers(0, size, (streams, length))
 
 
+@overload
+def locreset_indices(
+    size: int,
+    length: int,
+    streams: int = ...,
+    spread: float = ...,
+    rprob: float = ...,
+    seed: int = ...,
+    *,
+    return_location: Literal[False] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def locreset_indices(
+    size: int,
+    length: int,
+    streams: int = ...,
+    spread: float = ...,
+    rprob: float = ...,
+    seed: int = ...,
+    *,
+    return_location: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def locreset_indices(
     size: int,
     length: int,
@@ -33,13 +61,19 @@ def locreset_indices(
     spread: float = 0.1,
     rprob: float = 0.01,
     seed: int = 0,
-) -> np.ndarray:
+    *,
+    return_location: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """The paper's local-reset model over a metric-sorted dataset.
 
     A location L starts uniform in [0, K). Before every image after the first, with
     probability `rprob`, L moves by a uniform offset, i.e. to a uniform new place (mod K).
     The image is (L + delta) mod K with delta uniform in {0..floor(spread*K)}: the window
     wraps around, so the top and bottom of the metric range are neighbours.
+
+    With `return_location` it also returns L (same shape), for oracle policies that are
+    told where the window is (`known_location.py`); the indices and the random draws are
+    the same either way.
     """
     _check_shape(size, length, streams)
     if not 0 <= spread <= 1:
@@ -54,7 +88,8 @@ def locreset_indices(
     jumps[:, 1:][resets] = rng.integers(0, size, int(resets.sum()))
     # A uniform offset mod K lands on a uniform place, so a running sum is a reset.
     location = np.cumsum(jumps, axis=1) % size
-    return (location + delta) % size
+    indices = (location + delta) % size
+    return (indices, location) if return_location else indices
 
 
 def periodic_gaps(length: int, streams: int = 1) -> np.ndarray:
