@@ -56,6 +56,10 @@ class Status(Message):
     version: str = ""
     capabilities: list[str] = field(default_factory=list)
     ts: float = field(default_factory=_now)
+    # The node's monitor (step 7): CPU cores and free share, memory, capacity, ...
+    resources: dict[str, float] = field(default_factory=dict)
+    models: list[str] = field(default_factory=list)  # models loaded
+    links_bps: dict[str, float] = field(default_factory=dict)  # peer -> measured bytes/s
 
 
 @dataclass(slots=True)
@@ -82,6 +86,7 @@ class FrameChunk(Message):
     model_id: str
     capture_ts: float
     data: bytes
+    edge: str = ""  # the edge the camera addressed the frame to; "" = any edge
 
 
 @dataclass(slots=True)
@@ -105,6 +110,7 @@ class EndOfFrame(Message):
     units_sent: int = 0
     # Ground truth for evaluation only (synthetic and folder sources know it); -1 = unknown.
     label: int = -1
+    edge: str = ""  # the edge the camera addressed the frame to; "" = any edge
 
 
 @dataclass(slots=True)
@@ -315,6 +321,21 @@ class DriftAlert(Message):
     ts: float = field(default_factory=_now)
 
 
+@dataclass(slots=True)
+class FrameDropped(Message):
+    """A frame its camera sent that got no result in time (its edge died, or none was
+    assigned): the explicit record that stands in for the missing result."""
+
+    TYPE_CODE: ClassVar[int] = 21
+    TYPE_NAME: ClassVar[str] = "frame_dropped"
+    camera: str
+    frame_id: int
+    edge: str  # the edge the frame was sent to ("" when none was assigned)
+    reason: str
+    capture_ts: float
+    ts: float = field(default_factory=_now)
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Status,
     Heartbeat,
@@ -336,6 +357,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ModelSwitchAck,
     QosDecision,
     DriftAlert,
+    FrameDropped,
 )
 BY_CODE: dict[int, type[Message]] = {cls.TYPE_CODE: cls for cls in MESSAGE_TYPES}
 BY_NAME: dict[str, type[Message]] = {cls.TYPE_NAME: cls for cls in MESSAGE_TYPES}

@@ -6,6 +6,7 @@ Every topic is ``edgebus/v1/<site>/<kind>/...``:
 ``frames/<camera>/<frame_id>/<chunk>``  one chunk of an encoded frame
 ``frames/<camera>/<frame_id>/end``      end-of-frame marker
 ``results/<node>``                      classification results published by a node
+``dropped/<camera>``                    frames that got no result in time (FrameDropped)
 ``status/<node>``                       retained; the LWT sets it to offline
 ``heartbeat/<node>``                    periodic liveness and counters
 ``qos/request``                         QoS requests to the coordinator
@@ -83,6 +84,12 @@ class Topics:
 
     def results(self) -> str:
         return f"{self.base}/results/+"
+
+    def dropped(self, camera: str) -> str:
+        return self._node("dropped", camera)
+
+    def droppeds(self) -> str:
+        return f"{self.base}/dropped/+"
 
     def status(self, node: str) -> str:
         return self._node("status", node)

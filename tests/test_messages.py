@@ -41,6 +41,7 @@ EXAMPLES = [
     messages.ModelSwitchAck("edge-1", "m", 2, 17, ts=3.0),
     messages.QosDecision("m", 2, "ECO", 25, 0.84, True, True, ["smallest d"], ts=4.0),
     messages.DriftAlert("cam-1", "m", 0.05, 0.03, ts=5.0),
+    messages.FrameDropped("cam-1", 7, "edge-2", "edge edge-2 went offline", 1.0, ts=6.0),
 ]
 
 

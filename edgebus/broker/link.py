@@ -113,6 +113,20 @@ class BandwidthTrace:
             ) from None
         return cls(np.array(times), np.array(rates), name=path.name)
 
+    def capped(self, cap: float) -> BandwidthTrace:
+        """The same trace with every rate limited to `cap` bytes/s (a bandwidth allocation)."""
+        if not cap > 0:
+            raise TraceError(f"{self.name}: a rate cap must be positive, got {cap!r}")
+        return BandwidthTrace(
+            self.starts, np.minimum(self.rates, cap), self.cycle_s, f"{self.name} ≤ {cap:g} B/s"
+        )
+
+    def mean_rate(self) -> float:
+        """Bytes/s averaged over one cycle (or over the segments of an acyclic trace)."""
+        if self.cycle_s is not None:
+            return self._cycle_bytes() / self.cycle_s
+        return float(self.rates.mean())
+
     # -- arithmetic ------------------------------------------------------------------
 
     def _cycle_bytes(self) -> float:

@@ -16,6 +16,7 @@ from edgebus.broker.transport import Will
 from edgebus.clock import Clock, RealClock
 from edgebus.config import Settings
 from edgebus.messages import Heartbeat, Status, encode
+from edgebus.nodes.monitor import ResourceMonitor
 from edgebus.storage.runtime import NodeStorage
 from edgebus.topics import Topics
 
@@ -56,6 +57,7 @@ class Node:
         will = Will(self.topics.status(self.node_id), encode(offline), qos=1, retain=True)
         self.bus = bus_for(settings, will=will)
         self._heartbeat_seq = 0
+        self.monitor = ResourceMonitor()
         # Every node keeps its own record, synced to the global store (storage/).
         self.storage = NodeStorage(settings, self.bus) if settings.store_enabled else None
         self.stopping = asyncio.Event()
@@ -88,7 +90,19 @@ class Node:
             stats.update(self.storage.stats())
         return stats
 
+    def resources(self) -> dict[str, float]:
+        """What the monitor reports; roles add their own measurements."""
+        return self.monitor.snapshot()
+
+    def models_loaded(self) -> list[str]:
+        return []
+
+    def link_rates(self) -> dict[str, float]:
+        """Bytes/s to each peer this node knows a rate for."""
+        return {}
+
     def status(self, state: str) -> Status:
+        online = state == "online"
         return Status(
             self.node_id,
             self.role,
@@ -96,6 +110,9 @@ class Node:
             __version__,
             list(self.capabilities),
             ts=self.clock.time(),
+            resources=self.resources() if online else {},
+            models=self.models_loaded() if online else [],
+            links_bps=self.link_rates() if online else {},
         )
 
     async def run(self, connect_timeout: float | None = None) -> None:
@@ -151,6 +168,11 @@ class Node:
         while True:
             await self.clock.sleep(self.settings.heartbeat_s)
             await self._publish_heartbeat()
+            # The retained status carries the monitor's figures; schedulers read them.
+            with contextlib.suppress(Exception):
+                await self.bus.publish(
+                    self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
+                )
             self.record("node_status", role=self.role, state="online", stats=self.stats())
 
     async def _publish_heartbeat(self) -> None:
