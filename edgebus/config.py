@@ -22,6 +22,7 @@ MQTT_CLIENTS = ("gmqtt", "aiomqtt", "paho")
 PROTOCOLS = ("auto", "5", "3.1.1")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 OFFLOAD_MODES = ("off", "never", "always", "baseline", "mdp", "dqn")
+SCHEDULERS = ("off", "jstsh")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _STORE_URL = re.compile(r"^(sqlite|postgresql(\+psycopg)?)://")
 _CODEC = re.compile(
@@ -81,6 +82,13 @@ class Settings:
     qos_pool: str = ""
     coordinator_id: str = "coordinator"  # whose `model` service serves pool models
     drift_threshold: float = 0.0  # camera, ECCD models: Eq. 2 alert level; 0 = off
+    # collaborative scheduling (step 7)
+    schedule: str = "off"  # coordinator: off | jstsh (map cameras to edges)
+    scheduled: bool = False  # camera, edge: follow the coordinator's sched/policy
+    schedule_period_s: float = 10.0  # coordinator: replan at least this often
+    peer_links: str = ""  # camera: per-edge link rates, "edge-1=6000,edge-2=2400" (bytes/s)
+    edge_capacity_fps: float = 0.0  # edge: frames/s it classifies; 0 = measured at start
+    edge_downlink_bps: float = 0.0  # edge: ingress bytes/s shared by its cameras; 0 = no cap
     # token-bucket offloading (step 5); off = every frame to the edge, cut at its deadline
     offload: str = "off"  # off | never | always | baseline | mdp | dqn
     offload_rate: float = 0.1  # tokens per frame slot (r)
@@ -132,6 +140,23 @@ def _readable_or_empty(v: Any) -> str | None:
     return None if not v or Path(v).is_file() else f"file {v!r} does not exist"
 
 
+def _peer_links(v: Any) -> str | None:
+    for item in (part.strip() for part in str(v).split(",")):
+        if not item:
+            continue
+        peer, sep, rate = item.partition("=")
+        if not sep or not _NAME.match(peer.strip()) or not _is_positive_number(rate):
+            return f"expected <edge>=<bytes/s>[,...], got item {item!r}"
+    return None
+
+
+def _is_positive_number(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
 _RULES: dict[str, Callable[[Any], str | None]] = {
     "site": _name,
     "role": _one_of(ROLES),
@@ -166,6 +191,11 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "retention_days": _positive,
     "retention_interval_s": _positive,
     "coordinator_id": _name,
+    "schedule": _one_of(SCHEDULERS),
+    "schedule_period_s": _positive,
+    "peer_links": _peer_links,
+    "edge_capacity_fps": _non_negative,
+    "edge_downlink_bps": _non_negative,
     "drift_threshold": _non_negative,
     "offload": _one_of(OFFLOAD_MODES),
     "offload_rate": _positive,

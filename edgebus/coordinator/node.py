@@ -1,8 +1,9 @@
 """The coordinator actor: tracks which nodes are alive from their retained status and,
-when a model pool exists (`qos_pool`), runs the QoS orchestrator (orchestrator.py).
+when a model pool exists (`qos_pool`), runs the QoS orchestrator (orchestrator.py); with
+`schedule = "jstsh"` it maps cameras to edges and publishes their policies
+(stream_scheduler.py).
 
-It reuses the node lifecycle (nodes/base.py); later steps add the schedulers of this
-package to it.
+It reuses the node lifecycle (nodes/base.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from pathlib import Path
 from edgebus.broker.bus import Subscription
 from edgebus.coordinator.model_store import ModelPool, PoolError
 from edgebus.coordinator.orchestrator import Orchestrator
-from edgebus.messages import ModelSwitch, QosRequest, SchedulingPolicy, Status, to_dict
+from edgebus.coordinator.stream_scheduler import StreamScheduler
+from edgebus.messages import (
+    Heartbeat,
+    ModelSwitch,
+    QosRequest,
+    SchedulingPolicy,
+    Status,
+    to_dict,
+)
 from edgebus.nodes.base import Node
 
 log = logging.getLogger("edgebus.coordinator")
@@ -22,13 +31,19 @@ log = logging.getLogger("edgebus.coordinator")
 
 class CoordinatorNode(Node):
     role = "coordinator"
-    capabilities = ("membership", "qos")
+    capabilities = ("membership", "qos", "schedule")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.members: dict[str, Status] = {}
         self.orchestrator: Orchestrator | None = None
         self._drift_watch: asyncio.Task[None] | None = None
+        self.scheduler: StreamScheduler | None = None
+        if self.settings.schedule == "jstsh":
+            self.scheduler = StreamScheduler(
+                self.bus, self.topics, self.clock, self.settings.schedule_period_s,
+                self.settings.heartbeat_s,
+            )  # fmt: skip
 
     def pool_path(self) -> Path:
         # The shipped pool serves the CLI's dry runs; a coordinator orchestrates only a pool
@@ -65,6 +80,10 @@ class CoordinatorNode(Node):
         orchestrating = await self._start_orchestrator()
         if orchestrating is not None:
             recorders.append(orchestrating)
+        if self.scheduler is not None:
+            heartbeats = await self.bus.subscribe(self.topics.heartbeats(), qos=0)
+            recorders.append(asyncio.create_task(self._feed_heartbeats(heartbeats)))
+            recorders.append(asyncio.create_task(self.scheduler.run()))
         self.ready.set()
         try:
             await self._track(statuses)
@@ -83,11 +102,19 @@ class CoordinatorNode(Node):
                 self.record("events", kind=kind, detail=to_dict(message), ts=message.ts)
                 self.counters[f"events_{kind}"] += 1
 
+    async def _feed_heartbeats(self, heartbeats: Subscription) -> None:
+        assert self.scheduler is not None
+        async for delivery in heartbeats:
+            if isinstance(delivery.message, Heartbeat):
+                self.scheduler.on_heartbeat(delivery.message)
+
     async def _track(self, statuses: Subscription) -> None:
         async for delivery in statuses:
             status = delivery.message
             if not isinstance(status, Status):
                 continue
+            if self.scheduler is not None:
+                self.scheduler.on_status(status)
             previous = self.members.get(status.node)
             self.members[status.node] = status
             if previous is None or previous.state != status.state:

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
+from edgebus.broker.bus import Delivery
 from edgebus.clock import Clock
 from edgebus.codecs.classifier import Classifier
 from edgebus.config import Settings
-from edgebus.messages import EndOfFrame, FrameChunk, Result
+from edgebus.messages import EndOfFrame, FrameChunk, Result, SchedulingPolicy
 from edgebus.nodes.assembler import FrameAssembler, PendingFrame
 from edgebus.nodes.base import Node
 from edgebus.nodes.decoding import Classified, FrameClassifier
 from edgebus.nodes.model_follower import UnknownModel
 from edgebus.nodes.qos_stream import CODEC as QOS_CODEC
 from edgebus.nodes.qos_stream import QosClassifier
+from edgebus.nodes.stream_policy import EdgeStreams
 
 log = logging.getLogger("edgebus.edge")
 
@@ -58,39 +63,89 @@ class EdgeNode(Node):
             self.bus, self.topics, self.node_id, settings.coordinator_id, self.clock
         )
 
+        # Under the coordinator's policy (step 7) the edge takes only its cameras' streams.
+        self.streams = EdgeStreams(
+            self.bus, self.topics, self._on_delivery, linger_s=4 * period_s + 1.0
+        )
+        self.capacity_fps = settings.edge_capacity_fps
+
     async def start_services(self) -> None:
         await self.qos.start()
+        if not self.capacity_fps:
+            self.capacity_fps = await asyncio.to_thread(self._measure_capacity)
 
     async def stop_services(self) -> None:
         await self.qos.stop()
 
+    def _measure_capacity(self, batch: int = 8, repeats: int = 3) -> float:
+        """Frames/s the strong classifier sustains on this machine now (median of repeats)."""
+        size = self.frames.classifier.image_size
+        images = np.zeros((batch, size, size, 3), dtype=np.uint8)
+        self.frames.classifier.logits(images)  # warm-up
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            self.frames.classifier.logits(images)
+            times.append(time.perf_counter() - started)
+        return batch / max(float(np.median(times)), 1e-6)
+
+    def resources(self) -> dict[str, float]:
+        resources = super().resources()
+        resources["capacity_fps"] = self.capacity_fps
+        resources["downlink_bps"] = self.settings.edge_downlink_bps
+        return resources
+
+    def models_loaded(self) -> list[str]:
+        return ["strong", *sorted(self.qos.follower.cache)]
+
     async def main(self) -> None:
-        pattern = (
-            self.topics.shared_frames(self.shared_group)
-            if self.shared_group
-            else self.topics.frames()
-        )
-        frames = await self.bus.subscribe(pattern, qos=1)
-        self.ready.set()
         expiry = asyncio.create_task(self._expire_loop())
         classifier = asyncio.create_task(self._classify_loop())
         try:
-            async for delivery in frames:
-                message = delivery.message
-                now = self.clock.monotonic()
-                if isinstance(message, FrameChunk):
-                    finished = self.assembler.add_chunk(message, now)
-                elif isinstance(message, EndOfFrame):
-                    finished = self.assembler.end(message, now)
-                else:
-                    self.counters["unexpected_messages"] += 1
-                    continue
-                for frame in finished:
-                    self._decided.put_nowait(frame)
+            if self.settings.scheduled:
+                await self._follow_policy()
+            else:
+                pattern = (
+                    self.topics.shared_frames(self.shared_group)
+                    if self.shared_group
+                    else self.topics.frames()
+                )
+                frames = await self.bus.subscribe(pattern, qos=1)
+                self.ready.set()
+                async for delivery in frames:
+                    self._on_delivery(delivery)
         finally:
             expiry.cancel()
             classifier.cancel()
+            await self.streams.close()
             self._worker.shutdown(wait=False, cancel_futures=True)
+
+    async def _follow_policy(self) -> None:
+        policies = await self.bus.subscribe(self.topics.sched_policy(self.node_id), qos=1)
+        self.ready.set()
+        async for delivery in policies:
+            policy = delivery.message
+            if isinstance(policy, SchedulingPolicy) and await self.streams.apply(policy):
+                self.counters["policy_changes"] += 1
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        message = delivery.message
+        now = self.clock.monotonic()
+        if isinstance(message, FrameChunk | EndOfFrame) and message.edge not in (
+            "", self.node_id
+        ):  # fmt: skip
+            # Addressed to another edge: a handover in progress, or a shared stream.
+            self.counters["frames_for_other_edges"] += isinstance(message, EndOfFrame)
+            return
+        if isinstance(message, FrameChunk):
+            finished = self.assembler.add_chunk(message, now)
+        elif isinstance(message, EndOfFrame):
+            finished = self.assembler.end(message, now)
+        else:
+            self.counters["unexpected_messages"] += 1
+            return
+        for frame in finished:
+            self._decided.put_nowait(frame)
 
     async def _expire_loop(self) -> None:
         while True:

@@ -1,0 +1,238 @@
+"""Nodes applying the coordinator's scheduling policy (step 7, DCEI on the bus).
+
+- A camera follows its retained `sched/policy/<camera>`: `next_hop` names the edge its
+  frames go to and `bandwidth_caps_bps[edge]` the rate it may use. Each edge is reached
+  over its own emulated link (the camera's `link` trace, or a `peer_links` rate for that
+  edge), capped by the allocation: the link emulator enforces the mapping's bandwidth.
+- An edge follows `sched/policy/<edge>`: `streams` lists the cameras whose frames it
+  subscribes to; the subscriptions change with the policy.
+- A camera under a policy watches the results of its frames. A frame that gets no result
+  in time (its edge died, or no edge was assigned) gets an explicit `FrameDropped` record,
+  published and stored, so no frame is silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgebus.aio import cancel_and_wait
+from edgebus.broker.bus import Bus, Delivery, Subscription
+from edgebus.broker.link import BandwidthTrace, LinkEmulator
+from edgebus.clock import Clock
+from edgebus.messages import FrameDropped, Result, SchedulingPolicy
+from edgebus.topics import Topics
+
+log = logging.getLogger("edgebus.stream_policy")
+
+# What a camera reports for edges it has no configured rate to: its uplink trace's mean.
+ANY_PEER = "*"
+
+
+def parse_peer_links(spec: str) -> dict[str, float]:
+    """`edge-1=6000,edge-2=2400` (bytes/s per edge); a bad item is one line naming it."""
+    rates: dict[str, float] = {}
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        peer, sep, value = item.partition("=")
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = -1.0
+        if not sep or not peer.strip() or not rate > 0:
+            raise ValueError(f"peer_links item {item!r}: expected <edge>=<bytes per second>")
+        rates[peer.strip()] = rate
+    return rates
+
+
+class CameraRoute:
+    """Which edge this camera's frames go to, over which emulated link."""
+
+    def __init__(
+        self, uplink: BandwidthTrace | None, peer_rates: dict[str, float], clock: Clock
+    ) -> None:
+        self.uplink = uplink
+        self.peer_rates = peer_rates
+        self.clock = clock
+        self.edge: str | None = None
+        self.cap: float | None = None
+        self.version = -1
+        self._links: dict[str, LinkEmulator] = {}
+
+    def _trace_to(self, edge: str) -> BandwidthTrace | None:
+        rate = self.peer_rates.get(edge)
+        return BandwidthTrace.constant(rate, name=f"to {edge}") if rate else self.uplink
+
+    def apply(self, policy: SchedulingPolicy) -> bool:
+        """Adopt a policy; True when the edge or the cap changed."""
+        if policy.version <= self.version:
+            return False  # a stale retained copy
+        self.version = policy.version
+        edge = policy.next_hop or None
+        cap = policy.bandwidth_caps_bps.get(edge or "")
+        changed = (edge, cap) != (self.edge, self.cap)
+        self.edge, self.cap = edge, cap
+        if edge is not None:
+            trace = self._trace_to(edge)
+            if trace is not None and cap:
+                trace = trace.capped(cap)
+            elif trace is None and cap:
+                trace = BandwidthTrace.constant(cap, name=f"to {edge}")
+            if trace is not None:
+                # One radio per edge: the emulator keeps its own busy time across policies.
+                link = self._links.get(edge)
+                if link is None:
+                    self._links[edge] = LinkEmulator(trace, self.clock)
+                else:
+                    link.trace = trace
+        return changed
+
+    def link_to(self, edge: str | None) -> LinkEmulator | None:
+        """The emulated link to an edge (None: unpaced, or no edge)."""
+        return self._links.get(edge) if edge else None
+
+    def rates(self) -> dict[str, float]:
+        """Bytes/s to each edge this camera knows, for its retained status."""
+        out = dict(self.peer_rates)
+        if self.uplink is not None:
+            out[ANY_PEER] = self.uplink.mean_rate()
+        return out
+
+
+@dataclass(slots=True)
+class _Sent:
+    capture_ts: float
+    edge: str
+    sent_mono: float
+
+
+class DropWatch:
+    """A camera's frames awaiting a result; those overdue become `FrameDropped` records."""
+
+    def __init__(
+        self, bus: Bus, topics: Topics, camera: str, clock: Clock, timeout_s: float,
+        on_drop: Callable[[FrameDropped], None],
+    ) -> None:  # fmt: skip
+        self.bus = bus
+        self.topics = topics
+        self.camera = camera
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self.on_drop = on_drop
+        self.pending: dict[int, _Sent] = {}
+        self.answered = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        results = await self.bus.subscribe(self.topics.results(), qos=1)
+        self._tasks = [
+            asyncio.create_task(self._watch(results), name=f"{self.camera}-results"),
+            asyncio.create_task(self._sweep(), name=f"{self.camera}-drops"),
+        ]
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks, suppress=(Exception,))
+
+    def sent(self, frame_id: int, capture_ts: float, edge: str) -> None:
+        self.pending[frame_id] = _Sent(capture_ts, edge, self.clock.monotonic())
+
+    async def drop_now(self, frame_id: int, capture_ts: float, reason: str) -> None:
+        """A frame that never left the camera (no edge assigned)."""
+        await self._drop(frame_id, _Sent(capture_ts, "", self.clock.monotonic()), reason)
+
+    async def _watch(self, results: Subscription) -> None:
+        async for delivery in results:
+            self._on_result(delivery)
+
+    def _on_result(self, delivery: Delivery) -> None:
+        result = delivery.message
+        answers_mine = isinstance(result, Result) and result.camera == self.camera
+        if answers_mine and self.pending.pop(result.frame_id, None) is not None:
+            self.answered += 1
+
+    async def _sweep(self) -> None:
+        while True:
+            await self.clock.sleep(min(0.25, self.timeout_s / 4))
+            await self.expire()
+
+    async def expire(self) -> None:
+        now = self.clock.monotonic()
+        overdue = [(f, s) for f, s in self.pending.items() if now - s.sent_mono > self.timeout_s]
+        for frame_id, sent in overdue:
+            del self.pending[frame_id]
+            await self._drop(frame_id, sent, f"no result from {sent.edge} in {self.timeout_s:g} s")
+
+    async def _drop(self, frame_id: int, sent: _Sent, reason: str) -> None:
+        record = FrameDropped(self.camera, frame_id, sent.edge, reason, sent.capture_ts,
+                              ts=self.clock.time())  # fmt: skip
+        self.on_drop(record)
+        with contextlib.suppress(Exception):
+            await self.bus.publish(self.topics.dropped(self.camera), record, qos=1)
+
+
+class EdgeStreams:
+    """The camera streams an edge subscribes to, following its policy."""
+
+    def __init__(
+        self, bus: Bus, topics: Topics, on_delivery: Callable[[Delivery], None],
+        linger_s: float = 2.0,
+    ) -> None:  # fmt: skip
+        self.bus = bus
+        self.topics = topics
+        self.on_delivery = on_delivery
+        # A camera handed to another edge may still be sending frames captured for this
+        # one; its subscription stays this long so those frames still arrive here.
+        self.linger_s = linger_s
+        self.version = -1
+        self.wanted: set[str] = set()
+        self._streams: dict[str, tuple[Subscription, asyncio.Task[None]]] = {}
+        self._leaving: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def cameras(self) -> list[str]:
+        return sorted(self.wanted)
+
+    async def apply(self, policy: SchedulingPolicy) -> bool:
+        if policy.version <= self.version:
+            return False
+        self.version = policy.version
+        self.wanted = set(policy.streams)
+        for camera in set(self._streams) - self.wanted:
+            if camera not in self._leaving:
+                self._leaving[camera] = asyncio.create_task(self._leave(camera))
+        for camera in sorted(self.wanted):
+            leaving = self._leaving.pop(camera, None)
+            if leaving is not None:
+                leaving.cancel()  # handed back before it left: keep the subscription
+            if camera not in self._streams:
+                subscription = await self.bus.subscribe(self.topics.frames(camera), qos=1)
+                pump = asyncio.create_task(self._pump(subscription), name=f"frames-{camera}")
+                self._streams[camera] = (subscription, pump)
+        log.info("streams now %s (policy v%d)", ", ".join(self.cameras) or "none", self.version)
+        return True
+
+    async def _leave(self, camera: str) -> None:
+        await asyncio.sleep(self.linger_s)
+        self._leaving.pop(camera, None)
+        subscription, pump = self._streams.pop(camera)
+        pump.cancel()
+        with contextlib.suppress(Exception):
+            await subscription.close()
+
+    async def _pump(self, subscription: Subscription) -> None:
+        async for delivery in subscription:
+            self.on_delivery(delivery)
+
+    async def close(self) -> None:
+        for leaving in self._leaving.values():
+            leaving.cancel()
+        self._leaving.clear()
+        for subscription, pump in self._streams.values():
+            pump.cancel()
+            with contextlib.suppress(Exception):
+                await subscription.close()
+        self._streams.clear()
