@@ -162,6 +162,16 @@ def node(
     offload: OffloadOption = None,
     rate: RateOption = None,
     bucket: BucketOption = None,
+    scheduled: Annotated[
+        bool | None,
+        typer.Option(
+            "--scheduled/--unscheduled",
+            help="Camera, edge: follow the coordinator's scheduling policy.",
+        ),
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="Coordinator: off or jstsh.")
+    ] = None,
 ) -> None:
     """Run one node until SIGINT/SIGTERM; it then flushes and publishes offline."""
     from edgebus.coordinator.node import CoordinatorNode
@@ -182,6 +192,8 @@ def node(
             offload=offload,
             offload_rate=rate,
             offload_bucket=bucket,
+            scheduled=scheduled,
+            schedule=schedule,
         )
         setup_logging(settings.log_level)
         classes = {
@@ -219,6 +231,17 @@ def up(
     offload: OffloadOption = None,
     rate: RateOption = None,
     bucket: BucketOption = None,
+    edges: Annotated[
+        int, typer.Option("--edges", min=1, help="Edge nodes; more than one are scheduled.")
+    ] = 1,
+    kill_edge: Annotated[
+        float | None,
+        typer.Option(
+            "--kill-edge",
+            min=0.0,
+            help="With --processes: SIGKILL the last edge after this many seconds.",
+        ),
+    ] = None,
     site: SiteOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -245,9 +268,8 @@ def up(
         setup_logging("warning")
         # Off a terminal (logs, CI) rich would wrap the dashboard at 80 columns.
         console = Console(width=None if sys.stdout.isatty() else 150)
-        totals = asyncio.run(
-            run_up(settings, UpPlan(cameras, duration, broker, processes, dashboard, link), console)
-        )
+        plan = UpPlan(cameras, duration, broker, processes, dashboard, link, edges, kill_edge)
+        totals = asyncio.run(run_up(settings, plan, console))
         console.print(
             "summary: "
             + ", ".join(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 from edgebus.broker.bus import Bus, Subscription
-from edgebus.messages import Heartbeat, Result, Status
+from edgebus.messages import FrameDropped, Heartbeat, Result, SchedulingPolicy, Status
 
 # Results per camera that the rolling units and accuracy columns average over.
 RECENT_RESULTS = 20
@@ -31,6 +31,7 @@ class NodeRow:
     frames_per_s: float = 0.0
     bytes_per_s: float = 0.0
     last_result: str = ""
+    assigned: str = ""  # a camera's edge under the scheduling policy
     # (units received, top-1 correct or None when the label is unknown), newest last
     recent: deque[tuple[int, bool | None]] = field(
         default_factory=lambda: deque(maxlen=RECENT_RESULTS)
@@ -77,7 +78,31 @@ class FleetView:
     def __init__(self) -> None:
         self.rows: dict[str, NodeRow] = {}
         self.results = 0
+        self.dropped = 0
         self.latency_ms_sum = 0.0
+        self.edge_of: dict[str, str] = {}  # camera -> edge, from the scheduling policies
+        self._failed: tuple[str, float, set[str]] | None = None  # edge, when, its cameras
+        self.failover_s: float | None = None
+
+    def mark_failed(self, edge: str, ts: float) -> None:
+        """An edge was killed at `ts`: time how long its cameras wait for a new edge."""
+        self._failed = (edge, ts, {c for c, e in self.edge_of.items() if e == edge})
+
+    def on_policy(self, policy: SchedulingPolicy) -> None:
+        if policy.streams != [policy.node]:
+            return  # an edge's policy; a camera's own says where its stream goes
+        self.edge_of[policy.node] = policy.next_hop
+        if policy.next_hop:  # an offline camera's empty policy keeps its last edge shown
+            self._row(policy.node).assigned = policy.next_hop
+        if self._failed is not None and self.failover_s is None:
+            edge, since, cameras = self._failed
+            moved = all(self.edge_of.get(c, edge) not in (edge, "") for c in cameras)
+            if moved and policy.ts >= since:
+                self.failover_s = policy.ts - since
+
+    def on_dropped(self, dropped: FrameDropped) -> None:
+        self.dropped += 1
+        self._row(dropped.camera).last_result = f"#{dropped.frame_id} dropped"
 
     def _row(self, node: str) -> NodeRow:
         row = self.rows.get(node)
@@ -147,7 +172,7 @@ class FleetView:
                 else self.average_rates(row, duration_s)
             )
             table.add_row(
-                row.node,
+                f"{row.node} → {row.assigned}" if row.assigned else row.node,
                 row.role,
                 row.state,
                 f"{frames_per_s:.1f}",
@@ -174,6 +199,8 @@ class FleetView:
             "frames_offloaded": total("camera", "frames_offloaded"),
             "camera_local_results": total("camera", "local_results"),
             "results_on_bus": float(self.results),
+            "frames_dropped": float(self.dropped),
+            **({"failover_s": self.failover_s} if self.failover_s is not None else {}),
             "mean_latency_ms": self.latency_ms_sum / self.results if self.results else 0.0,
         }
 
@@ -184,6 +211,8 @@ async def follow(bus: Bus, view: FleetView) -> None:
         await bus.subscribe(bus.topics.statuses(), qos=1),
         await bus.subscribe(bus.topics.heartbeats(), qos=0),
         await bus.subscribe(bus.topics.results(), qos=0),
+        await bus.subscribe(bus.topics.droppeds(), qos=1),
+        await bus.subscribe(bus.topics.sched_policies(), qos=1),
     ]
 
     async def pump(subscription: Subscription) -> None:
@@ -195,5 +224,9 @@ async def follow(bus: Bus, view: FleetView) -> None:
                 view.on_heartbeat(message)
             elif isinstance(message, Result):
                 view.on_result(message)
+            elif isinstance(message, FrameDropped):
+                view.on_dropped(message)
+            elif isinstance(message, SchedulingPolicy):
+                view.on_policy(message)
 
     await asyncio.gather(*(pump(s) for s in subscriptions))
