@@ -1,0 +1,144 @@
+"""The coordinator's live stream mapping and the nodes' side of its policies, without a
+broker: problem building from statuses, caps, sticky plans, dead edges, handover."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgebus.broker.link import BandwidthTrace
+from edgebus.coordinator.stream_scheduler import (
+    StreamScheduler,
+    build_problem,
+    caps_for,
+)
+from edgebus.messages import Heartbeat, SchedulingPolicy, Status
+from edgebus.nodes.stream_policy import ANY_PEER, CameraRoute, parse_peer_links
+from edgebus.topics import Topics
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingBus:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, SchedulingPolicy]] = []
+
+    async def publish(self, topic, message, qos=0, retain=False) -> None:
+        assert retain and qos == 1
+        self.published.append((topic, message))
+
+
+def edge(name: str, capacity: float = 100.0, downlink: float = 0.0, state="online") -> Status:
+    resources = {"capacity_fps": capacity, "cpu_free": 1.0, "memory_free_mb": 4096.0,
+                 "downlink_bps": downlink}  # fmt: skip
+    return Status(name, "edge", state, resources=resources if state == "online" else {})
+
+
+def camera(name: str, links: dict[str, float], frame_bytes: float = 2000.0) -> Status:
+    resources = {"frame_bytes": frame_bytes, "frame_rate": 2.0}
+    return Status(name, "camera", "online", resources=resources, links_bps=links)
+
+
+def scheduler() -> tuple[StreamScheduler, RecordingBus, ManualClock]:
+    bus, clock = RecordingBus(), ManualClock()
+    return StreamScheduler(bus, Topics("lab"), clock, 10.0, 1.0), bus, clock  # type: ignore[arg-type]
+
+
+def test_problem_from_statuses():
+    edges = [edge("e1", capacity=50.0), edge("e2", capacity=200.0)]
+    cams = [camera("c1", {"e1": 4000.0, ANY_PEER: 1000.0})]
+    problem = build_problem(edges, cams)
+    assert [d.compute for d in problem.devices] == [50.0, 200.0]
+    np.testing.assert_allclose(problem.upload_s[:, 0], [2000 / 4000, 2000 / 1000])
+    assert problem.streams[0].reid_load == 0  # the live pipeline has one stage
+
+
+def test_caps_share_a_tight_downlink_by_demand():
+    edges = {"e1": edge("e1", downlink=3000.0)}
+    cams = {"c1": camera("c1", {ANY_PEER: 6000.0}, 2000.0),
+            "c2": camera("c2", {ANY_PEER: 6000.0}, 1000.0)}  # fmt: skip
+    caps = caps_for({"c1": "e1", "c2": "e1"}, edges, cams)
+    assert caps == pytest.approx({"c1": 2000.0, "c2": 1000.0})
+    roomy = {"e1": edge("e1", downlink=1e6)}
+    assert caps_for({"c1": "e1"}, roomy, cams) == {"c1": 6000.0}  # the link is the limit
+
+
+async def test_near_edges_then_failover_and_stickiness():
+    s, bus, _ = scheduler()
+    for e in ("e1", "e2"):
+        s.on_status(edge(e))
+    s.on_status(camera("c1", {"e1": 6000.0, "e2": 1000.0}))
+    s.on_status(camera("c2", {"e1": 1000.0, "e2": 6000.0}))
+    assert s.due()
+    await s.replan()
+    assert s.plan is not None and s.plan.edge_of == {"c1": "e1", "c2": "e2"}
+    policies = {m.node: m for _, m in bus.published}
+    assert policies["c1"].next_hop == "e1" and policies["c1"].route == ["c1", "e1"]
+    assert policies["e2"].streams == ["c2"] and policies["e2"].tasks == ["classify:c2"]
+    versions = [m.version for _, m in bus.published]
+    assert versions == sorted(set(versions))  # every policy a new, higher version
+    # Nothing changed: nothing is republished.
+    bus.published.clear()
+    assert not s.due()
+    assert await s.replan() == 0 and bus.published == []
+    # e2 leaves (its LWT): c2 moves to e1 at once, e2 gets an empty policy.
+    s.on_status(edge("e2", state="offline"))
+    assert s.due()
+    await s.replan()
+    policies = {m.node: m for _, m in bus.published}
+    assert policies["c2"].next_hop == "e1"
+    assert policies["e2"].streams == []
+    # e2 returns: c2 stays on e1 unless moving shortens the round by more than 10 %.
+    s.on_status(edge("e2"))
+    await s.replan()
+    assert s.plan.edge_of["c2"] == "e2"  # 1000 B/s vs 6000 B/s: far more than 10 %
+    s.on_status(camera("c3", {"e1": 6000.0, "e2": 5800.0}))
+    await s.replan()
+    first = s.plan.edge_of["c3"]
+    s.on_status(camera("c3", {"e1": 5800.0, "e2": 6000.0}))
+    s._dirty = True
+    await s.replan()
+    assert s.plan.edge_of["c3"] == first  # a 3 % gain does not pay for a handover
+
+
+async def test_a_silent_edge_is_dropped_after_three_heartbeats():
+    s, _, clock = scheduler()
+    s.on_status(edge("e1"))
+    s.on_status(edge("e2"))
+    s.on_status(camera("c1", {"e2": 6000.0, ANY_PEER: 1000.0}))
+    await s.replan()
+    assert s.plan.edge_of == {"c1": "e2"}
+    for _ in range(4):
+        clock.now += 1.0
+        s.on_heartbeat(Heartbeat("e1", "edge", 1))
+    assert s.due()  # e2 has been silent for 4 s > 3 heartbeats
+    await s.replan()
+    assert s.plan.edge_of == {"c1": "e1"}
+
+
+def test_peer_links_and_camera_route():
+    assert parse_peer_links("edge-1=6000, edge-2=2400") == {"edge-1": 6000.0, "edge-2": 2400.0}
+    with pytest.raises(ValueError, match="peer_links item 'edge-1=fast'"):
+        parse_peer_links("edge-1=fast")
+    route = CameraRoute(BandwidthTrace.preset("switching"), {"e2": 2400.0}, ManualClock())
+    assert route.rates() == {"e2": 2400.0, ANY_PEER: pytest.approx(3750.0)}
+    assert route.apply(SchedulingPolicy("c", 3, [], ["c"], "e1", ["c", "e1"], {"e1": 3000.0}))
+    link = route.link_to("e1")
+    assert link is not None and link.trace.rate_at(0.0) == 3000.0  # capped below 6000
+    assert link.trace.rate_at(15.0) == 1500.0  # heavy jamming is under the cap already
+    assert not route.apply(SchedulingPolicy("c", 2, [], ["c"], "e2", [], {}))  # stale
+    assert route.apply(SchedulingPolicy("c", 4, [], ["c"], "e2", ["c", "e2"], {"e2": 9e9}))
+    assert route.link_to("e2").trace.rate_at(0.0) == 2400.0
+    assert route.link_to("e1") is link  # one radio per edge, kept for the handover
