@@ -988,6 +988,64 @@ def experiment_offloading(
     console.print(f"{report.seconds:.0f} s; wrote {out}/offloading.csv, offloading_*.png")
 
 
+@experiment_app.command("scheduling")
+def experiment_scheduling(
+    out: Annotated[Path, typer.Option(help="Folder for CSVs and PNGs.")] = Path(
+        "results/scheduling"
+    ),
+    quick: Annotated[bool, typer.Option(help="The few-minute preset.")] = False,
+    parts: Annotated[str, typer.Option(help="Comma-separated: ents, jstsh, edgesplit.")] = (
+        "ents,jstsh,edgesplit"
+    ),
+) -> None:
+    """Collaborative edge scheduling in discrete-event simulation (Zhang thesis): ENTS
+    (Ch. 3), JSTSH (Ch. 5) and EdgeSplit (Ch. 4) figure families, solver runtimes and the
+    issue's targets."""
+    from importlib import import_module
+
+    known = ("ents", "jstsh", "edgesplit")
+    chosen = [p.strip() for p in parts.split(",") if p.strip()]
+    for part in chosen:
+        if part not in known:
+            fail(f"--parts {part!r}: expected some of {', '.join(known)}")
+    if not chosen:
+        fail(f"--parts: expected some of {', '.join(known)}")
+    modules = {p: import_module(f"edgebus.experiments.scheduling_{p}") for p in chosen}
+    console = _step2_console()
+    reports = []
+    try:
+        with Progress(console=console) as bar:
+            task = bar.add_task("scheduling", total=sum(m.steps(quick) for m in modules.values()))
+            for part, module in modules.items():
+                reports.append(
+                    module.run(
+                        out / part, quick, lambda what, p=part: bar.update(
+                            task, advance=1, description=f"{p}: {what}"
+                        ),
+                    )
+                )  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc))
+    for report in reports:
+        if report.rows:
+            table = Table(title=f"{report.name} ({report.seconds:.0f} s)")
+            for column in report.rows[0]:
+                table.add_column(str(column), justify="right")
+            for row in report.rows:
+                table.add_row(*(_cell(v) for v in row.values()))
+            console.print(table)
+        for check, ok in report.checks.items():
+            console.print(f"{'met' if ok else 'NOT met'}: {check}")
+    files = [f for r in reports for f in r.files]
+    console.print(f"wrote {len(files)} files under {out}")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 @experiment_app.command("pnc-rate")
 def experiment_pnc_rate(
     out: Annotated[Path, typer.Option(help="Folder for CSV, PNG and summary.")] = Path(
