@@ -12,6 +12,7 @@ from rich.table import Table
 from edgebus.broker.bus import Bus, Subscription
 from edgebus.messages import FrameDropped, Heartbeat, Result, SchedulingPolicy, Status
 
+NAME_WIDTH = 12  # "coordinator" fits; longer ids fold
 # Results per camera that the rolling units and accuracy columns average over.
 RECENT_RESULTS = 20
 
@@ -164,7 +165,13 @@ class FleetView:
             f"top-1 (last {RECENT_RESULTS})",
             "last result",
         ):
-            table.add_column(column, justify="right" if column in numeric else "left")
+            table.add_column(
+                column,
+                justify="right" if column in numeric else "left",
+                overflow="fold",
+                # Node ids and roles are what a reader looks for: never folded mid-name.
+                min_width=NAME_WIDTH if column in ("node", "role") else None,
+            )
         for row in sorted(self.rows.values(), key=lambda r: (r.role, r.node)):
             frames_per_s, bytes_per_s = (
                 (row.frames_per_s, row.bytes_per_s)

@@ -26,7 +26,7 @@ def test_folder_source_labels_by_class_folder(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("camera", "expected synthetic, folder:<dir> or video:<file>"),
+        ("camera", "expected synthetic, folder:<dir>, video:<file>, accelerometer or shapes28"),
         ("folder:/nonexistent/dir", "expected a directory"),
         ("video:/nonexistent.mp4", "video"),
     ],
