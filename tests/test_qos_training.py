@@ -3,8 +3,16 @@ torch."""
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
+
+from edgebus.clock import RealClock
+from edgebus.messages import DriftAlert
+from edgebus.nodes.model_follower import Loaded
+from edgebus.nodes.qos_stream import QosEncoder
+from edgebus.topics import Topics
 
 torch = pytest.importorskip("torch")
 
@@ -70,6 +78,37 @@ def test_pool_search_exports_verified_bundles_the_runtime_codec_runs(tmp_path):
         eccd.classify(b"abc")
     with pytest.raises(PoolError, match="not in the pool"):
         again.bundle("nope")
+    # The CO classifier rides along as model "raw": raw frames are classified with it.
+    raw = DenseAECodec.from_bundle(again.bundle("raw"))
+    assert raw.configuration == "CO" and raw.frame_bytes == 384 * 2
+    assert raw.classify(raw.encode(test.x[0])).shape == (6,)
+    asyncio.run(_camera_feeds_the_drift_monitor(eccd, test.x))
+
+
+class _Bus:
+    def __init__(self) -> None:
+        self.published: list[object] = []
+
+    async def publish(self, topic, message, qos=0, retain=False) -> None:
+        self.published.append(message)
+
+
+async def _camera_feeds_the_drift_monitor(eccd: DenseAECodec, frames: np.ndarray) -> None:
+    """An ECCD camera decodes its own latents and alerts once its error crosses."""
+    bus = _Bus()
+    encoder = QosEncoder(bus, Topics("lab"), "cam-1", "coordinator", "accelerometer",  # type: ignore[arg-type]
+                         RealClock(), drift_threshold=1e-9)  # fmt: skip
+    encoder._loop = asyncio.get_running_loop()
+    encoder.follower.current = Loaded(eccd.model_id, 1, "sha", eccd)
+    coding = encoder.coding_for(0.0)
+    assert coding.model_id == eccd.model_id
+    for x in frames:
+        units = await asyncio.to_thread(coding.units, x)
+        assert units == [eccd.encode(x)]
+    await asyncio.sleep(0.05)  # the observations were scheduled from the encoder thread
+    assert encoder.drift is not None and encoder.drift.streams["cam-1"].frames == len(frames)
+    alerts = [m for m in bus.published if isinstance(m, DriftAlert)]
+    assert len(alerts) == 1 and alerts[0].model_id == eccd.model_id
 
 
 def test_missing_pool_is_one_clear_line(tmp_path):
