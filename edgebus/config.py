@@ -178,9 +178,7 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "chunk_bytes": _non_negative,
     "codec": _matches(_CODEC, "pnc[:model], pjpeg[Q], jpeg[Q], webp[Q][mM], raw or qos"),
     "link": _matches(_LINK, "off, none, light, heavy, switching, stepped, bytes/s or a .csv"),
-    "source": _matches(
-        _SOURCE, "synthetic, folder:<dir>, video:<file>, accelerometer or shapes28"
-    ),
+    "source": _matches(_SOURCE, "synthetic, folder:<dir>, video:<file>, accelerometer or shapes28"),
     "data_dir": _non_empty,
     "store_flush_ms": _positive,
     "sync_batch_rows": _positive,

@@ -32,17 +32,41 @@ CAMERAS = [f"camera-{i + 1}" for i in range(6)]
 
 def _edge_process(url: str, edge: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEBUS_")}
-    env.update(EDGEBUS_STORE_ENABLED="0", EDGEBUS_PROTOCOL="3.1.1",
-               EDGEBUS_EDGE_CAPACITY_FPS="200", EDGEBUS_FRAME_PERIOD_MS=str(PERIOD_MS))  # fmt: skip
-    command = [sys.executable, "-m", "edgebus", "node", "--role", "edge", "--id", edge,
-               "--broker", url, "--scheduled", "--heartbeat", str(HEARTBEAT_S), "--wait", "20"]  # fmt: skip
+    env.update(
+        EDGEBUS_STORE_ENABLED="0",
+        EDGEBUS_PROTOCOL="3.1.1",
+        EDGEBUS_EDGE_CAPACITY_FPS="200",
+        EDGEBUS_FRAME_PERIOD_MS=str(PERIOD_MS),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "edgebus",
+        "node",
+        "--role",
+        "edge",
+        "--id",
+        edge,
+        "--broker",
+        url,
+        "--scheduled",
+        "--heartbeat",
+        str(HEARTBEAT_S),
+        "--wait",
+        "20",
+    ]
     return subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
 
 
 async def test_killing_an_edge_moves_its_cameras_and_loses_no_frame(embedded_broker):
     url = embedded_broker.url
-    base = Settings(broker=url, protocol="3.1.1", store_enabled=False, heartbeat_s=HEARTBEAT_S,
-                    frame_period_ms=PERIOD_MS)  # fmt: skip
+    base = Settings(
+        broker=url,
+        protocol="3.1.1",
+        store_enabled=False,
+        heartbeat_s=HEARTBEAT_S,
+        frame_period_ms=PERIOD_MS,
+    )
     observer = bus_for(dataclasses.replace(base, node_id="observer"))
     await observer.start(timeout=10)
     topics = observer.topics
@@ -68,10 +92,13 @@ async def test_killing_an_edge_moves_its_cameras_and_loses_no_frame(embedded_bro
             elif isinstance(m, FrameDropped) and m.camera in dropped:
                 dropped[m.camera].add(m.frame_id)
 
-    watchers = [asyncio.create_task(watch(p, 1)) for p in (
-        topics.sched_policies(), topics.statuses(), topics.results(), topics.droppeds())]  # fmt: skip
-    coordinator = CoordinatorNode(dataclasses.replace(
-        base, role="coordinator", node_id="coordinator", schedule="jstsh"))  # fmt: skip
+    watchers = [
+        asyncio.create_task(watch(p, 1))
+        for p in (topics.sched_policies(), topics.statuses(), topics.results(), topics.droppeds())
+    ]
+    coordinator = CoordinatorNode(
+        dataclasses.replace(base, role="coordinator", node_id="coordinator", schedule="jstsh")
+    )
     tasks = [asyncio.create_task(coordinator.run(connect_timeout=10))]
     edges = {edge: _edge_process(url, edge) for edge in EDGES}
     try:
@@ -84,7 +111,7 @@ async def test_killing_an_edge_moves_its_cameras_and_loses_no_frame(embedded_bro
                     base, role="camera", node_id=c, scheduled=True, peer_links=far_links(i, EDGES)
                 ),
                 max_frames=FRAMES,
-            )  # fmt: skip
+            )
             for i, c in enumerate(CAMERAS)
         ]
         tasks += [asyncio.create_task(c.run(connect_timeout=10)) for c in cameras]
@@ -113,8 +140,10 @@ async def test_killing_an_edge_moves_its_cameras_and_loses_no_frame(embedded_bro
         # Every camera finishes its frames, then waits out its drop timeout.
         await asyncio.wait_for(asyncio.gather(*(c._jobs.join() for c in cameras)), 30)
         async with asyncio.timeout(30):
-            while any(c.counters["frames_sent"] + c.counters["frames_unassigned"] < FRAMES
-                      for c in cameras):  # fmt: skip
+            while any(
+                c.counters["frames_sent"] + c.counters["frames_unassigned"] < FRAMES
+                for c in cameras
+            ):
                 await asyncio.sleep(0.1)
         await asyncio.sleep(4 * PERIOD_MS / 1000 + 1.5)
         for camera in cameras:
