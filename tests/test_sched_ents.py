@@ -181,10 +181,18 @@ def test_unknown_source_node_raises():
 
 def test_schedule_round_plans_tasks_routes_and_bandwidth():
     network = random_network(12, 5e5, seed=2)
-    first = schedule_round(network, [object_attribute_job(f"j{i}", f"n{i}") for i in range(3)])
+    jobs = [object_attribute_job(f"j{i}", f"n{i}") for i in range(3)]
+    everyone = RoundOptions(admission="all")  # Alg. 4 as printed: start all that fit
+    first = schedule_round(network, jobs, options=everyone)
     assert set(first.started) == {"j0", "j1", "j2"} and first.waiting == ()
-    later = schedule_round(network, [object_attribute_job("j3", "n3")], running=first.jobs)
+    later = schedule_round(
+        network, [object_attribute_job("j3", "n3")], running=first.jobs, options=everyone
+    )
     assert {plan.job.name for plan in later.jobs} == {"j0", "j1", "j2", "j3"}
+    # The default admits what OTFS would on the residual bandwidth: here j1 waits.
+    cautious = schedule_round(network, jobs)
+    assert set(cautious.started) | set(cautious.waiting) == {"j0", "j1", "j2"}
+    assert "j0" in cautious.started and cautious.waiting
     usage = {}
     for plan in later.jobs:
         assert set(plan.placement) == {task.name for task in plan.job.tasks}
@@ -211,6 +219,8 @@ def test_schedule_round_rejects_duplicate_names_and_bad_options():
         RoundOptions(min_throughput=0)
     with pytest.raises(JobError, match="k_paths"):
         schedule_round(network, [job], k_paths=0)
+    with pytest.raises(JobError, match="admission must be"):
+        RoundOptions(admission="some")  # type: ignore[arg-type]
 
 
 def test_bad_cluster_state_raises():

@@ -10,7 +10,7 @@ The algorithms themselves live in the `ents_*` modules and are re-exported here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -159,9 +159,9 @@ def schedule_round(
 ) -> RoundPlan:
     """One OTFA round: start what fits of `jobs` (longest-waiting first) next to the
     `running` plans of the previous round, and re-route every flow. `options` (its
-    `k_paths` is replaced by the argument) sets the admission floor and bandwidth sharing."""
-    base = options or RoundOptions()
-    options = RoundOptions(k_paths, base.min_throughput, base.sharing)
+    `k_paths` is replaced by the argument) sets the admission floor and rule and the
+    bandwidth sharing."""
+    options = replace(options or RoundOptions(), k_paths=k_paths)
     names = [job.name for job in jobs] + [plan.job.name for plan in running]
     if len(set(names)) != len(names):
         raise JobError(f"job names must be unique across jobs and running, got {names}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -28,14 +29,19 @@ from edgebus.coordinator.scheduling.topology import Network
 SCHEDULERS = ("OTFA", "OTFS", "TP", "LR", "BR")
 
 
+Admission = Literal["sequential", "all"]
+
+
 @dataclass(frozen=True)
 class RoundOptions:
     """k_paths: candidate routes per flow for JRBA. min_throughput: frames/s a job must get
-    to start (and, under OTFA, keep when newcomers arrive). sharing: JRBA's bandwidth step."""
+    to start (and, under OTFA, keep when newcomers arrive). sharing: JRBA's bandwidth step.
+    admission: which waiting jobs OTFA starts before its joint re-plan (`otfa_round`)."""
 
     k_paths: int = 3
     min_throughput: float = 0.25
     sharing: Sharing = "fair"
+    admission: Admission = "sequential"
 
     def __post_init__(self) -> None:
         if self.k_paths < 1:
@@ -44,6 +50,8 @@ class RoundOptions:
             raise JobError(f"min_throughput must be > 0 frames/s, got {self.min_throughput}")
         if self.sharing not in ("fair", "proportional"):
             raise JobError(f"sharing must be 'fair' or 'proportional', got {self.sharing!r}")
+        if self.admission not in ("sequential", "all"):
+            raise JobError(f"admission must be 'sequential' or 'all', got {self.admission!r}")
 
 
 Placer = Callable[[Job, ClusterState], "np.ndarray | None"]
@@ -86,11 +94,50 @@ def one_by_one_round(
 
 
 def otfa_round(state: ClusterState, queue: Sequence[Job], options: RoundOptions) -> list[JobRun]:
-    """Alg. 4: place every waiting job that fits, then one JRBA over all flows, running jobs'
-    included, on the full link capacities. The re-plan moves running jobs too, so the
-    `min_throughput` floor holds for them as well: while a new job is below it the slowest
-    new job is put back, while a running job is pushed below it the newest arrival is, and
-    JRBA re-runs after each."""
+    """Alg. 4, one joint JRBA over every flow, running jobs' included. Which waiting jobs
+    start is `options.admission`:
+
+    - "sequential" (default): the jobs OTFS would start on the residual bandwidth. The joint
+      re-plan of those plus the running jobs is adopted when it raises the mean planned
+      throughput (and keeps every new job at the floor); otherwise the sequential plan
+      stands. Re-routing everything can then only help the round it is made in.
+    - "all": every waiting job that the greedy allocation can place (Alg. 4 as printed), see
+      `otfa_admit_all_round`. Measured here it admits more jobs than the links can feed and
+      loses throughput to OTFS under load, so it is kept as an ablation."""
+    if options.admission == "all":
+        return otfa_admit_all_round(state, queue, options)
+    trial = ClusterState(state.network, list(state.running.values()))
+    sequential = one_by_one_round(
+        trial, queue, _greedy, _lp_router(options), options.min_throughput
+    )
+    if not trial.running:
+        return []
+    placed = [(run.job, run.node_of) for run in sequential]
+    for job, node_of in placed:
+        state.take_resources(job, node_of)
+    runs = _replan(state, placed, options)
+    for job, node_of in placed:
+        state.give_resources(job, node_of)  # add() below takes them again
+    held, fresh = runs[: len(state.running)], runs[len(state.running) :]
+    joint = float(np.mean([run.throughput for run in runs]))
+    alone = float(np.mean([run.throughput for run in trial.running.values()]))
+    floor_kept = all(run.throughput >= options.min_throughput for run in fresh)
+    chosen = fresh if floor_kept and joint >= alone else sequential
+    if chosen is fresh:
+        state.replace_runs(held)
+    for run in chosen:
+        state.add(run)
+    return list(chosen)
+
+
+def otfa_admit_all_round(
+    state: ClusterState, queue: Sequence[Job], options: RoundOptions
+) -> list[JobRun]:
+    """Alg. 4 as printed: place every waiting job that fits, then one JRBA over all flows,
+    running jobs' included, on the full link capacities. The re-plan moves running jobs too,
+    so the `min_throughput` floor holds for them as well: while a new job is below it the
+    slowest new job is put back, while a running job is pushed below it the newest arrival
+    is, and JRBA re-runs after each."""
     idle = not state.running
     placed: list[tuple[Job, np.ndarray]] = []
     for job in queue:
@@ -117,6 +164,17 @@ def otfa_round(state: ClusterState, queue: Sequence[Job], options: RoundOptions)
     for run in fresh:
         state.add(run)
     return list(fresh)
+
+
+def _lp_router(options: RoundOptions) -> Router:
+    """JRBA (Alg. 2) on whatever capacity the caller passes: OTFS's residual bandwidth."""
+
+    def route(
+        network: Network, flows: Sequence[FlowDemand], capacity: np.ndarray, caps: np.ndarray | None
+    ) -> Routing | None:
+        return jrba(network, flows, capacity, options.k_paths, sharing=options.sharing, caps=caps)
+
+    return route
 
 
 def _replan(
@@ -161,18 +219,13 @@ def run_round(
     if scheduler == "OTFA":
         return otfa_round(state, queue, options)
 
-    def lp_route(
-        network: Network, flows: Sequence[FlowDemand], capacity: np.ndarray, caps: np.ndarray | None
-    ) -> Routing | None:
-        return jrba(network, flows, capacity, options.k_paths, sharing=options.sharing, caps=caps)
-
     def equal_route(
         network: Network, flows: Sequence[FlowDemand], capacity: np.ndarray, caps: np.ndarray | None
     ) -> Routing | None:
         return route_shortest(network, flows, capacity, "equal")
 
     rounds: dict[str, tuple[Placer, Router]] = {
-        "OTFS": (_greedy, lp_route),
+        "OTFS": (_greedy, _lp_router(options)),
         "TP": (_greedy, equal_route),
         "LR": (_least_requested, equal_route),
         "BR": (_balanced, equal_route),
