@@ -296,6 +296,10 @@ class CameraNode(Node):
             await self._jobs.join()
             await self.stopping.wait()
         finally:
+            # A stopping camera finishes the frames it already captured (their end markers
+            # and "sent" records) rather than cutting one mid-send; two periods at most.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._jobs.join(), 2 * period_s + 1.0)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
