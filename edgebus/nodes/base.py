@@ -15,7 +15,7 @@ from edgebus.broker.bus import Bus, BusOptions
 from edgebus.broker.transport import Will
 from edgebus.clock import Clock, RealClock
 from edgebus.config import Settings
-from edgebus.messages import Heartbeat, Status, encode
+from edgebus.messages import Heartbeat, Result, Status, encode
 from edgebus.nodes.monitor import ResourceMonitor
 from edgebus.storage.runtime import NodeStorage
 from edgebus.topics import Topics
@@ -83,6 +83,20 @@ class Node:
         """Append a row to the local store (a no-op when storage is disabled)."""
         if self.storage is not None:
             self.storage.record(kind, **row)
+
+    def record_result(self, result: Result) -> None:
+        """A result this node published, as its `results` row."""
+        self.record(
+            "results",
+            camera=result.camera,
+            frame_id=result.frame_id,
+            top_k=result.top_k,
+            scores=result.scores,
+            latency_ms=result.latency_ms,
+            offloaded=result.offloaded,
+            deadline_met=result.deadline_met,
+            ts=result.ts,
+        )
 
     def stats(self) -> dict[str, float]:
         stats = {key: float(value) for key, value in self.counters.items()}

@@ -385,17 +385,7 @@ class CameraNode(Node):
             self.counters["results_dropped"] += 1
             log.debug("local result of frame %d dropped: %s", frame.frame_id, exc)
             return
-        self.record(
-            "results",
-            camera=self.node_id,
-            frame_id=frame.frame_id,
-            top_k=weak.top_k,
-            scores=weak.scores,
-            latency_ms=latency_ms,
-            offloaded=False,
-            deadline_met=result.deadline_met,
-            ts=now,
-        )
+        self.record_result(result)
         self.counters["local_results"] += 1
 
     def _encode_failed(self, encoding: asyncio.Future[None]) -> None:

@@ -235,17 +235,7 @@ class EdgeNode(Node):
             deadline_met=deadline_met,
             ts=now,
         )
-        self.record(
-            "results",
-            camera=frame.camera,
-            frame_id=frame.frame_id,
-            top_k=verdict.top_k,
-            scores=verdict.scores,
-            latency_ms=latency_ms,
-            offloaded=True,
-            deadline_met=deadline_met,
-            ts=now,
-        )
+        self.record_result(result)
         self.counters["frames_done"] += 1
         self.counters["bytes_received"] += frame.bytes_received
         self.counters["units_received"] += verdict.units_used
