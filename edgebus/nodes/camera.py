@@ -31,8 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edgebus.aio import cancel_and_wait
-from edgebus.broker.bus import OutgoingQueueFull, Subscription
+from edgebus.broker.bus import OutgoingQueueFull
 from edgebus.broker.link import LinkEmulator, TraceError, mqtt_publish_size, trace_from_spec
 from edgebus.clock import Clock
 from edgebus.codecs.base import Codec
@@ -44,7 +43,6 @@ from edgebus.messages import (
     FrameChunk,
     FrameDropped,
     Result,
-    SchedulingPolicy,
     encode,
     to_dict,
 )
@@ -54,7 +52,7 @@ from edgebus.nodes.codec_choice import parse_codec
 from edgebus.nodes.offload_gate import ADMIT_ALL, Admission, PolicyGate, WeakAnswer
 from edgebus.nodes.qos_stream import FrameCoding, QosEncoder
 from edgebus.nodes.sources import FrameSource, SourceError, open_source
-from edgebus.nodes.stream_policy import ANY_PEER, CameraRoute, DropWatch, parse_peer_links
+from edgebus.nodes.stream_policy import ANY_PEER, CameraSchedule
 
 log = logging.getLogger("edgebus.camera")
 
@@ -155,21 +153,18 @@ class CameraNode(Node):
             # naming the input, no traceback.
             raise ConfigError(f"camera {settings.node_id}: {exc}") from None
         self.link = LinkEmulator(trace, self.clock) if trace is not None else None
-        # Under the coordinator's scheduling policy (step 7) the route picks the edge and
-        # its capped link per frame, and the drop watch accounts for frames left unanswered.
-        self.route: CameraRoute | None = None
-        self.drops: DropWatch | None = None
+        # Under the coordinator's scheduling policy (step 7) the schedule picks each frame's
+        # edge and capped link, and accounts for frames left unanswered.
+        self.schedule: CameraSchedule | None = None
         if settings.scheduled:
             try:
-                peers = parse_peer_links(settings.peer_links)
+                self.schedule = CameraSchedule(
+                    self.bus, self.topics, self.node_id, self.clock, trace,
+                    settings.peer_links, settings.frame_period_ms / 1000.0, self._record_drop,
+                )  # fmt: skip
             except ValueError as exc:
                 raise ConfigError(f"camera {settings.node_id}: {exc}") from None
-            self.route = CameraRoute(trace, peers, self.clock)
-            period_s = settings.frame_period_ms / 1000.0
-            self.drops = DropWatch(self.bus, self.topics, self.node_id, self.clock,
-                                   4 * period_s + 1.0, self._record_drop)  # fmt: skip
         self.frame_bytes = 0.0  # a full frame's size, estimated at start (for schedulers)
-        self._policy_task: asyncio.Task[None] | None = None
         self.gate: OffloadGate = gate
         # Under a token bucket an offloaded frame is sent whole: the decision bought the
         # strong model's answer on the full frame, not on what a deadline lets through.
@@ -220,33 +215,20 @@ class CameraNode(Node):
         self.frame_bytes = await asyncio.to_thread(self._full_frame_bytes)
         if self.qos is not None:
             await self.qos.start()
-        if self.route is not None and self.drops is not None:
-            await self.drops.start()
-            policies = await self.bus.subscribe(self.topics.sched_policy(self.node_id), qos=1)
-            self._policy_task = asyncio.create_task(self._follow_policy(policies))
+        if self.schedule is not None:
+            await self.schedule.start()
 
     async def stop_services(self) -> None:
         if self.qos is not None:
             await self.qos.stop()
-        if self.drops is not None:
-            await self.drops.stop()
-        await cancel_and_wait((self._policy_task,), suppress=(Exception,))
+        if self.schedule is not None:
+            await self.schedule.stop()
 
     def _full_frame_bytes(self) -> float:
         """Every unit of the source's first frame: what the camera would send unhindered."""
         frame = self.source.frame(0)
         coding = self.qos.coding_for(0.0) if self.qos is not None else self._fixed_coding
         return float(sum(len(unit) for unit in coding.units(frame.image)))
-
-    async def _follow_policy(self, policies: Subscription) -> None:
-        assert self.route is not None
-        async for delivery in policies:
-            policy = delivery.message
-            if isinstance(policy, SchedulingPolicy) and self.route.apply(policy):
-                self.counters["policy_changes"] += 1
-                cap = self.route.cap
-                log.info("%s now sends to %s%s", self.node_id, self.route.edge or "no edge",
-                         f" at <= {cap:,.0f} B/s" if cap else "")  # fmt: skip
 
     def _record_drop(self, dropped: FrameDropped) -> None:
         self.counters["drop_records"] += 1
@@ -271,8 +253,8 @@ class CameraNode(Node):
         return resources
 
     def link_rates(self) -> dict[str, float]:
-        if self.route is not None:
-            return self.route.rates()
+        if self.schedule is not None:
+            return self.schedule.route.rates()
         return {ANY_PEER: self.link.trace.mean_rate()} if self.link is not None else {}
 
     async def main(self) -> None:
@@ -318,10 +300,9 @@ class CameraNode(Node):
             deadline_mono,
             now_ts + (deadline_mono - now_mono),
         )
-        if self.route is not None and self.route.edge is None:
-            assert self.drops is not None
+        if self.schedule is not None and self.schedule.edge is None:
             self.counters["frames_unassigned"] += 1
-            await self.drops.drop_now(frame_id, now_ts, "no edge assigned")
+            await self.schedule.drops.drop_now(frame_id, now_ts, "no edge assigned")
             return
         admission = await self.gate.admit(captured)
         if admission.weak is not None:
@@ -331,7 +312,7 @@ class CameraNode(Node):
             if admission.weak is not None:
                 await self._publish_local_result(captured, admission.weak)
             return
-        edge = self.route.edge if self.route is not None else None
+        edge = self.schedule.edge if self.schedule is not None else None
         job = EncodeJob(captured, self._coding_for(captured), edge or "")
         loop = asyncio.get_running_loop()
         encoding = loop.run_in_executor(self._encoder, self._encode_blocking, job, loop)
@@ -434,8 +415,8 @@ class CameraNode(Node):
                 self._jobs.task_done()
 
     async def _drop_unsent(self, job: EncodeJob, reason: str) -> None:
-        if self.drops is not None:
-            await self.drops.drop_now(job.frame.frame_id, job.frame.capture_ts, reason)
+        if self.schedule is not None:
+            await self.schedule.drops.drop_now(job.frame.frame_id, job.frame.capture_ts, reason)
 
     def _end_marker(self, job: EncodeJob, sent: SentFrame) -> EndOfFrame:
         frame = job.frame
@@ -498,7 +479,7 @@ class CameraNode(Node):
         frame = job.frame
         # A frame goes to the edge it was captured for, over that edge's link, even if the
         # policy moved the camera meanwhile: the edges hand a camera over at a frame boundary.
-        link = self.route.link_to(job.edge) if self.route is not None else self.link
+        link = self.schedule.route.link_to(job.edge) if self.schedule is not None else self.link
         marker_wire = self._marker_wire_bytes(job)
         chunker = Chunker(self.block_bytes)
         chunks_sent = units_sent = payload_bytes = wire_bytes = overruns = 0
@@ -569,8 +550,8 @@ class CameraNode(Node):
         await self.bus.publish(
             self.topics.frame_end(self.node_id, frame.frame_id), self._end_marker(job, sent), qos=1
         )
-        if self.drops is not None:
-            self.drops.sent(frame.frame_id, frame.capture_ts, job.edge)
+        if self.schedule is not None:
+            self.schedule.drops.sent(frame.frame_id, frame.capture_ts, job.edge)
         self._account(sent, job.coding)
 
     def _account(self, sent: SentFrame, coding: FrameCoding) -> None:
@@ -598,9 +579,12 @@ class CameraNode(Node):
 
     def stats(self) -> dict[str, float]:
         stats = super().stats()
-        link = self.route.link_to(self.route.edge) if self.route is not None else self.link
+        schedule = self.schedule
+        link = schedule.route.link_to(schedule.edge) if schedule is not None else self.link
         if link is not None:
             stats["link_rate"] = link.rate_now()
+        if schedule is not None:
+            stats["policy_changes"] = float(schedule.policy_changes)
         if isinstance(self.gate, PolicyGate):
             stats["bucket_tokens"] = self.gate.decider.bucket.tokens
         return stats

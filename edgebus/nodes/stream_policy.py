@@ -236,3 +236,45 @@ class EdgeStreams:
             with contextlib.suppress(Exception):
                 await subscription.close()
         self._streams.clear()
+
+
+class CameraSchedule:
+    """A camera's side of the scheduling policy: the route its frames take, the policy it
+    follows, and the drop watch over its frames."""
+
+    def __init__(
+        self, bus: Bus, topics: Topics, camera: str, clock: Clock,
+        uplink: BandwidthTrace | None, peer_links: str, period_s: float,
+        on_drop: Callable[[FrameDropped], None],
+    ) -> None:  # fmt: skip
+        self.bus = bus
+        self.topics = topics
+        self.camera = camera
+        self.route = CameraRoute(uplink, parse_peer_links(peer_links), clock)
+        # A frame's result may take its deadline (one period) plus the edge's grace for a
+        # lost end marker (two) plus classification; past that it is not coming.
+        self.drops = DropWatch(bus, topics, camera, clock, 4 * period_s + 1.0, on_drop)
+        self.policy_changes = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.drops.start()
+        policies = await self.bus.subscribe(self.topics.sched_policy(self.camera), qos=1)
+        self._task = asyncio.create_task(self._follow(policies), name=f"{self.camera}-policy")
+
+    async def stop(self) -> None:
+        await self.drops.stop()
+        await cancel_and_wait((self._task,), suppress=(Exception,))
+
+    @property
+    def edge(self) -> str | None:
+        return self.route.edge
+
+    async def _follow(self, policies: Subscription) -> None:
+        async for delivery in policies:
+            policy = delivery.message
+            if isinstance(policy, SchedulingPolicy) and self.route.apply(policy):
+                self.policy_changes += 1
+                cap = self.route.cap
+                log.info("%s now sends to %s%s", self.camera, self.route.edge or "no edge",
+                         f" at <= {cap:,.0f} B/s" if cap else "")  # fmt: skip
