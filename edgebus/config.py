@@ -140,21 +140,29 @@ def _readable_or_empty(v: Any) -> str | None:
     return None if not v or Path(v).is_file() else f"file {v!r} does not exist"
 
 
-def _peer_links(v: Any) -> str | None:
-    for item in (part.strip() for part in str(v).split(",")):
+def parse_peer_links(spec: str) -> dict[str, float]:
+    """`edge-1=6000,edge-2=2400` (bytes/s per edge); a bad item is one line naming it."""
+    rates: dict[str, float] = {}
+    for item in (part.strip() for part in spec.split(",")):
         if not item:
             continue
-        peer, sep, rate = item.partition("=")
-        if not sep or not _NAME.match(peer.strip()) or not _is_positive_number(rate):
-            return f"expected <edge>=<bytes/s>[,...], got item {item!r}"
-    return None
+        peer, sep, value = item.partition("=")
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = -1.0
+        if not sep or not _NAME.match(peer.strip()) or not rate > 0:
+            raise ValueError(f"peer_links item {item!r}: expected <edge>=<bytes per second>")
+        rates[peer.strip()] = rate
+    return rates
 
 
-def _is_positive_number(text: str) -> bool:
+def _peer_links(v: Any) -> str | None:
     try:
-        return float(text) > 0
-    except ValueError:
-        return False
+        parse_peer_links(str(v))
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 _RULES: dict[str, Callable[[Any], str | None]] = {

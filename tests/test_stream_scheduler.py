@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 from edgebus.broker.link import BandwidthTrace
+from edgebus.config import ConfigError, load_settings, parse_peer_links
 from edgebus.coordinator.stream_scheduler import (
     StreamScheduler,
     build_problem,
     caps_for,
 )
 from edgebus.messages import Heartbeat, SchedulingPolicy, Status
-from edgebus.nodes.stream_policy import ANY_PEER, CameraRoute, parse_peer_links
+from edgebus.nodes.stream_policy import ANY_PEER, CameraRoute
 from edgebus.topics import Topics
 
 
@@ -132,6 +133,8 @@ def test_peer_links_and_camera_route():
     assert parse_peer_links("edge-1=6000, edge-2=2400") == {"edge-1": 6000.0, "edge-2": 2400.0}
     with pytest.raises(ValueError, match="peer_links item 'edge-1=fast'"):
         parse_peer_links("edge-1=fast")
+    with pytest.raises(ConfigError, match="peer_links: peer_links item 'e/1=5'"):
+        load_settings(None, {"peer_links": "e/1=5"})
     route = CameraRoute(BandwidthTrace.preset("switching"), {"e2": 2400.0}, ManualClock())
     assert route.rates() == {"e2": 2400.0, ANY_PEER: pytest.approx(3750.0)}
     assert route.apply(SchedulingPolicy("c", 3, [], ["c"], "e1", ["c", "e1"], {"e1": 3000.0}))

@@ -23,6 +23,7 @@ from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus, Delivery, Subscription
 from edgebus.broker.link import BandwidthTrace, LinkEmulator
 from edgebus.clock import Clock
+from edgebus.config import parse_peer_links
 from edgebus.messages import FrameDropped, Result, SchedulingPolicy
 from edgebus.topics import Topics
 
@@ -30,23 +31,6 @@ log = logging.getLogger("edgebus.stream_policy")
 
 # What a camera reports for edges it has no configured rate to: its uplink trace's mean.
 ANY_PEER = "*"
-
-
-def parse_peer_links(spec: str) -> dict[str, float]:
-    """`edge-1=6000,edge-2=2400` (bytes/s per edge); a bad item is one line naming it."""
-    rates: dict[str, float] = {}
-    for item in (part.strip() for part in spec.split(",")):
-        if not item:
-            continue
-        peer, sep, value = item.partition("=")
-        try:
-            rate = float(value)
-        except ValueError:
-            rate = -1.0
-        if not sep or not peer.strip() or not rate > 0:
-            raise ValueError(f"peer_links item {item!r}: expected <edge>=<bytes per second>")
-        rates[peer.strip()] = rate
-    return rates
 
 
 class CameraRoute:
