@@ -268,6 +268,8 @@ def up(
         setup_logging("warning")
         # Off a terminal (logs, CI) rich would wrap the dashboard at 80 columns.
         console = Console(width=None if sys.stdout.isatty() else 150)
+        if kill_edge is not None and not (processes and edges > 1):
+            fail("--kill-edge needs --processes and --edges 2 or more")
         plan = UpPlan(cameras, duration, broker, processes, dashboard, link, edges, kill_edge)
         totals = asyncio.run(run_up(settings, plan, console))
         console.print(

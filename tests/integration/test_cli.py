@@ -257,3 +257,30 @@ def test_bad_offload_flags():
         2,
         "no shipped DQN for bucket (N, P, M) = (1, 4, 8)",
     )
+
+
+def test_up_with_scheduled_edges():
+    result = edgebus(
+        "up", "--duration", "5", "--cameras", "3", "--edges", "3", "--no-dashboard",
+        timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = re.search(r"summary: (.*)", result.stdout, re.S).group(1).replace("\n", " ")
+    values = {k: float(v) for k, v in (i.split("=") for i in summary.replace(",", " ").split())}
+    assert values["frames_sent"] >= 6
+    # Every frame sent is answered; frames captured before the first plan are recorded.
+    assert values["results_on_bus"] == values["frames_sent"]
+    assert values["frames_dropped"] <= 3
+    # Each camera went to its nearest edge (camera-i near edge-i): every edge classified.
+    for i in (1, 2, 3):
+        assert f"camera-{i} →" in result.stdout
+        row = re.search(
+            rf"│ edge-{i}\s+│ edge\s+│ \w+\s+│\s+[\d.]+ │\s+[\d,]+ │\s+(\d+) │", result.stdout
+        )
+        assert row is not None and int(row.group(1)) > 0, result.stdout
+
+
+def test_kill_edge_needs_processes_and_edges():
+    assert_one_line_error(
+        edgebus("up", "--kill-edge", "3", "--no-dashboard"), 2, "--kill-edge needs --processes"
+    )
