@@ -37,3 +37,9 @@ def test_train_pnc_without_classifier(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "train classifiers" in result.output
+
+
+def test_experiment_scheduling_bad_parts() -> None:
+    result = runner.invoke(app, ["experiment", "scheduling", "--parts", "ents,bogus"])
+    assert result.exit_code == 2
+    assert "--parts 'bogus': expected some of ents, jstsh, edgesplit" in result.output
