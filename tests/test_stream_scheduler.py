@@ -66,6 +66,22 @@ def test_problem_from_statuses():
     assert problem.streams[0].reid_load == 0  # the live pipeline has one stage
 
 
+async def test_a_narrow_downlink_spreads_cameras_over_edges():
+    """Four cameras a little nearer e1 than e2, both edges' downlinks carrying 2 frames/s:
+    served like a classifier, the ingress makes JSTSH split them two and two; with roomy
+    downlinks all four take the faster links to e1."""
+    for downlink, expected in ((4000.0, ["e1", "e1", "e2", "e2"]), (1e6, ["e1"] * 4)):
+        s, _, _ = scheduler()
+        for e in ("e1", "e2"):
+            s.on_status(edge(e, capacity=500.0, downlink=downlink))
+        for c in ("c1", "c2", "c3", "c4"):
+            s.on_status(camera(c, {"e1": 6000.0, "e2": 5000.0}))
+        await s.replan()
+        assert sorted(s.plan.edge_of.values()) == expected
+    problem = build_problem([edge("e1", 500.0, 4000.0)], [camera("c1", {ANY_PEER: 6000.0})])
+    assert problem.devices[0].compute == pytest.approx(2.0)  # 4000 B/s / 2000 B frames
+
+
 def test_caps_share_a_tight_downlink_by_demand():
     edges = {"e1": edge("e1", downlink=3000.0)}
     cams = {"c1": camera("c1", {ANY_PEER: 6000.0}, 2000.0),

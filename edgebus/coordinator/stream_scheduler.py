@@ -3,8 +3,8 @@ the nodes' monitors publish, applied through retained per-node policies.
 
 Inputs, all from the bus:
 - each online edge's retained status: its measured classification capacity (frames/s)
-  times its free CPU share is the device compute PS_i, its free memory R_max, and its
-  downlink capacity (bytes/s, 0 = unlimited);
+  times its free CPU share, capped by the frames/s its downlink (bytes/s, 0 = unlimited)
+  carries, is the device compute PS_i; its free memory is R_max;
 - each online camera's retained status: its frame size and rate, and its link rate to each
   edge (a configured per-edge rate, else its uplink trace's mean).
 An edge is gone when its status says offline (the broker publishes its LWT the moment a
@@ -75,10 +75,22 @@ class Plan:
 
 
 def _edge_compute(status: Status) -> float:
+    """Frames/s the edge classifies now: its measured capacity times its free CPU share."""
     r = status.resources
     capacity = r.get("capacity_fps", 0.0)
     # Never zero: an edge that is busy right now still classifies, only slower.
     return max(capacity * max(r.get("cpu_free", 1.0), 0.05), 1e-3)
+
+
+def _edge_service_rate(status: Status, frame_bytes: float) -> float:
+    """Frames/s the edge can serve: classification, or its ingress if that is narrower.
+    Serving the downlink like the classifier makes cameras that share a narrow downlink
+    queue in JSTSH's round, so the plan spreads them instead of leaving it to the caps."""
+    downlink = status.resources.get("downlink_bps", 0.0)
+    rate = _edge_compute(status)
+    if downlink > 0 and frame_bytes > 0:
+        rate = min(rate, downlink / frame_bytes)
+    return rate
 
 
 def _camera_rate(status: Status, edge: str) -> float:
@@ -88,8 +100,14 @@ def _camera_rate(status: Status, edge: str) -> float:
 
 def build_problem(edges: list[Status], cameras: list[Status]) -> DceiProblem:
     """The DCEI instance of the fleet as its monitors describe it."""
+    sizes = [c.resources.get("frame_bytes", 0.0) for c in cameras]
+    mean_frame = float(np.mean(sizes)) if sizes else 0.0
     devices = tuple(
-        Device(s.node, _edge_compute(s), max(s.resources.get("memory_free_mb", 0.0), 0.0))
+        Device(
+            s.node,
+            _edge_service_rate(s, mean_frame),
+            max(s.resources.get("memory_free_mb", 0.0), 0.0),
+        )
         for s in edges
     )
     streams = tuple(Stream(s.node, 1.0, 0.0, 0.0) for s in cameras)
