@@ -161,3 +161,22 @@ def test_peer_links_and_camera_route():
     assert route.apply(SchedulingPolicy("c", 4, [], ["c"], "e2", ["c", "e2"], {"e2": 9e9}))
     assert route.link_to("e2").trace.rate_at(0.0) == 2400.0
     assert route.link_to("e1") is link  # one radio per edge, kept for the handover
+
+
+async def test_orphans_of_a_dead_edge_go_where_the_round_grows_least():
+    """Two cameras per edge, each edge's downlink carrying 6 frames/s; when e3 dies its two
+    cameras are placed one by one against the load already on e1 and e2: one each."""
+    s, _, _ = scheduler()
+    edges = ("e1", "e2", "e3")
+    for e in edges:
+        s.on_status(edge(e, capacity=500.0, downlink=12000.0))
+    for i in range(6):
+        near = edges[i % 3]
+        s.on_status(camera(f"c{i}", {e: 6000.0 if e == near else 2400.0 for e in edges}))
+    await s.replan()
+    assert s.plan.edge_of == {f"c{i}": edges[i % 3] for i in range(6)}
+    s.on_status(edge("e3", state="offline"))
+    await s.replan()
+    moved = sorted(s.plan.edge_of[c] for c in ("c2", "c5"))
+    assert moved == ["e1", "e2"]
+    assert all(s.plan.edge_of[f"c{i}"] == edges[i % 3] for i in (0, 1, 3, 4))  # kept

@@ -120,6 +120,22 @@ def build_problem(edges: list[Status], cameras: list[Status]) -> DceiProblem:
     return DceiProblem(devices, streams, upload, rates, MODEL_MEMORY_MB, MODEL_MEMORY_MB)
 
 
+def _place_rest(problem: DceiProblem, detect: list[int | None]) -> tuple[int, ...]:
+    """Complete a partial mapping: each unplaced camera, heaviest first, goes to the edge
+    where the round of the cameras placed so far ends soonest (JSTSH's stage 1 step)."""
+    placed = list(detect)
+    for stream in problem.workload_order():
+        if placed[stream] is not None:
+            continue
+
+        def cost(device: int, stream: int = stream) -> tuple[float, float]:
+            placed[stream] = device
+            return round_cost(problem, placed, placed)
+
+        placed[stream] = min(range(problem.num_devices), key=cost)
+    return tuple(int(device) for device in placed if device is not None)
+
+
 def caps_for(plan_edges: dict[str, str], edges: dict[str, Status],
              cameras: dict[str, Status]) -> dict[str, float]:  # fmt: skip
     """Each camera's bandwidth: its link rate, or its share of the edge's downlink in
@@ -224,17 +240,17 @@ class StreamScheduler:
         return Plan(edge_of, caps_for(edge_of, edges, cameras), latency)
 
     def _sticky(self, problem: DceiProblem, fresh: tuple[int, ...]) -> tuple[int, ...]:
-        """JSTSH's placement, or the current one (new cameras placed as JSTSH says) when
-        moving cameras would not shorten the round by MOVE_GAIN."""
+        """JSTSH's placement, or the current one with the cameras that lost (or never had)
+        an edge placed one by one where the round grows least, when moving the others
+        would not shorten the round by MOVE_GAIN."""
         if self.plan is None:
             return fresh
         names = [d.name for d in problem.devices]
-        kept = tuple(
-            names.index(self.plan.edge_of[s.name])
-            if self.plan.edge_of.get(s.name) in names
-            else fresh[k]
-            for k, s in enumerate(problem.streams)
-        )
+        current = [
+            names.index(edge) if (edge := self.plan.edge_of.get(s.name)) in names else None
+            for s in problem.streams
+        ]
+        kept = _place_rest(problem, current)
         if kept == fresh:
             return fresh
         # Re-ID is not placed live: every stream's (zero-load) re-ID stays local.
