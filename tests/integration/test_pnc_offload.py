@@ -105,8 +105,12 @@ async def test_two_cameras_one_edge(broker_url, request):
         # One unit of slack: the sender starts at the first unit's hand-over, which the
         # replay only approximates from the measured first-unit time.
         assert abs(frame.units_sent - expected) <= 1, (frame, expected)
-    fast = [f.units_sent for f in sent if f.camera == "cam-fast"]
+    # A frame whose first unit came late (the encoder thread stalled on a busy machine)
+    # rightly carries fewer units; the replay above checks those. The link ordering is
+    # asserted on the frames encoded on time.
+    fast = [f.units_sent for f in sent if f.camera == "cam-fast" and f.first_unit_s < 0.05]
     slow = [f.units_sent for f in sent if f.camera == "cam-slow"]
+    assert len(fast) >= FRAMES // 2
     assert min(fast) > max(slow) >= 0
 
 
