@@ -16,6 +16,7 @@ error (paper Eq. 2) with the drift monitor, because only the camera holds the in
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -94,8 +95,17 @@ class QosEncoder:
         if self.drift is not None and model.configuration == "ECCD" and self._loop is not None:
             x_hat = model.reconstruct(data)
             observe = self.drift.observe(self.node_id, model.model_id, x, x_hat)
-            asyncio.run_coroutine_threadsafe(observe, self._loop)
+            asyncio.run_coroutine_threadsafe(observe, self._loop).add_done_callback(
+                _log_drift_failure
+            )
         return [data]
+
+
+def _log_drift_failure(observed: concurrent.futures.Future[object]) -> None:
+    # The observation runs on the event loop on the encoder thread's behalf; a failure
+    # there (say, a full outgoing queue) must not vanish with the future.
+    if not observed.cancelled() and observed.exception() is not None:
+        log.error("drift observation failed: %s", observed.exception())
 
 
 @dataclass(frozen=True, slots=True)
