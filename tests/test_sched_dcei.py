@@ -3,6 +3,7 @@ the experiment part."""
 
 from __future__ import annotations
 
+import csv
 import itertools
 import subprocess
 import sys
@@ -296,6 +297,26 @@ def test_experiment_part_writes_files_and_checks(
     assert report.name == "jstsh" and len(report.rows) == 4
     assert all(path.exists() and path.stat().st_size > 0 for path in report.files)
     assert len(report.checks) == 3
+    # The paired gain is the mean of per-instance JSTSH / best-baseline ratios.
+    instances = list(csv.DictReader((tmp_path / "jstsh_instances.csv").open()))
+    for point in csv.DictReader((tmp_path / "jstsh_bandwidth.csv").open()):
+
+        def fps(method: str, point: dict = point) -> np.ndarray:
+            return np.array(
+                [
+                    float(r["throughput_fps"])
+                    for r in instances
+                    if r["sweep"] == "bandwidth"
+                    and r["mbps"] == point["mbps"]
+                    and r["method"] == method
+                ]
+            )
+
+        ratios = fps("JSTSH") / fps(point["best_baseline"]) - 1
+        assert float(point["paired_gain_vs_best"]) == pytest.approx(ratios.mean(), abs=1e-5)
+        assert float(point["paired_gain_vs_best_sem"]) == pytest.approx(
+            ratios.std(ddof=1) / np.sqrt(len(ratios)), abs=1e-5
+        )
     again = scheduling_jstsh.make_problem(6, 1, 30.0)
     first = scheduling_jstsh.make_problem(6, 1, 30.0)
     assert np.array_equal(again.upload_s, first.upload_s)  # seeded
