@@ -287,6 +287,10 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
                 fleet.edge_children[edge] = child
                 await _until_online(view, edge, child)
             fleet.camera_children += [_spawn(nodes[c]) for c in cameras]
+            # The run's clock starts with every camera up: a camera process takes seconds to
+            # import its models on a busy machine, which would otherwise eat --duration.
+            for camera, child in zip(cameras, fleet.camera_children, strict=True):
+                await _until_online(view, camera, child)
         live = (
             Live(view.table(), console=console, refresh_per_second=2, transient=False)
             if plan.dashboard
