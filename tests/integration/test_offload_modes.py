@@ -140,11 +140,12 @@ async def test_each_offload_mode_gives_one_result_per_frame(embedded_broker, tmp
     assert slots >= FRAMES - 1
     if mode == "never":
         assert offloaded == 0
-    elif mode == "always":
-        assert [d["offload"] for d in decisions] == affordable  # every token is spent
-        assert offloaded == int(DEPTH + RATE * slots)
     else:
         assert 0 < offloaded <= int(DEPTH + RATE * slots)
+    if mode == "always":
+        # Every token is spent as soon as it is there (the count can fall short of the bound
+        # above only when a long stall filled the bucket to its depth).
+        assert [d["offload"] for d in decisions] == affordable
 
 
 def _dqn_card(folder: Path) -> Path:
