@@ -280,6 +280,10 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
             fleet.tasks.append(asyncio.create_task(node.run(connect_timeout=10)))
             if not isinstance(node, CameraNode):
                 await _until_ready(node, fleet.tasks[-1])
+        # Cameras start together; the run's clock starts once all of them are up.
+        for node, task in zip(in_process, fleet.tasks, strict=True):
+            if isinstance(node, CameraNode):
+                await _until_ready(node, task)
         if plan.processes:
             # Cameras start once every edge reports online (listening).
             for edge in edges:
@@ -287,8 +291,8 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
                 fleet.edge_children[edge] = child
                 await _until_online(view, edge, child)
             fleet.camera_children += [_spawn(nodes[c]) for c in cameras]
-            # The run's clock starts with every camera up: a camera process takes seconds to
-            # import its models on a busy machine, which would otherwise eat --duration.
+            # Likewise for camera processes, which take seconds to import their models on a
+            # busy machine; that would otherwise eat --duration.
             for camera, child in zip(cameras, fleet.camera_children, strict=True):
                 await _until_online(view, camera, child)
         live = (
