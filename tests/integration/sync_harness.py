@@ -53,13 +53,20 @@ def env(data_dir: Path, global_url: str = "") -> dict[str, str]:
 
 
 def start_writer(
-    broker: str, node: str, data_dir: Path, total: int, hold: bool = False, **settings: str
+    broker: str,
+    node: str,
+    data_dir: Path,
+    total: int,
+    hold: bool = False,
+    pause_s: float = 0.01,
+    **settings: str,
 ) -> subprocess.Popen[str]:
-    """A node writing `total` rows; with hold, `total` more that it keeps unsynced, then waits."""
+    """A node writing `total` rows, 50 every `pause_s`; with hold, `total` more that it keeps
+    unsynced, then waits."""
     mode = "holder" if hold else "writer"
     command = [sys.executable, "-m", "tests.integration.sync_harness", mode, broker, node]
     return subprocess.Popen(
-        [*command, str(data_dir), str(total)],
+        [*command, str(data_dir), str(total), str(pause_s)],
         env={**env(data_dir), **settings},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -136,7 +143,9 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:  # type: ignore[
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
-async def _writer(broker: str, node: str, data_dir: str, total: int, hold: bool) -> None:
+async def _writer(
+    broker: str, node: str, data_dir: str, total: int, hold: bool, pause_s: float
+) -> None:
     from edgebus.config import load_settings
     from edgebus.nodes.base import bus_for
 
@@ -151,7 +160,7 @@ async def _writer(broker: str, node: str, data_dir: str, total: int, hold: bool)
         for _ in range(min(50, total - index)):
             storage.record("results", **row(index))
             index += 1
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(pause_s)
     synced = await storage.agent.drain(90)
     if hold:
         # As many rows again, committed but held back by the long sync interval.
@@ -166,6 +175,6 @@ async def _writer(broker: str, node: str, data_dir: str, total: int, hold: bool)
 
 
 if __name__ == "__main__":
-    _, mode, broker_url, node_id, directory, count = sys.argv
+    _, mode, broker_url, node_id, directory, count, pause = sys.argv
     assert mode in ("writer", "holder")
-    asyncio.run(_writer(broker_url, node_id, directory, int(count), mode == "holder"))
+    asyncio.run(_writer(broker_url, node_id, directory, int(count), mode == "holder", float(pause)))

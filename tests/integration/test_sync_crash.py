@@ -23,7 +23,11 @@ TOTAL = 6000
 def test_sigkill_mid_batch_then_restart(mosquitto_url, tmp_path):
     url = f"sqlite:///{tmp_path / 'global.sqlite3'}"
     cloud = start_cloud(mosquitto_url, tmp_path, url)
-    writer = start_writer(mosquitto_url, "crashy", tmp_path, TOTAL)
+    # The sink creates the global store as it starts. Waiting for it, and writing at a
+    # measured pace (6000 rows in about 6 s), keeps the writer mid-stream when 1000 rows
+    # are synced, even when the cloud is slow to start on a busy machine.
+    wait_until(lambda: (tmp_path / "global.sqlite3").exists(), 60, "the cloud's global store")
+    writer = start_writer(mosquitto_url, "crashy", tmp_path, TOTAL, pause_s=0.05)
     try:
         # Kill once part of the stream is stored globally and more is still on its way.
         wait_until(
