@@ -42,6 +42,7 @@ EXAMPLES = [
     messages.QosDecision("m", 2, "ECO", 25, 0.84, True, True, ["smallest d"], ts=4.0),
     messages.DriftAlert("cam-1", "m", 0.05, 0.03, ts=5.0),
     messages.FrameDropped("cam-1", 7, "edge-2", "edge edge-2 went offline", 1.0, ts=6.0),
+    messages.FrameOutcome("cam-1", 12345, 7, "edge-2", "result", "", ts=6.5),
 ]
 
 
@@ -79,7 +80,7 @@ def test_trailing_fields_from_a_newer_sender_are_ignored():
         (b"\xeb\x01\x01\xc1", "msgpack"),
         (b"\xeb\x01\x01" + msgpack.packb({"a": 1}), "array"),
         (b"\xeb\x01\x01" + msgpack.packb(["n"]), "missing required field 'role'"),
-        (b"\xeb\x01\x01" + msgpack.packb([1, "edge", "online"]), "status.node: expected string"),
+        (b"\xeb\x01\x01" + msgpack.packb([1, "edge", "online"]), "status.node: expected a string"),
     ],
 )
 def test_defects_are_named(payload, reason):
@@ -92,7 +93,7 @@ def test_from_dict_errors_name_the_problem():
         from_dict({"type": "nope"})
     with pytest.raises(DecodeError, match="unknown field"):
         from_dict({"type": "status", "node": "n", "role": "r", "state": "s", "bogus": 1})
-    with pytest.raises(DecodeError, match="expected number"):
+    with pytest.raises(DecodeError, match="expected a finite number"):
         from_dict({"type": "qos_request", "requester": "x", "accuracy": "high", "bandwidth_bps": 1})
 
 

@@ -35,6 +35,7 @@ from edgebus.broker.transport import (
     ConnectionCallbacks,
     ConnectOptions,
     Incoming,
+    InflightFull,
     NotConnected,
     Will,
     connection_factory,
@@ -46,9 +47,16 @@ log = logging.getLogger("edgebus.bus")
 
 WRITE_HIGH_WATER = 1 << 20
 WRITE_LOW_WATER = 256 << 10
+# Never more than this many QoS > 0 messages in flight, whatever an MQTT 5 broker grants:
+# each one is held in memory until its PUBACK.
+MAX_WINDOW = 1024
 
 
-class OutgoingQueueFull(RuntimeError):
+class BusError(RuntimeError):
+    """Base of the errors the Bus raises; a client library's own never escape it."""
+
+
+class OutgoingQueueFull(BusError):
     """The bus is disconnected and its outgoing queue holds queue_limit messages already."""
 
 
@@ -56,12 +64,16 @@ class RequestTimeout(TimeoutError):
     pass
 
 
-class RequestFailed(RuntimeError):
+class RequestFailed(BusError):
     """The responder answered with an ErrorReply."""
 
 
-class BusClosed(RuntimeError):
+class BusClosed(BusError):
     pass
+
+
+class PublishRefused(BusError):
+    """The client library refused this one message (a topic it cannot send, say)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +186,9 @@ class BusOptions:
     clean_start: bool = True
     session_expiry_s: int = 0
     queue_limit: int = 10_000
-    max_inflight: int = 1024
+    # QoS > 0 messages in flight on MQTT 3.1.1, where the broker states no limit: a stock
+    # Mosquitto's max_inflight_messages. On MQTT 5 the broker's Receive Maximum applies.
+    max_inflight: int = 20
     subscription_queue: int = 10_000
     reconnect_min_s: float = 0.2
     reconnect_max_s: float = 10.0
@@ -203,6 +217,7 @@ class Bus:
         self._closing = False
         self._backlog: deque[_Outgoing] = deque()
         self._inflight: dict[int, _Outgoing] = {}
+        self.window = self.options.max_inflight
         self._window = asyncio.Event()
         self._tokens = itertools.count(1)
         self._subscriptions: list[Subscription] = []
@@ -309,6 +324,7 @@ class Bus:
             self._lost.clear()
             self._connection = connection
             self.protocol_version = connection.protocol_version
+            self.window = self._window_for(connection)
             if options.protocol == "auto" and connection.protocol_version != MQTT5:
                 # Remember the fallback so reconnects skip the MQTT 5 attempt.
                 options = replace(options, protocol="3.1.1")
@@ -332,6 +348,13 @@ class Bus:
                 self.last_error = f"lost connection to broker {self.address.url}"
                 log.warning("%s; reconnecting", self.last_error)
                 await asyncio.sleep(self.backoff.next_delay())
+
+    def _window_for(self, connection: Connection) -> int:
+        """QoS > 0 messages allowed in flight on this connection (the broker sets the pace)."""
+        limit = connection.inflight_limit
+        if limit is None:
+            return max(1, self.options.max_inflight)
+        return max(1, min(limit, MAX_WINDOW))
 
     def _on_lost(self, exc: BaseException | None) -> None:
         # Whatever was not acked goes back to the head of the queue, oldest first, so a
@@ -370,7 +393,7 @@ class Bus:
         payload = messages.encode(message) if isinstance(message, Message) else bytes(message)
         out = _Outgoing(topic, payload, qos, retain, response_topic, correlation)
         if self._connection is not None and not self._backlog:
-            if qos > 0 and len(self._inflight) >= self.options.max_inflight:
+            if qos > 0 and len(self._inflight) >= self.window:
                 await self._wait_window()
             if self._connection is not None and (
                 self._connection.pending_bytes() > WRITE_HIGH_WATER
@@ -380,12 +403,12 @@ class Bus:
                 try:
                     self._send(self._connection, out)
                     return
-                except NotConnected:
-                    pass
+                except (NotConnected, InflightFull):
+                    pass  # queued below; the flusher sends it once the window opens
         self._enqueue(out)
 
     async def _wait_window(self) -> None:
-        while len(self._inflight) >= self.options.max_inflight and self._connection is not None:
+        while len(self._inflight) >= self.window and self._connection is not None:
             self._window.clear()
             await self._window.wait()
 
@@ -409,9 +432,15 @@ class Bus:
                 out.response_topic,
                 out.correlation,
             )
-        except NotConnected:
+        except (NotConnected, InflightFull):
             self._inflight.pop(token, None)
             raise
+        except Exception as exc:
+            # A library error about this one message must not escape as its own type.
+            self._inflight.pop(token, None)
+            raise PublishRefused(
+                f"{self.options.client} refused a publish to {out.topic}: {exc}"
+            ) from None
         self.stats.published += 1
         self.stats.published_bytes += len(out.payload)
 
@@ -442,10 +471,20 @@ class Bus:
             self._flusher = asyncio.create_task(self._flush_backlog())
 
     async def _flush_backlog(self) -> None:
+        try:
+            await self._send_backlog()
+        except Exception:
+            # Never "Task exception was never retrieved": what is unsent stays queued and
+            # the next reconnect or publish starts a new flusher.
+            log.exception(
+                "sending the outgoing queue failed; %d message(s) wait", len(self._backlog)
+            )
+
+    async def _send_backlog(self) -> None:
         sent = 0
         while self._backlog and self._connection is not None:
             out = self._backlog[0]
-            if out.qos > 0 and len(self._inflight) >= self.options.max_inflight:
+            if out.qos > 0 and len(self._inflight) >= self.window:
                 await self._wait_window()
                 continue
             if self._connection.pending_bytes() > WRITE_HIGH_WATER:
@@ -455,6 +494,13 @@ class Bus:
                 self._send(self._connection, out)
             except NotConnected:
                 return
+            except InflightFull:
+                # The library's id pool is smaller than the window: shrink to what it holds.
+                self.window = max(1, len(self._inflight))
+                await self._wait_window()
+                continue
+            except PublishRefused as exc:
+                log.error("%s; message dropped from the outgoing queue", exc)
             self._backlog.popleft()
             sent += 1
             if sent % 256 == 0:

@@ -28,6 +28,14 @@ class NotConnected(ConnectionError):
     """A publish or subscribe on a connection that is already gone."""
 
 
+class InflightFull(RuntimeError):
+    """The client library has no packet id left for another QoS > 0 message.
+
+    The Bus keeps its window below the broker's Receive Maximum, so this is a safety net:
+    the message waits for an acknowledgement instead of being lost.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Will:
     topic: str
@@ -70,6 +78,10 @@ class Connection(Protocol):
 
     protocol_version: int
     session_present: bool
+    # QoS > 0 messages this client may have in flight on this connection: the broker's
+    # MQTT 5 Receive Maximum as the client library can use it; None where the broker
+    # states no limit (MQTT 3.1.1), and the Bus applies its own configured window.
+    inflight_limit: int | None
 
     def publish(
         self,
@@ -81,7 +93,10 @@ class Connection(Protocol):
         response_topic: str | None = None,
         correlation: bytes | None = None,
     ) -> None:
-        """Hand a message to the socket; for qos > 0, report `token` to on_ack on PUBACK."""
+        """Hand a message to the socket; for qos > 0, report `token` to on_ack on PUBACK.
+
+        Raises NotConnected when the connection is gone and InflightFull when no packet id
+        is free; any other exception means the library refused this one message."""
         ...
 
     def pending_bytes(self) -> int:

@@ -33,6 +33,8 @@ class AiomqttConnection:
         self._closing = False
         self.protocol_version = protocol_version
         self.session_present = False
+        # aiomqtt publishes through paho, which queues beyond its own in-flight cap.
+        self.inflight_limit: int | None = None
 
     async def open(self, options: ConnectOptions) -> None:
         will = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 import gmqtt
@@ -18,6 +19,7 @@ from edgebus.broker.transport import (
     ConnectionCallbacks,
     ConnectOptions,
     Incoming,
+    InflightFull,
     NotConnected,
     describe_os_error,
 )
@@ -31,6 +33,9 @@ _NO_RECONNECT = -2
 
 
 COALESCE_LIMIT = 64 * 1024
+# The Receive Maximum an MQTT 5 broker grants when its CONNACK does not name one.
+DEFAULT_RECEIVE_MAXIMUM = 65535
+SUBSCRIBE_ID_WAIT_S = 10.0
 
 
 class HandshakeRejected(ConnectFailed):
@@ -109,6 +114,7 @@ class GmqttConnection:
         self._suback: dict[int, asyncio.Future[None]] = {}
         self.protocol_version = MQTT5
         self.session_present = False
+        self.inflight_limit: int | None = None
 
     def _acked(self, mid: int) -> None:
         token = self._tokens.pop(mid, None)
@@ -186,6 +192,21 @@ class GmqttConnection:
         if options.protocol == "5" and self.protocol_version != MQTT5:
             await self.close()
             raise ConnectFailed(f"broker {address.url} does not speak MQTT 5 (asked for 5)")
+        if self.protocol_version == MQTT5:
+            self.inflight_limit = self._usable_receive_maximum(client)
+
+    @staticmethod
+    def _usable_receive_maximum(client: gmqtt.Client) -> int:
+        """The broker's Receive Maximum, less what gmqtt's packet-id pool cannot use.
+
+        gmqtt sizes its id pool to the Receive Maximum but refuses the last id, and
+        SUBSCRIBE and UNSUBSCRIBE draw from the same pool: keeping two ids back means a
+        full publish window never makes a subscribe fail.
+        """
+        properties = getattr(client._connection._handler, "_connack_properties", {}) or {}
+        values = properties.get("receive_maximum")
+        receive_maximum = int(values[0]) if values else DEFAULT_RECEIVE_MAXIMUM
+        return max(1, receive_maximum - 2)
 
     @staticmethod
     def _coalesce_writes(client: gmqtt.Client) -> None:
@@ -257,7 +278,11 @@ class GmqttConnection:
             kwargs["response_topic"] = response_topic
             if correlation is not None:
                 kwargs["correlation_data"] = correlation
-        client.publish(topic, payload, qos=qos, retain=retain, **kwargs)
+        try:
+            client.publish(topic, payload, qos=qos, retain=retain, **kwargs)
+        except OverflowError:
+            # gmqtt's "All ids has already used": no packet id until an ack frees one.
+            raise InflightFull("no MQTT packet id free until an acknowledgement") from None
         if qos > 0:
             self._tokens[self._storage.last_pushed_mid] = token
 
@@ -271,14 +296,29 @@ class GmqttConnection:
         if client is None or self._closing:
             raise NotConnected("not connected")
         subs = [gmqtt.Subscription(pattern, qos=qos) for pattern, qos in patterns]
-        mid = client.subscribe(subs)
+        mid = await self._with_packet_id(lambda: client.subscribe(subs))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._suback[mid] = future
         await asyncio.wait_for(future, 10)
 
     async def unsubscribe(self, patterns: list[str]) -> None:
-        if self._client is not None and not self._closing:
-            self._client.unsubscribe(patterns)
+        client = self._client
+        if client is not None and not self._closing:
+            await self._with_packet_id(lambda: client.unsubscribe(patterns))
+
+    async def _with_packet_id(self, send: Callable[[], int]) -> int:
+        """Run a SUBSCRIBE or UNSUBSCRIBE once gmqtt has a packet id free for it."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + SUBSCRIBE_ID_WAIT_S
+        while True:
+            if self._closing:
+                raise NotConnected("not connected")
+            try:
+                return send()
+            except OverflowError:
+                if loop.time() > until:
+                    raise TimeoutError("no MQTT packet id free for a subscription") from None
+                await asyncio.sleep(0.005)
 
     async def close(self) -> None:
         if self._client is None:

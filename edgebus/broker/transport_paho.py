@@ -31,6 +31,9 @@ class PahoConnection:
         self._closing = False
         self.protocol_version = protocol_version
         self.session_present = False
+        # paho queues what exceeds its own in-flight cap, so nothing overflows here; the
+        # Bus still keeps to the broker's Receive Maximum.
+        self.inflight_limit: int | None = None
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             protocol=paho.MQTTv5 if protocol_version == MQTT5 else paho.MQTTv311,
@@ -90,6 +93,9 @@ class PahoConnection:
     # paho calls these from its network thread.
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self.session_present = bool(getattr(flags, "session_present", False))
+        if self.protocol_version == MQTT5:
+            receive_maximum = getattr(properties, "ReceiveMaximum", None)
+            self.inflight_limit = int(receive_maximum) if receive_maximum else 65535
         code = reason_code.value if hasattr(reason_code, "value") else int(reason_code)
         self._loop.call_soon_threadsafe(self._resolve_connect, code)
 
