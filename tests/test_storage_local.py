@@ -72,7 +72,7 @@ async def test_disk_full_keeps_old_rows_and_retries_new_ones(tmp_path, caplog):
     event.listen(store.engine, "connect", limit)
     store.engine.dispose()  # new connections get the page limit: the disk is "full"
     for i in range(20, 2020):
-        store.add("results", **result(i, camera="x" * 200))
+        store.add("results", **result(i, scores=[0.5] * 60))
     with pytest.raises(StoreFull, match="database or disk is full"):
         await store.flush()
     assert store.pending == 2000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def make_engine(url: str, busy_timeout_s: float = 5.0) -> Engine:
     return engine
 
 
-def _create_tables(engine: Engine, attempts: int = 3) -> None:
+def _create_tables(engine: Engine, attempts: int = 10) -> None:
     # create_all checks, then creates: two processes opening a new store at once can both
     # see no table. The loser's CREATE fails with "already exists"; a retry then sees it.
     for attempt in range(attempts):
@@ -88,6 +89,7 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
             raced = "already exists" in str(exc) or "duplicate key" in str(exc)
             if not raced or attempt == attempts - 1:
                 raise
+            time.sleep(0.02 * (attempt + 1))  # let the other process finish its tables
 
 
 def ensure_schema(engine: Engine, where: str) -> None:
@@ -110,7 +112,9 @@ def ensure_schema(engine: Engine, where: str) -> None:
         raise classify(exc, where) from None
 
 
-def upsert_ignore(engine: Engine, table: Any, keys: tuple[str, ...] = ("node", "seq")) -> Insert:
+def upsert_ignore(
+    engine: Engine, table: Any, keys: tuple[str, ...] = ("node", "store", "seq")
+) -> Insert:
     """INSERT … ON CONFLICT (keys) DO NOTHING in the engine's dialect."""
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))

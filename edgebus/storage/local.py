@@ -1,37 +1,68 @@
 """A node's local store: SQLite in WAL mode, written in batches off the event loop.
 
 Rows are appended in memory by `add()` (never blocking the loop) and committed by a
-writer task in a one-thread executor. The writer gives each row the next per-node
+writer task in a one-thread executor. The writer gives each row the next per-store
 sequence number inside the commit, so seqs are gapless and ordered by commit: a failed
 commit (disk full, lock) assigns nothing and the rows wait in memory for the next try.
+
+A row the store cannot take (a NaN, a missing value) is quarantined instead: kept as
+text in the `quarantine` table, logged and counted, without a seq, so it never blocks
+the rows behind it. The store draws its identity when it is created; every row carries
+it, so the global store keeps a replaced store's rows apart from the old one's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from edgebus.storage.engine import ensure_schema, make_engine, upsert_ignore
-from edgebus.storage.errors import StorageError, classify
-from edgebus.storage.models import ROW_MODELS, SyncState, columns, defaults
+from edgebus.storage.errors import StorageError, classify, first_line
+from edgebus.storage.models import (
+    ROW_MODELS,
+    QuarantinedRow,
+    StoreIdentity,
+    SyncState,
+    defaults,
+    wire_columns,
+)
+from edgebus.storage.row_check import row_problem
 from edgebus.storage.wire import block
 
 log = logging.getLogger("edgebus.storage")
 
 T = TypeVar("T")
 
-_NAMES = {kind: columns(kind) for kind in ROW_MODELS}
+_NAMES = {kind: wire_columns(kind) for kind in ROW_MODELS}
 _DEFAULTS = {kind: defaults(kind) for kind in ROW_MODELS}
+Row = tuple[str, dict[str, Any]]
+
+
+class PartialWrite(StorageError):
+    """Rows written one by one until the disk failed: what was committed, what was not."""
+
+    def __init__(self, error: StorageError, stamped: list[Row], remaining: list[Row]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.stamped = stamped
+        self.remaining = remaining
+
+
+def _as_text(row: dict[str, Any]) -> str:
+    # NaN and infinities are exactly what gets rows quarantined: keep them readable.
+    return json.dumps(row, default=repr, allow_nan=True, sort_keys=True)
 
 
 class LocalStore:
@@ -53,13 +84,16 @@ class LocalStore:
         self.max_pending = max_pending
         self.busy_timeout_s = busy_timeout_s
         self.engine: Engine | None = None
+        self.store_id = ""  # drawn when the store file is created
         self.last_seq = 0
         self.acked_seq = 0
         self.saved_ack_seq = 0
         self.error: StorageError | None = None
         self.stats: Counter[str] = Counter()
         self.on_commit: list[Callable[[int], None]] = []
-        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._pending: list[Row] = []
+        # Rows refused before they got a seq, waiting to be written to `quarantine`.
+        self._quarantine: list[tuple[str, str, dict[str, Any], int]] = []
         # Committed rows not yet acknowledged, seqs _recent_base.. in order: the sync agent
         # reads batches from here instead of from SQLite (which it falls back to after a
         # restart, or once more than max_cached rows await their ack).
@@ -81,6 +115,7 @@ class LocalStore:
         self.engine = make_engine(f"sqlite:///{self.path}", self.busy_timeout_s)
         ensure_schema(self.engine, self.where)
         try:
+            self.store_id = self._identity()
             with self.engine.connect() as connection:
                 highest = [
                     connection.scalar(
@@ -97,6 +132,21 @@ class LocalStore:
         self.acked_seq = self.saved_ack_seq = acked or 0
         # Pruned rows were synced, so the ack watermark bounds the counter from below.
         self.last_seq = max([self.acked_seq, *highest])
+
+    def _identity(self) -> str:
+        """This store's identity, drawn once, in the same transaction that first needs it."""
+        assert self.engine is not None
+        with self.engine.begin() as connection:
+            known = connection.scalars(select(StoreIdentity.store)).all()
+            if known:
+                return str(known[0])
+            store_id = uuid.uuid4().hex
+            connection.execute(
+                insert(StoreIdentity.__table__),  # type: ignore[attr-defined]
+                {"store": store_id, "node": self.node, "created_ts": time.time()},
+            )
+            log.info("%s: new store %s for node %s", self.where, store_id, self.node)
+            return store_id
 
     async def start(self) -> None:
         await self._run(self.open_sync)
@@ -139,6 +189,10 @@ class LocalStore:
         row = {**_DEFAULTS[kind], **row}
         if row["ts"] is None:
             row["ts"] = time.time()
+        problem = row_problem(kind, row)
+        if problem is not None:
+            self._quarantine_row(kind, row, problem)
+            return
         if len(self._pending) >= self.max_pending:
             self.stats["rows_dropped"] += 1
             if self.stats["rows_dropped"] in (1, 1000) or self.stats["rows_dropped"] % 100_000 == 0:
@@ -154,6 +208,15 @@ class LocalStore:
         if self._wake is not None and len(self._pending) >= self.flush_rows:
             self._wake.set()
 
+    def _quarantine_row(self, kind: str, row: dict[str, Any], reason: str, seq: int = 0) -> None:
+        self.stats["rows_quarantined"] += 1
+        count = self.stats["rows_quarantined"]
+        if count <= 10 or count % 1000 == 0:
+            log.error("%s: row quarantined (%d so far): %s", self.where, count, reason)
+        self._quarantine.append((kind, reason, row, seq))
+        if self._wake is not None:
+            self._wake.set()
+
     @property
     def pending(self) -> int:
         return len(self._pending)
@@ -167,17 +230,26 @@ class LocalStore:
             return await self._flush()
 
     async def _flush(self) -> int:
-        if not self._pending:
+        if not self._pending and not self._quarantine:
             return self.last_seq
         batch, self._pending = self._pending, []
+        refused, self._quarantine = self._quarantine, []
         try:
-            last, stamped = await self._run(self._write, batch)
+            last, stamped = await self._run(self._write, batch, refused)
+        except PartialWrite as exc:
+            if exc.stamped:
+                self._cache(exc.stamped)
+            self._pending = exc.remaining + self._pending
+            self._report(exc.error)
+            raise exc.error from None
         except StorageError as exc:
             # Keep the rows, oldest first, ahead of any added meanwhile.
             self._pending = batch + self._pending
+            self._quarantine = refused + self._quarantine
             self._report(exc)
             raise
-        self._cache(stamped)
+        if stamped:
+            self._cache(stamped)
         if self.error is not None:
             log.warning("%s: writing again after: %s", self.where, self.error)
             self.error = None
@@ -205,26 +277,81 @@ class LocalStore:
                 await asyncio.sleep(max(self.flush_interval_s, 0.5))
 
     def _write(
-        self, batch: list[tuple[str, dict[str, Any]]]
-    ) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+        self, batch: list[Row], refused: list[tuple[str, str, dict[str, Any], int]]
+    ) -> tuple[int, list[Row]]:
+        """Commit the batch, seqs stamped in order; a row the database refuses despite
+        row_check is quarantined and the rest are written one transaction each."""
         assert self.engine is not None
-        seq = self.last_seq
-        by_kind: dict[str, list[dict[str, Any]]] = {}
-        stamped: list[tuple[str, dict[str, Any]]] = []
-        for kind, row in batch:
-            seq += 1
-            full = {**row, "node": self.node, "seq": seq}
-            by_kind.setdefault(kind, []).append(full)
-            stamped.append((kind, full))
         try:
             with self.engine.begin() as connection:
-                for kind, rows in by_kind.items():
-                    connection.execute(insert(ROW_MODELS[kind].__table__), rows)  # type: ignore[attr-defined]
-        except SQLAlchemyError as exc:
+                seq, stamped = self._insert(connection, batch, self.last_seq)
+                self._insert_quarantined(connection, refused)
+        except OperationalError as exc:
             raise classify(exc, self.where) from None
+        except SQLAlchemyError:
+            return self._write_one_by_one(batch, refused)
         self.last_seq = seq
         self.stats["rows_written"] += len(batch)
         return seq, stamped
+
+    def _insert(self, connection: Connection, batch: list[Row], seq: int) -> tuple[int, list[Row]]:
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        stamped: list[Row] = []
+        for kind, row in batch:
+            seq += 1
+            full = {**row, "node": self.node, "store": self.store_id, "seq": seq}
+            by_kind.setdefault(kind, []).append(full)
+            stamped.append((kind, full))
+        for kind, rows in by_kind.items():
+            connection.execute(insert(ROW_MODELS[kind].__table__), rows)  # type: ignore[attr-defined]
+        return seq, stamped
+
+    def _insert_quarantined(
+        self, connection: Connection, refused: list[tuple[str, str, dict[str, Any], int]]
+    ) -> None:
+        if refused:
+            connection.execute(
+                insert(QuarantinedRow.__table__),  # type: ignore[attr-defined]
+                [
+                    {"node": self.node, "store": self.store_id, "seq": seq, "table_name": kind,
+                     "reason": reason[:512], "row": _as_text(row), "ts": time.time()}
+                    for kind, reason, row, seq in refused
+                ],
+            )  # fmt: skip
+
+    def _write_one_by_one(
+        self, batch: list[Row], refused: list[tuple[str, str, dict[str, Any], int]]
+    ) -> tuple[int, list[Row]]:
+        assert self.engine is not None
+        stamped: list[Row] = []
+        quarantined = list(refused)
+        for index, (kind, row) in enumerate(batch):
+            try:
+                with self.engine.begin() as connection:
+                    seq, rows = self._insert(connection, [(kind, row)], self.last_seq)
+            except OperationalError as exc:
+                # The disk, not the row: what is left waits in memory for the next flush.
+                self._store_quarantined(quarantined)
+                raise PartialWrite(classify(exc, self.where), stamped, batch[index:]) from None
+            except SQLAlchemyError as exc:
+                reason = f"{kind}: {first_line(exc)}"
+                self.stats["rows_quarantined"] += 1
+                log.error("%s: row quarantined: %s", self.where, reason)
+                quarantined.append((kind, reason, row, 0))
+                continue
+            self.last_seq = seq
+            self.stats["rows_written"] += 1
+            stamped += rows
+        self._store_quarantined(quarantined)
+        return self.last_seq, stamped
+
+    def _store_quarantined(self, refused: list[tuple[str, str, dict[str, Any], int]]) -> None:
+        assert self.engine is not None
+        try:
+            with self.engine.begin() as connection:
+                self._insert_quarantined(connection, refused)
+        except SQLAlchemyError as exc:
+            log.error("%s: %d quarantined row(s) lost: %s", self.where, len(refused), exc)
 
     def _cache(self, stamped: list[tuple[str, dict[str, Any]]]) -> None:
         # Loop thread only. The cache must stay gapless: if commits were cached out of
@@ -279,7 +406,8 @@ class LocalStore:
         try:
             with self.engine.connect() as connection:
                 for kind, model in ROW_MODELS.items():
-                    query = select(model.__table__).where(  # type: ignore[attr-defined]
+                    table = model.__table__  # type: ignore[attr-defined]
+                    query = select(*(table.c[name] for name in _NAMES[kind])).where(
                         model.node == self.node,  # type: ignore[attr-defined]
                         model.seq > after_seq,  # type: ignore[attr-defined]
                         model.seq <= upto_seq,  # type: ignore[attr-defined]

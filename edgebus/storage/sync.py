@@ -6,6 +6,9 @@ It publishes the local rows after the last acknowledged seq, in batches of at mo
 may await their ack. Rows count as synced only when an ack says so; without progress
 for `ack_timeout_s` it resends from the last ack. The ack watermark is stored locally,
 so a restarted node resumes where the global store stopped.
+
+An ack counts only if it names this store's identity, and never past the highest seq
+this agent has actually sent: a forged or stale ack cannot mark unsent rows synced.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ class SyncAgent:
         self.node = store.node
         self.stats: Counter[str] = Counter()
         self.sent_upto = 0
+        # The highest seq published since start: acks are capped here, not at the last
+        # committed row, which may never have left this node.
+        self.highest_sent = 0
         # Called with (acked seq, monotonic time) on every ack that moves the watermark.
         self.on_ack: list[Callable[[int, float], None]] = []
         self._wake = asyncio.Event()
@@ -178,9 +184,9 @@ class SyncAgent:
         first, last = self.sent_upto + 1, self.sent_upto + count
         if self.sent_upto == self.acked:
             self._progress_at = now
-        await self.bus.publish(
-            self.bus.topics.sync(self.node), SyncBatch(self.node, first, last, blocks), qos=1
-        )
+        batch = SyncBatch(self.node, first, last, blocks, store=self.store.store_id)
+        await self.bus.publish(self.bus.topics.sync(self.node), batch, qos=1)
+        self.highest_sent = max(self.highest_sent, last)
         self.sent_upto = max(self.sent_upto, last)
         self._last_send = now
         self.stats["batches_sent"] += 1
@@ -191,13 +197,19 @@ class SyncAgent:
             ack = delivery.message
             if not isinstance(ack, SyncAck) or ack.node != self.node:
                 continue
+            if ack.store != self.store.store_id:
+                self.stats["acks_for_other_stores"] += 1
+                continue
             if ack.highest_contiguous_seq < self.acked and self.sent_upto > self.acked:
                 self._report_regression(ack.highest_contiguous_seq)
             if ack.highest_contiguous_seq <= self.acked:
                 continue
-            # Never past what this store committed: a foreign or stale watermark cannot
-            # mark rows synced that were never sent.
-            seq = min(ack.highest_contiguous_seq, self.store.last_seq)
+            # Never past what this agent sent: a forged or stale watermark cannot mark rows
+            # synced that never left this node.
+            seq = min(ack.highest_contiguous_seq, self.highest_sent)
+            if seq <= self.acked:
+                self.stats["acks_beyond_sent"] += 1
+                continue
             await self.store.mark_synced(seq)
             now = time.monotonic()
             self._progress_at = now

@@ -25,9 +25,14 @@ def block_rows(blocks: list[dict[str, Any]]) -> int:
     return sum(len(b.get("values", ())) for b in blocks)
 
 
-def unpack(node: str, first: int, last: int, blocks: list[dict[str, Any]]) -> dict[str, list]:
-    """Check the blocks hold exactly seqs first..last of `node`; return row dicts per table."""
+def unpack(
+    node: str, store: str, first: int, last: int, blocks: list[dict[str, Any]]
+) -> dict[str, list]:
+    """Check the blocks hold exactly seqs first..last of `node`'s store `store`; return
+    row dicts per table, each with its store id (sent once, in the batch header)."""
     where = f"batch {first}..{last} from {node}"
+    if not store:
+        raise BadBatch(f"{where}: no store identity")
     by_kind: dict[str, list[dict[str, Any]]] = {}
     seqs: list[int] = []
     for item in blocks:
@@ -38,7 +43,7 @@ def unpack(node: str, first: int, last: int, blocks: list[dict[str, Any]]) -> di
             raise BadBatch(f"{where}: columns {names} do not fit table {kind}")
         if any(not isinstance(v, list) or len(v) != len(names) for v in values):
             raise BadBatch(f"{where}: a row of table {kind} has the wrong number of values")
-        rows = [dict(zip(names, v, strict=True)) for v in values]
+        rows = [{**dict(zip(names, v, strict=True)), "store": store} for v in values]
         if any(r["node"] != node for r in rows):
             raise BadBatch(f"{where}: holds rows of another node")
         seqs += [r["seq"] for r in rows]

@@ -49,12 +49,28 @@ def test_upsert_is_idempotent_in_postgres(pg_url):
     try:
         names = ["node", "seq", "ts", *row(0)]
         values = [["n", i + 1, 1.0 + i, *row(i).values()] for i in range(5)]
-        batch = SyncBatch("n", 1, 5, [block("results", names, values)])
-        grouped = unpack(batch.node, batch.first_seq, batch.last_seq, batch.rows)
+        batch = SyncBatch("n", 1, 5, [block("results", names, values)], store="s1")
+        grouped = unpack(batch.node, batch.store, batch.first_seq, batch.last_seq, batch.rows)
         for _ in range(3):
-            store.store([grouped], {"n": 5})
+            store.store([grouped], {("n", "s1"): 5})
         assert store.count("results", ["n"]) == 5
-        assert store.progress("n") == 5
+        assert store.progress("n", "s1") == 5
+    finally:
+        store.close()
+
+
+def test_a_row_postgres_refuses_is_quarantined_not_blocking(pg_url):
+    store = GlobalStore(pg_url)
+    store.open()
+    try:
+        names = ["node", "seq", "ts", *row(0)]
+        values = [["n", i + 1, 1.0 + i, *row(i).values()] for i in range(3)]
+        grouped = unpack("n", "s1", 1, 3, [block("results", names, values)])
+        # Longer than the column: SQLite would take it, PostgreSQL refuses the batch.
+        grouped["results"][1]["camera"] = "c" * 300
+        assert store.store([grouped], {("n", "s1"): 3}) == 1
+        assert [r["seq"] for r in store.rows("results", ["n"])] == [1, 3]
+        assert store.progress("n", "s1") == 3
     finally:
         store.close()
 
