@@ -576,6 +576,42 @@ def query_rows(
     _query(table, node, since, fmt, fresh, timeout, store_url, broker, site, config)
 
 
+@app.command("audit")
+def audit_stores(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Where the local stores are (<data_dir>/stores)."),
+    ] = None,
+    store_url: StoreUrlOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Check that every frame has exactly one record (a result or a dropped row) and every
+    local row is in the global store; exits 1 if anything is lost or duplicated."""
+    from edgebus import audit_view
+    from edgebus.storage.audit import audit, local_store_paths
+    from edgebus.storage.runtime import global_store_url
+
+    with one_line_errors():
+        overrides = {"data_dir": str(data_dir) if data_dir is not None else None}
+        settings = settings_from(config, global_store_url=store_url, **overrides)
+        setup_logging("error")
+        root = Path(settings.data_dir)
+        if not root.is_dir():
+            fail(f"--data-dir {str(root)!r}: no such directory")
+        paths = local_store_paths(root)
+        url = global_store_url(settings)
+        if not paths and not store_url and not (root / "global.sqlite3").is_file():
+            fail(f"--data-dir {str(root)!r}: holds no edgebus stores")
+        report = audit(paths, url)
+        if as_json:
+            print(audit_view.as_json(report))
+        else:
+            audit_view.render(report, Console())
+    if not report.ok:
+        raise typer.Exit(RUNTIME_ERROR)
+
+
 @bench_app.command("sync")
 def bench_sync(
     rows: Annotated[int, typer.Option(min=1000, help="Rows per configuration.")] = 20_000,

@@ -7,6 +7,7 @@ its source in one line, whichever layer it came from.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -58,6 +59,14 @@ class Settings:
     reconnect_min_s: float = 0.2
     reconnect_max_s: float = 10.0
     queue_limit: int = 10_000
+    # QoS 1 messages in flight on MQTT 3.1.1 (MQTT 5 follows the broker's Receive Maximum)
+    inflight_window: int = 20
+    # How long the broker keeps a camera's, edge's or cloud's session (its queued QoS 1
+    # messages) while the node is away; 0 = clean sessions.
+    session_expiry_s: int = 3600
+    # A camera records a frame dropped when no edge answered for it this long; an edge
+    # decides only frames it first sees within half of it.
+    outcome_timeout_s: float = 30.0
     frame_period_ms: int = 500
     frame_width: int = 64
     frame_height: int = 64
@@ -111,7 +120,7 @@ def _one_of(options: tuple[str, ...]) -> Callable[[Any], str | None]:
 
 
 def _positive(v: Any) -> str | None:
-    return None if v > 0 else f"expected a positive number, got {v!r}"
+    return None if 0 < v < math.inf else f"expected a positive number, got {v!r}"
 
 
 def _name(v: Any) -> str | None:
@@ -129,7 +138,7 @@ def _matches(pattern: re.Pattern[str], expected: str) -> Callable[[Any], str | N
 
 
 def _non_negative(v: Any) -> str | None:
-    return None if v >= 0 else f"expected 0 or a positive number, got {v!r}"
+    return None if 0 <= v < math.inf else f"expected 0 or a positive number, got {v!r}"
 
 
 def _non_empty(v: Any) -> str | None:
@@ -180,6 +189,9 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "reconnect_min_s": _positive,
     "reconnect_max_s": _positive,
     "queue_limit": _positive,
+    "inflight_window": _positive,
+    "session_expiry_s": _non_negative,
+    "outcome_timeout_s": _positive,
     "frame_period_ms": _positive,
     "frame_width": _positive,
     "frame_height": _positive,

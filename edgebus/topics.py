@@ -7,6 +7,7 @@ Every topic is ``edgebus/v1/<site>/<kind>/...``:
 ``frames/<camera>/<frame_id>/end``      end-of-frame marker
 ``results/<node>``                      classification results published by a node
 ``dropped/<camera>``                    frames that got no result in time (FrameDropped)
+``outcome/<camera>``                    what became of each of a camera's frames (FrameOutcome)
 ``status/<node>``                       retained; the LWT sets it to offline
 ``heartbeat/<node>``                    periodic liveness and counters
 ``qos/request``                         QoS requests to the coordinator
@@ -90,6 +91,12 @@ class Topics:
 
     def droppeds(self) -> str:
         return f"{self.base}/dropped/+"
+
+    def outcome(self, camera: str) -> str:
+        return self._node("outcome", camera)
+
+    def outcomes(self) -> str:
+        return f"{self.base}/outcome/+"
 
     def status(self, node: str) -> str:
         return self._node("status", node)

@@ -8,7 +8,13 @@ What it adds on top of a client library (see transport.py):
   and is sent again after a reconnect if the ack never came;
 - decoding to `messages.py` types, with bad payloads counted and forwarded to the
   deadletter topic instead of reaching (or killing) the actor;
-- request/reply over response-topic + correlation-data (an envelope on 3.1.1).
+- request/reply over response-topic + correlation-data (an envelope on 3.1.1);
+- flow control that follows the broker: at most its MQTT 5 Receive Maximum (or a
+  configured window on 3.1.1) of QoS > 0 messages in flight;
+- persistent sessions: a broker that kept this client's session delivers its queued
+  messages right after CONNACK, before the actor has subscribed again in this process;
+  those are held (bounded, for `unclaimed_s`) and handed to the first subscription
+  that matches them instead of being acknowledged and lost.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -110,6 +117,7 @@ class BusStats:
     reconnects: int = 0
     queue_full: int = 0
     slow_consumer_drops: int = 0
+    unclaimed_dropped: int = 0
 
 
 _END = object()
@@ -195,6 +203,10 @@ class BusOptions:
     connect_timeout_s: float = 5.0
     will: Will | None = None
     deadletter: bool = True
+    # Messages no subscription matches yet (a persistent session's backlog): kept this
+    # long, at most unclaimed_limit of them, for the subscription that will claim them.
+    unclaimed_s: float = 30.0
+    unclaimed_limit: int = 10_000
     # amqtt drops messages still being routed when their sender's DISCONNECT arrives,
     # even after it acked them; lingering this long after the flush avoids that.
     linger_s: float = 0.1
@@ -227,6 +239,11 @@ class Bus:
         self._supervisor: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[object]] = set()
+        self._unclaimed: deque[tuple[float, Incoming]] = deque()
+        # Called after every reconnect with whether the broker still had our session;
+        # nodes republish their retained state there (a crashed broker forgot it).
+        self.on_reconnect: list[Callable[[bool], Awaitable[None]]] = []
+        self.session_present = False
         self.last_error: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------
@@ -328,9 +345,15 @@ class Bus:
             if options.protocol == "auto" and connection.protocol_version != MQTT5:
                 # Remember the fallback so reconnects skip the MQTT 5 attempt.
                 options = replace(options, protocol="3.1.1")
+            self.session_present = connection.session_present
+            reconnected = ever_connected
             if ever_connected:
                 self.stats.reconnects += 1
-                log.info("reconnected to %s", self.address.url)
+                log.info(
+                    "reconnected to %s (%s)",
+                    self.address.url,
+                    "session kept" if connection.session_present else "new session",
+                )
             ever_connected = True
             try:
                 if self._filters:
@@ -339,6 +362,9 @@ class Bus:
                 self._on_lost(None)
             self._connected.set()
             self._kick_flusher()
+            if reconnected:
+                for hook in self.on_reconnect:
+                    self._spawn(hook(connection.session_present))
             await self._lost.wait()
             self._connected.clear()
             self._connection = None
@@ -522,6 +548,7 @@ class Bus:
             self, pattern, qos, raw, maxsize or self.options.subscription_queue
         )
         self._subscriptions.append(subscription)
+        self._hand_unclaimed(subscription)
         known = self._filters.get(pattern)
         if known is None or known < qos:
             self._filters[pattern] = qos
@@ -545,12 +572,43 @@ class Bus:
     def _on_message(self, incoming: Incoming) -> None:
         self.stats.received += 1
         self.stats.received_bytes += len(incoming.payload)
+        if not self._dispatch(incoming, self._subscriptions):
+            self._keep_unclaimed(incoming)
+
+    def _keep_unclaimed(self, incoming: Incoming) -> None:
+        now = time.monotonic()
+        while self._unclaimed and (
+            now - self._unclaimed[0][0] > self.options.unclaimed_s
+            or len(self._unclaimed) >= self.options.unclaimed_limit
+        ):
+            self._unclaimed.popleft()
+            self.stats.unclaimed_dropped += 1
+        self._unclaimed.append((now, incoming))
+
+    def _hand_unclaimed(self, subscription: Subscription) -> None:
+        if not self._unclaimed:
+            return
+        horizon = time.monotonic() - self.options.unclaimed_s
+        kept: deque[tuple[float, Incoming]] = deque()
+        for arrived, incoming in self._unclaimed:
+            if arrived < horizon:
+                self.stats.unclaimed_dropped += 1
+            elif subscription.matches(incoming.topic):
+                self._dispatch(incoming, [subscription])
+            else:
+                kept.append((arrived, incoming))
+        self._unclaimed = kept
+
+    def _dispatch(self, incoming: Incoming, subscriptions: list[Subscription]) -> bool:
+        """Offer a message to the matching subscriptions; False if none matched."""
         decoded: Message | None = None
         error: str | None = None
         deadlettered = False
-        for subscription in self._subscriptions:
+        matched = False
+        for subscription in subscriptions:
             if not subscription.matches(incoming.topic):
                 continue
+            matched = True
             if decoded is None and error is None:
                 try:
                     decoded = messages.decode(incoming.payload)
@@ -573,6 +631,7 @@ class Bus:
                     error,
                 )
             )
+        return matched
 
     def _dead_letter(self, incoming: Incoming, reason: str) -> None:
         letter = self.deadletters.report(incoming.topic, incoming.payload, reason)

@@ -1,9 +1,9 @@
-"""Per-frame chunk assembly on the edge, keyed by (camera, frame id).
+"""Per-frame chunk assembly on the edge, keyed by (camera, incarnation, frame id).
 
 A frame is finished by its end marker, by the arrival of every chunk the marker
-announced, or by a grace timeout when the marker itself was lost. After that, late
-or duplicate chunks of that frame (or of any older frame of the same camera) are
-dropped, so a result never uses data that arrived after its frame was decided.
+announced, or by a grace timeout when the marker itself was lost. Once finished it is
+in the ledger (being decided, then decided): late or duplicate chunks of it are dropped,
+so a result never uses data that arrived after its frame was decided.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgebus.messages import EndOfFrame, FrameChunk
+from edgebus.nodes.frame_ledger import FrameKey, FrameLedger
 
 
 @dataclass(slots=True)
@@ -18,11 +19,16 @@ class PendingFrame:
     camera: str
     frame_id: int
     first_seen: float
+    incarnation: int = 0
     codec: str = ""
     model_id: str = ""
     capture_ts: float = 0.0
     chunks: dict[int, bytes] = field(default_factory=dict)
     end: EndOfFrame | None = None
+
+    @property
+    def key(self) -> FrameKey:
+        return (self.camera, self.incarnation, self.frame_id)
 
     @property
     def bytes_received(self) -> int:
@@ -46,28 +52,29 @@ class AssemblerStats:
 
 
 class FrameAssembler:
-    def __init__(self, grace_s: float = 1.0) -> None:
+    def __init__(self, grace_s: float = 1.0, ledger: FrameLedger | None = None) -> None:
         self.grace_s = grace_s
+        self.ledger = ledger or FrameLedger()
         self.stats = AssemblerStats()
-        self._pending: dict[tuple[str, int], PendingFrame] = {}
-        self._finished_upto: dict[str, int] = {}
+        self._pending: dict[FrameKey, PendingFrame] = {}
 
-    def _is_finished(self, camera: str, frame_id: int) -> bool:
-        return frame_id <= self._finished_upto.get(camera, -1)
+    def _is_finished(self, key: FrameKey) -> bool:
+        return self.ledger.is_deciding(key) or self.ledger.lookup(key) is not None
 
-    def _frame(self, camera: str, frame_id: int, now: float) -> PendingFrame:
-        key = (camera, frame_id)
+    def _frame(self, key: FrameKey, now: float) -> PendingFrame:
         frame = self._pending.get(key)
         if frame is None:
-            frame = self._pending[key] = PendingFrame(camera, frame_id, now)
+            camera, incarnation, frame_id = key
+            frame = self._pending[key] = PendingFrame(camera, frame_id, now, incarnation)
         return frame
 
     def add_chunk(self, chunk: FrameChunk, now: float) -> list[PendingFrame]:
         """Store a chunk; returns the frames this chunk finished (none, usually)."""
-        if self._is_finished(chunk.camera, chunk.frame_id):
+        key = (chunk.camera, chunk.incarnation, chunk.frame_id)
+        if self._is_finished(key):
             self.stats.late += 1
             return []
-        frame = self._frame(chunk.camera, chunk.frame_id, now)
+        frame = self._frame(key, now)
         if chunk.chunk_index in frame.chunks:
             self.stats.duplicates += 1
             return []
@@ -83,10 +90,11 @@ class FrameAssembler:
 
     def end(self, marker: EndOfFrame, now: float) -> list[PendingFrame]:
         """Record an end marker; returns the frames it finished, oldest first."""
-        if self._is_finished(marker.camera, marker.frame_id):
+        key = (marker.camera, marker.incarnation, marker.frame_id)
+        if self._is_finished(key):
             self.stats.late += 1
             return []
-        frame = self._frame(marker.camera, marker.frame_id, now)
+        frame = self._frame(key, now)
         frame.end = marker
         frame.codec, frame.model_id, frame.capture_ts = (
             marker.codec,
@@ -100,23 +108,34 @@ class FrameAssembler:
         stale = [f for f in self._pending.values() if now - f.first_seen >= self.grace_s]
         finished: list[PendingFrame] = []
         for frame in sorted(stale, key=lambda f: f.frame_id):
-            if (frame.camera, frame.frame_id) in self._pending:
+            if frame.key in self._pending:
                 self.stats.expired += 1
+                finished += self._finish(frame)
+        return finished
+
+    def finish_all(self) -> list[PendingFrame]:
+        """Every pending frame, decided from what it has (the edge is stopping)."""
+        finished: list[PendingFrame] = []
+        for frame in sorted(self._pending.values(), key=lambda f: f.frame_id):
+            if frame.key in self._pending:
                 finished += self._finish(frame)
         return finished
 
     def _finish(self, frame: PendingFrame) -> list[PendingFrame]:
         # A camera never interleaves frames, so once a newer frame is decided every older
-        # pending one has lost its end marker: decide those first, from what they have.
+        # pending one of the same run has lost its end marker: decide those first, from
+        # what they have.
         older = sorted(
-            (f for k, f in self._pending.items() if k[0] == frame.camera and k[1] < frame.frame_id),
+            (
+                f
+                for k, f in self._pending.items()
+                if k[:2] == frame.key[:2] and k[2] < frame.frame_id
+            ),
             key=lambda f: f.frame_id,
         )
         for done in [*older, frame]:
-            self._pending.pop((done.camera, done.frame_id), None)
-        self._finished_upto[frame.camera] = max(
-            frame.frame_id, self._finished_upto.get(frame.camera, -1)
-        )
+            self._pending.pop(done.key, None)
+            self.ledger.begin(done.key)
         return [*older, frame]
 
     @property

@@ -23,16 +23,23 @@ from edgebus.topics import Topics
 log = logging.getLogger("edgebus.node")
 
 
-def bus_for(settings: Settings, will: Will | None = None) -> Bus:
-    """A Bus configured from Settings (raises BrokerUrlError for a bad URL)."""
+def bus_for(settings: Settings, will: Will | None = None, persistent: bool = False) -> Bus:
+    """A Bus configured from Settings (raises BrokerUrlError for a bad URL).
+
+    `persistent` asks the broker to keep the session (subscriptions and queued QoS 1
+    messages) for settings.session_expiry_s while the client is away."""
     tls = TlsOptions(settings.ca_file, settings.cert_file, settings.key_file, settings.tls_insecure)
+    keep = persistent and settings.session_expiry_s > 0
     options = BusOptions(
         site=settings.site,
         node_id=settings.node_id,
         client=settings.mqtt_client,
         protocol=settings.protocol,
         keepalive_s=settings.keepalive_s,
+        clean_start=not keep,
+        session_expiry_s=settings.session_expiry_s if keep else 0,
         queue_limit=settings.queue_limit,
+        max_inflight=settings.inflight_window,
         reconnect_min_s=settings.reconnect_min_s,
         reconnect_max_s=settings.reconnect_max_s,
         will=will,
@@ -45,6 +52,8 @@ class Node:
 
     role: ClassVar[str] = ""
     capabilities: ClassVar[tuple[str, ...]] = ()
+    # Nodes that must not miss QoS 1 traffic while they restart keep a broker session.
+    persistent_session: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -55,7 +64,10 @@ class Node:
         # The broker publishes this retained copy if we vanish without saying goodbye.
         offline = Status(self.node_id, self.role, "offline", __version__, list(self.capabilities))
         will = Will(self.topics.status(self.node_id), encode(offline), qos=1, retain=True)
-        self.bus = bus_for(settings, will=will)
+        self.bus = bus_for(settings, will=will, persistent=self.persistent_session)
+        # A broker that crashed forgot every retained status: say ours again at once.
+        self.bus.on_reconnect.append(self._announce_again)
+        self._online = False
         self._heartbeat_seq = 0
         self.monitor = ResourceMonitor()
         # Every node keeps its own record, synced to the global store (storage/).
@@ -89,6 +101,7 @@ class Node:
         self.record(
             "results",
             camera=result.camera,
+            incarnation=result.incarnation,
             frame_id=result.frame_id,
             top_k=result.top_k,
             scores=result.scores,
@@ -150,6 +163,7 @@ class Node:
             await asyncio.wait({ready, work, stop}, return_when=asyncio.FIRST_COMPLETED)
             ready.cancel()
             if self.ready.is_set():
+                self._online = True
                 self.record("node_status", role=self.role, state="online", stats={})
                 await self.bus.publish(
                     self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
@@ -177,6 +191,12 @@ class Node:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    async def _announce_again(self, session_present: bool) -> None:
+        if self._online and not self.stopping.is_set():
+            await self.bus.publish(
+                self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
+            )
 
     async def _heartbeat(self) -> None:
         while True:

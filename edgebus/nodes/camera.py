@@ -17,6 +17,10 @@ Pipeline, as asyncio tasks:
   frame, a policy spends a token of the bucket on the frames worth offloading, and those
   are sent whole (every unit); a frame that stays gets the weak model's answer published
   as the camera's own result, so every frame has exactly one result.
+- Every frame sent is followed to its outcome (`frame_outcomes.py`): the camera asks
+  again for frames no edge answered and records a dropped frame itself only where no
+  edge will. Each start draws a new `incarnation`, so frame ids that restart at 0 never
+  collide with an earlier run's.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +36,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edgebus.broker.bus import OutgoingQueueFull
+from edgebus.broker.bus import BusError, OutgoingQueueFull
 from edgebus.broker.link import LinkEmulator, TraceError, mqtt_publish_size, trace_from_spec
 from edgebus.clock import Clock
 from edgebus.codecs.base import Codec
@@ -49,10 +54,12 @@ from edgebus.messages import (
 from edgebus.nodes.base import Node
 from edgebus.nodes.chunking import BYTE_CODEC_BLOCK, Chunk, Chunker, count_chunks
 from edgebus.nodes.codec_choice import parse_codec
+from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
 from edgebus.nodes.offload_gate import ADMIT_ALL, Admission, PolicyGate, WeakAnswer
 from edgebus.nodes.qos_stream import FrameCoding, QosEncoder
 from edgebus.nodes.sources import FrameSource, SourceError, open_source
 from edgebus.nodes.stream_policy import ANY_PEER, CameraSchedule
+from edgebus.storage.models import DROPPED, SENT
 
 log = logging.getLogger("edgebus.camera")
 
@@ -88,6 +95,7 @@ class EncodeJob:
     edge: str = ""  # under a scheduling policy, the edge assigned when it was captured
     units: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     unit_sizes: list[int] = field(default_factory=list)
+    chunks_out: int = 0  # chunks handed to the bus so far
     first_ready_mono: float | None = None
     encoded: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -125,6 +133,13 @@ class CameraNode(Node):
         on_sent: Callable[[SentFrame], None] | None = None,
     ) -> None:
         super().__init__(settings, clock)
+        # This run of the camera: part of every frame's identity (random, never 0).
+        self.incarnation = secrets.randbits(52) or 1
+        period_s = settings.frame_period_ms / 1000.0
+        self.outcomes = OutcomeTracker(
+            self.bus, self.topics, self.node_id, self.incarnation, self.clock,
+            OutcomeTimings.for_period(period_s, settings.outcome_timeout_s), self._record_drop,
+        )  # fmt: skip
         self.qos: QosEncoder | None = None
         try:
             self._check_data_path(settings)
@@ -159,9 +174,8 @@ class CameraNode(Node):
         if settings.scheduled:
             try:
                 self.schedule = CameraSchedule(
-                    self.bus, self.topics, self.node_id, self.clock, trace,
-                    settings.peer_links, settings.frame_period_ms / 1000.0, self._record_drop,
-                )  # fmt: skip
+                    self.bus, self.topics, self.node_id, self.clock, trace, settings.peer_links
+                )
             except ValueError as exc:
                 raise ConfigError(f"camera {settings.node_id}: {exc}") from None
         self.frame_bytes = 0.0  # a full frame's size, estimated at start (for schedulers)
@@ -213,16 +227,53 @@ class CameraNode(Node):
 
     async def start_services(self) -> None:
         self.frame_bytes = await asyncio.to_thread(self._full_frame_bytes)
+        await self.outcomes.start()
         if self.qos is not None:
             await self.qos.start()
         if self.schedule is not None:
             await self.schedule.start()
 
     async def stop_services(self) -> None:
+        await self.outcomes.stop()
         if self.qos is not None:
             await self.qos.stop()
         if self.schedule is not None:
             await self.schedule.stop()
+
+    async def _ask_about_earlier_runs(self) -> None:
+        """Frames an earlier run of this camera sent lately and may never have heard of:
+        ask again, so a crash or a lost broker session leaves none without a record."""
+        if self.storage is None:
+            return
+        since = self.clock.time() - self.outcomes.timings.give_up_s
+        (rows,) = await self.storage.store.rows_since(("frames",), since)
+        earlier = [r for r in rows if r["camera"] == self.node_id
+                   and r["incarnation"] != self.incarnation]  # fmt: skip
+        closed = {(r["incarnation"], r["frame_id"]) for r in earlier if r["direction"] == DROPPED}
+        markers = [
+            EndOfFrame(
+                self.node_id,
+                r["frame_id"],
+                0,
+                0,
+                r["bytes_sent"],
+                r["codec"],
+                r["model_id"],
+                r["capture_ts"],
+                r["deadline_ts"],
+                self.settings.frame_width,
+                self.settings.frame_height,
+                edge=r["edge"],
+                incarnation=r["incarnation"],
+                attempt=1,
+            )
+            for r in earlier
+            if r["direction"] == SENT and (r["incarnation"], r["frame_id"]) not in closed
+        ]
+        if markers:
+            log.info("%s: asking again about %d frame(s) of earlier runs", self.node_id,
+                     len(markers))  # fmt: skip
+            self.outcomes.ask_again(markers)
 
     def _full_frame_bytes(self) -> float:
         """Every unit of the source's first frame: what the camera would send unhindered."""
@@ -232,11 +283,15 @@ class CameraNode(Node):
 
     def _record_drop(self, dropped: FrameDropped) -> None:
         self.counters["drop_records"] += 1
+        log.info("frame %d dropped: %s", dropped.frame_id, dropped.reason)
         self.record(
             "frames",
             camera=self.node_id,
+            incarnation=dropped.incarnation,
             frame_id=dropped.frame_id,
-            direction="dropped",
+            direction=DROPPED,
+            edge=dropped.edge,
+            reason=dropped.reason,
             capture_ts=dropped.capture_ts,
             deadline_ts=dropped.capture_ts + self.settings.frame_period_ms / 1000.0,
             codec="",
@@ -259,6 +314,7 @@ class CameraNode(Node):
 
     async def main(self) -> None:
         period_s = self.settings.frame_period_ms / 1000.0
+        await self._ask_about_earlier_runs()
         sender = asyncio.create_task(self._send_loop(), name=f"{self.node_id}-send")
         self.ready.set()
         try:
@@ -285,6 +341,10 @@ class CameraNode(Node):
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+            # Their outcomes follow within a few periods; what is still open then is
+            # asked about again by the next start.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.outcomes.settle(self.outcomes.timings.first_ask_s + 1.0)
             self._encoder.shutdown(wait=False, cancel_futures=True)
             self.source.close()
 
@@ -302,7 +362,7 @@ class CameraNode(Node):
         )
         if self.schedule is not None and self.schedule.edge is None:
             self.counters["frames_unassigned"] += 1
-            await self.schedule.drops.drop_now(frame_id, now_ts, "no edge assigned")
+            await self.outcomes.drop_now(frame_id, now_ts, "no edge assigned")
             return
         admission = await self.gate.admit(captured)
         if admission.weak is not None:
@@ -359,15 +419,16 @@ class CameraNode(Node):
             ts=now,
             codec="weak",
             label=frame.label,
+            incarnation=self.incarnation,
         )
-        try:
-            await self.bus.publish(self.topics.result(self.node_id), result, qos=1)
-        except OutgoingQueueFull as exc:
-            self.counters["results_dropped"] += 1
-            log.debug("local result of frame %d dropped: %s", frame.frame_id, exc)
-            return
+        # The row is the record; the message tells subscribers. Stored either way.
         self.record_result(result)
         self.counters["local_results"] += 1
+        try:
+            await self.bus.publish(self.topics.result(self.node_id), result, qos=1)
+        except BusError as exc:
+            self.counters["results_unpublished"] += 1
+            log.debug("local result of frame %d not published: %s", frame.frame_id, exc)
 
     def _encode_failed(self, encoding: asyncio.Future[None]) -> None:
         # The frame still ends (with what was coded) because the worker always closes the
@@ -403,38 +464,47 @@ class CameraNode(Node):
                 await self._send(job)
             except OutgoingQueueFull as exc:
                 self.counters["frames_dropped"] += 1
-                log.debug("frame %d dropped: %s", job.frame.frame_id, exc)
-                await self._drop_unsent(job, str(exc))
+                log.debug("frame %d not sent whole: %s", job.frame.frame_id, exc)
+                await self._unsent(job, str(exc))
             except Exception as exc:
-                # A bug must not silently stop the camera: the frame is lost, loudly, and
-                # the next one is sent.
+                # A bug must not silently stop the camera: the frame ends with a record,
+                # loudly, and the next one is sent.
                 self.counters["send_errors"] += 1
                 log.exception("frame %d not sent: %s", job.frame.frame_id, exc)
-                await self._drop_unsent(job, f"send failed: {exc}")
+                await self._unsent(job, f"send failed: {exc}")
             finally:
                 self._jobs.task_done()
 
-    async def _drop_unsent(self, job: EncodeJob, reason: str) -> None:
-        if self.schedule is not None:
-            await self.schedule.drops.drop_now(job.frame.frame_id, job.frame.capture_ts, reason)
+    async def _unsent(self, job: EncodeJob, reason: str) -> None:
+        frame = job.frame
+        if job.chunks_out == 0:
+            # Nothing of it reached the bus, so no edge can decide it: the camera records.
+            await self.outcomes.drop_now(frame.frame_id, frame.capture_ts, reason, job.edge)
+            return
+        # Some chunks are out and an edge may decide the frame from them: follow it to its
+        # outcome instead of recording a second one here.
+        self.outcomes.sent(self._end_marker(job, job.chunks_out, 0, 0))
 
-    def _end_marker(self, job: EncodeJob, sent: SentFrame) -> EndOfFrame:
+    def _end_marker(
+        self, job: EncodeJob, chunks_sent: int, payload_bytes: int, units_sent: int
+    ) -> EndOfFrame:
         frame = job.frame
         return EndOfFrame(
             self.node_id,
             frame.frame_id,
-            sent.chunks_sent,
+            chunks_sent,
             count_chunks(job.unit_sizes, self.block_bytes),
-            sent.payload_bytes,
+            payload_bytes,
             job.coding.codec,
             job.coding.model_id,
             frame.capture_ts,
             frame.deadline_ts,
             self.settings.frame_width,
             self.settings.frame_height,
-            sent.units_sent,
+            units_sent,
             frame.label,
             job.edge,
+            self.incarnation,
         )
 
     def _marker_wire_bytes(self, job: EncodeJob) -> int:
@@ -456,6 +526,7 @@ class CameraNode(Node):
             0xFFFF,
             frame.label,
             job.edge,
+            self.incarnation,
         )
         topic = self.topics.frame_end(self.node_id, frame.frame_id)
         return mqtt_publish_size(topic, len(encode(probe)), qos=1)
@@ -500,6 +571,7 @@ class CameraNode(Node):
                     frame.capture_ts,
                     chunk.data,
                     job.edge,
+                    self.incarnation,
                 )
                 topic = self.topics.frame_chunk(self.node_id, frame.frame_id, chunks_sent)
                 payload = encode(message)
@@ -518,6 +590,7 @@ class CameraNode(Node):
                     break
                 await self.bus.publish(topic, payload, qos=0)
                 chunks_sent += 1
+                job.chunks_out = chunks_sent
                 units_sent = chunk.units_complete
                 payload_bytes += len(chunk.data)
                 wire_bytes += wire
@@ -547,14 +620,12 @@ class CameraNode(Node):
             link_rate,
             job.coding.model_id,
         )
-        await self.bus.publish(
-            self.topics.frame_end(self.node_id, frame.frame_id), self._end_marker(job, sent), qos=1
-        )
-        if self.schedule is not None:
-            self.schedule.drops.sent(frame.frame_id, frame.capture_ts, job.edge)
-        self._account(sent, job.coding)
+        marker = self._end_marker(job, sent.chunks_sent, sent.payload_bytes, sent.units_sent)
+        await self.bus.publish(self.topics.frame_end(self.node_id, frame.frame_id), marker, qos=1)
+        self.outcomes.sent(marker)
+        self._account(sent, job.coding, job.edge)
 
-    def _account(self, sent: SentFrame, coding: FrameCoding) -> None:
+    def _account(self, sent: SentFrame, coding: FrameCoding, edge: str) -> None:
         complete = sent.units_sent == sent.units_total
         self.counters["frames_sent"] += 1
         self.counters["bytes_sent"] += sent.wire_bytes
@@ -564,8 +635,10 @@ class CameraNode(Node):
         self.record(
             "frames",
             camera=self.node_id,
+            incarnation=self.incarnation,
             frame_id=sent.frame_id,
-            direction="sent",
+            direction=SENT,
+            edge=edge,
             capture_ts=sent.capture_ts,
             deadline_ts=sent.capture_ts + self.settings.frame_period_ms / 1000.0,
             codec=coding.codec,

@@ -3,6 +3,12 @@
 A frame is decided at its end marker, on completion, or after a grace timeout when the
 marker was lost (`assembler.py`). Decoding and the strong classifier run in one worker
 thread, so the event loop keeps receiving other cameras' chunks meanwhile.
+
+Every frame the edge takes ends in exactly one record in its store: a result, or a
+dropped row with the reason (no chunk arrived, undecodable, unknown model, overload).
+The record is committed before the result goes out, and the camera is told the outcome
+on `outcome/<camera>`; a camera that asks again (its end marker with attempt > 0) gets
+the same answer from the ledger (`frame_ledger.py`), never a second decision.
 """
 
 from __future__ import annotations
@@ -10,22 +16,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from edgebus.broker.bus import Delivery
+from edgebus.aio import cancel_and_wait
+from edgebus.broker.bus import BusClosed, Delivery, OutgoingQueueFull, PublishRefused
 from edgebus.clock import Clock
 from edgebus.codecs.classifier import Classifier
 from edgebus.config import Settings
-from edgebus.messages import EndOfFrame, FrameChunk, Result, SchedulingPolicy
+from edgebus.messages import (
+    OUTCOME_DROPPED,
+    OUTCOME_REFUSED,
+    OUTCOME_RESULT,
+    EndOfFrame,
+    FrameChunk,
+    FrameDropped,
+    FrameOutcome,
+    Message,
+    Result,
+    SchedulingPolicy,
+)
 from edgebus.nodes.assembler import FrameAssembler, PendingFrame
 from edgebus.nodes.base import Node
 from edgebus.nodes.decoding import Classified, FrameClassifier
+from edgebus.nodes.frame_ledger import Decision, FrameKey, FrameLedger
 from edgebus.nodes.model_follower import UnknownModel
 from edgebus.nodes.qos_stream import CODEC as QOS_CODEC
 from edgebus.nodes.qos_stream import QosClassifier
 from edgebus.nodes.stream_policy import EdgeStreams
+from edgebus.storage.errors import StorageError
+from edgebus.storage.models import DROPPED, RECEIVED
+from edgebus.topics import TopicError, parse
 
 log = logging.getLogger("edgebus.edge")
 
@@ -33,6 +56,13 @@ log = logging.getLogger("edgebus.edge")
 # (the next capture): the time to decode and classify what arrived.
 RESULT_SLACK_S = 0.1
 MAX_BATCH = 32
+
+
+def _sent_by(topic: str, camera: str) -> bool:
+    try:
+        return parse(topic).node == camera
+    except TopicError:
+        return False
 
 
 class EdgeNode(Node):
@@ -51,12 +81,23 @@ class EdgeNode(Node):
     ) -> None:
         super().__init__(settings, clock)
         period_s = settings.frame_period_ms / 1000.0
-        self.assembler = FrameAssembler(grace_s if grace_s is not None else 2 * period_s)
+        self.ledger = FrameLedger()
+        self.assembler = FrameAssembler(
+            grace_s if grace_s is not None else 2 * period_s, self.ledger
+        )
         self.frames = FrameClassifier(classifier or Classifier("strong"), settings.frame_width)
         self.shared_group = shared_group
         self.latencies_ms: list[float] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-classify")
-        self._decided: asyncio.Queue[PendingFrame] = asyncio.Queue()
+        # Frames finished by the assembler, with when (monotonic): one that waits longer
+        # than max_queue_s for the classifier is dropped as overload, so latency stays
+        # bounded when more frames arrive than the classifier can take.
+        self._decided: asyncio.Queue[tuple[PendingFrame, float]] = asyncio.Queue()
+        self.max_queue_s = max(1.0, 2 * period_s)
+        self._batch: list[tuple[PendingFrame, float]] = []  # being decided now
+        self._done_keys: set[FrameKey] = set()  # of that batch, concluded already
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         # Frames of the QoS pool's models; it follows every model switch, so the edge
         # holds (and acknowledges) each model before the first frame that needs it.
         self.qos = QosClassifier(
@@ -99,8 +140,11 @@ class EdgeNode(Node):
         return ["strong", *sorted(self.qos.follower.cache)]
 
     async def main(self) -> None:
+        # Answers to repeated questions must survive a restart: read them back first.
+        await self._load_ledger()
         expiry = asyncio.create_task(self._expire_loop())
         classifier = asyncio.create_task(self._classify_loop())
+        self._tasks = [expiry, classifier]
         try:
             if self.settings.scheduled:
                 await self._follow_policy()
@@ -115,10 +159,50 @@ class EdgeNode(Node):
                 async for delivery in frames:
                     self._on_delivery(delivery)
         finally:
-            expiry.cancel()
-            classifier.cancel()
+            await cancel_and_wait(self._tasks, suppress=(Exception,))
             await self.streams.close()
-            self._worker.shutdown(wait=False, cancel_futures=True)
+
+    async def on_stop(self) -> None:
+        """Decide what is assembled or queued before going offline: those frames' cameras
+        wait for an outcome, and nobody else holds their chunks."""
+        # The batch being decided when main() was cancelled, the queue, then the assembler.
+        leftover = [item for item in self._batch if item[0].key not in self._done_keys]
+        leftover += self._queued()
+        leftover += [(frame, self.clock.monotonic()) for frame in self.assembler.finish_all()]
+        if leftover:
+            try:
+                async with asyncio.timeout(5.0):
+                    await self._decide(leftover)
+            except TimeoutError:
+                log.warning("%s: %d frame(s) left undecided at stop", self.node_id, len(leftover))
+                for frame, _ in leftover:
+                    self.ledger.abandon(frame.key)
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def _queued(self) -> list[tuple[PendingFrame, float]]:
+        items = []
+        while not self._decided.empty():
+            items.append(self._decided.get_nowait())
+        return items
+
+    async def _load_ledger(self) -> None:
+        if self.storage is None:
+            return
+        since = self.clock.time() - self.ledger.horizon_s
+        results, frames = await self.storage.store.rows_since(("results", "frames"), since)
+        decisions = [
+            ((r["camera"], r["incarnation"], r["frame_id"]), Decision(OUTCOME_RESULT, "", r["ts"]))
+            for r in results
+        ] + [
+            ((f["camera"], f["incarnation"], f["frame_id"]),
+             Decision(OUTCOME_DROPPED, f["reason"], f["ts"]))
+            for f in frames
+            if f["direction"] == DROPPED
+        ]  # fmt: skip
+        loaded = self.ledger.load(sorted(decisions, key=lambda item: item[1].decided_ts))
+        if loaded:
+            log.info("%s: %d recent frame outcome(s) read back from the store", self.node_id,
+                     loaded)  # fmt: skip
 
     async def _follow_policy(self) -> None:
         policies = await self.bus.subscribe(self.topics.sched_policy(self.node_id), qos=1)
@@ -128,77 +212,169 @@ class EdgeNode(Node):
             if isinstance(policy, SchedulingPolicy) and await self.streams.apply(policy):
                 self.counters["policy_changes"] += 1
 
+    # -- receiving ------------------------------------------------------------------------
+
     def _on_delivery(self, delivery: Delivery) -> None:
         message = delivery.message
-        now = self.clock.monotonic()
-        if isinstance(message, FrameChunk | EndOfFrame) and message.edge not in (
-            "", self.node_id
-        ):  # fmt: skip
+        if not isinstance(message, FrameChunk | EndOfFrame):
+            self.counters["unexpected_messages"] += 1
+            return
+        if message.edge not in ("", self.node_id):
             # Addressed to another edge: a handover in progress, or a shared stream.
             self.counters["frames_for_other_edges"] += isinstance(message, EndOfFrame)
             return
+        if not _sent_by(delivery.topic, message.camera):
+            # The topic is what a broker's ACL checks; the payload's camera must match it.
+            self._refused("forged", message, f"names camera {message.camera!r} on topic "
+                          f"{delivery.topic}", answer=False)  # fmt: skip
+            return
+        key = (message.camera, message.incarnation, message.frame_id)
+        decision = self.ledger.lookup(key)
+        if decision is not None or self.ledger.is_deciding(key):
+            self.assembler.stats.late += 1
+            if isinstance(message, EndOfFrame) and decision is not None:
+                self.counters["outcomes_repeated"] += 1
+                self._spawn(self._tell_camera(key, decision.outcome, decision.reason))
+            return
+        reason = self.ledger.screen(key, message.capture_ts, self.clock.time())
+        if reason is not None:
+            self._refused("refused", message, reason, answer=isinstance(message, EndOfFrame))
+            return
+        self.ledger.seen(key)
+        now = self.clock.monotonic()
         if isinstance(message, FrameChunk):
             finished = self.assembler.add_chunk(message, now)
-        elif isinstance(message, EndOfFrame):
-            finished = self.assembler.end(message, now)
         else:
-            self.counters["unexpected_messages"] += 1
-            return
+            finished = self.assembler.end(message, now)
         for frame in finished:
-            self._decided.put_nowait(frame)
+            self._decided.put_nowait((frame, now))
+
+    def _refused(
+        self, kind: str, message: FrameChunk | EndOfFrame, reason: str, answer: bool
+    ) -> None:
+        self.counters[f"frames_{kind}"] += 1
+        count = self.counters[f"frames_{kind}"]
+        what = f"{message.camera}/{message.incarnation}/{message.frame_id}"
+        if count <= 10 or count % 1000 == 0:
+            log.warning("%s: %s frame message %s (%d so far): %s", self.node_id, kind, what,
+                        count, reason)  # fmt: skip
+        if isinstance(message, EndOfFrame):
+            self.record("events", kind=f"frame_{kind}", ts=self.clock.time(), detail={
+                "camera": message.camera[:64], "incarnation": message.incarnation,
+                "frame_id": message.frame_id, "reason": reason[:256]})  # fmt: skip
+        if answer:
+            key = (message.camera, message.incarnation, message.frame_id)
+            self._spawn(self._tell_camera(key, OUTCOME_REFUSED, reason))
 
     async def _expire_loop(self) -> None:
         while True:
             await self.clock.sleep(min(0.1, self.assembler.grace_s / 4))
-            for frame in self.assembler.expire(self.clock.monotonic()):
-                self._decided.put_nowait(frame)
+            now = self.clock.monotonic()
+            for frame in self.assembler.expire(now):
+                self._decided.put_nowait((frame, now))
+
+    # -- deciding -------------------------------------------------------------------------
 
     async def _classify_loop(self) -> None:
-        """Classify decided frames in batches: whatever piled up while the last batch ran
-        goes through the classifier together, so a burst of end markers (cameras that
-        capture in step) costs one model call, not one each."""
-        loop = asyncio.get_running_loop()
+        """Decide frames in batches: whatever piled up while the last batch ran goes
+        through the classifier together, so a burst of end markers (cameras that capture
+        in step) costs one model call, not one each."""
         while True:
-            batch = [await self._decided.get()]
+            self._batch = batch = [await self._decided.get()]
+            self._done_keys.clear()
             while not self._decided.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._decided.get_nowait())
-            images = [f for f in batch if f.codec != QOS_CODEC]
-            for frame in batch:
-                if frame.codec == QOS_CODEC:
-                    await self._classify_qos(frame)
-            if not images:
-                continue
-            verdicts = await loop.run_in_executor(self._worker, self.frames.classify_batch, images)
-            for frame, verdict in zip(images, verdicts, strict=True):
+            try:
+                await self._decide(batch)
+            except Exception as exc:
+                # A bug must not stop classification while the edge looks alive: the batch
+                # ends as dropped records with the reason, and the loop goes on.
+                self.counters["decide_errors"] += 1
+                log.exception("%s: deciding %d frame(s) failed", self.node_id, len(batch))
+                undecided = [f for f, _ in batch if f.key not in self._done_keys]
+                await self._conclude([(f, None, f"edge error: {exc}"[:200]) for f in undecided])
+            self._batch = []
+
+    async def _decide(self, batch: list[tuple[PendingFrame, float]]) -> None:
+        now = self.clock.monotonic()
+        verdicts: list[tuple[PendingFrame, Classified | None, str]] = []
+        images: list[PendingFrame] = []
+        for frame, decided_at in batch:
+            if not frame.chunks:
+                sent = frame.end.chunks_sent if frame.end is not None else "?"
+                verdicts.append((frame, None, f"no chunk arrived ({sent} sent)"))
+            elif now - decided_at > self.max_queue_s:
+                self.counters["frames_overload"] += 1
+                waited = now - decided_at
+                verdicts.append(
+                    (frame, None, f"overload: waited {waited:.2f} s for the classifier")
+                )
+            elif frame.codec == QOS_CODEC:
+                verdicts.append(await self._classify_qos(frame))
+            else:
+                images.append(frame)
+        if images:
+            loop = asyncio.get_running_loop()
+            outs = await loop.run_in_executor(self._worker, self.frames.classify_batch, images)
+            for frame, verdict in zip(images, outs, strict=True):
                 if isinstance(verdict, str):
                     self.counters["undecodable_frames"] += 1
-                    log.warning("frame %s/%d not classified: %s", frame.camera, frame.frame_id,
-                                verdict)  # fmt: skip
-                    continue
-                await self._publish(frame, verdict)
+                    verdicts.append((frame, None, f"undecodable: {verdict}"[:200]))
+                else:
+                    verdicts.append((frame, verdict, ""))
+        await self._conclude(verdicts)
 
-    async def _classify_qos(self, frame: PendingFrame) -> None:
-        """A pool-model frame: classified only by the model it names, else rejected."""
+    async def _classify_qos(
+        self, frame: PendingFrame
+    ) -> tuple[PendingFrame, Classified | None, str]:
+        """A pool-model frame: classified only by the model it names, else dropped."""
         try:
             model = await self.qos.model(frame.model_id)
         except UnknownModel as exc:
             self.counters["frames_rejected_unknown_model"] += 1
             log.error("frame %s/%d rejected: %s", frame.camera, frame.frame_id, exc)
-            self.record("events", kind="frame_rejected", ts=self.clock.time(),
-                        detail={"camera": frame.camera, "frame_id": frame.frame_id,
-                                "model_id": frame.model_id, "reason": str(exc)})  # fmt: skip
-            return
+            return frame, None, f"unknown model: {exc}"[:200]
         data = b"".join(frame.ordered_chunks())
         loop = asyncio.get_running_loop()
         verdict = await loop.run_in_executor(self._worker, QosClassifier.classify, model, data)
         if isinstance(verdict, str):
             self.counters["undecodable_frames"] += 1
-            log.warning("frame %s/%d not classified: %s", frame.camera, frame.frame_id, verdict)
-            return
-        await self._publish(frame, Classified(verdict.top_k, verdict.scores, 1))
+            return frame, None, f"undecodable: {verdict}"[:200]
+        return frame, Classified(verdict.top_k, verdict.scores, 1), ""
 
-    async def _publish(self, frame: PendingFrame, verdict: Classified) -> None:
+    async def _conclude(self, verdicts: list[tuple[PendingFrame, Classified | None, str]]) -> None:
+        """Record every frame's outcome, commit it, then tell the bus: a crash after the
+        result went out can never leave the result without its row."""
         now = self.clock.time()
+        results: list[Result] = []
+        for frame, verdict, reason in verdicts:
+            if verdict is not None:
+                results.append(self._record_result(frame, verdict, now))
+            else:
+                self._record_drop(frame, reason, now)
+        if self.storage is not None:
+            try:
+                await self.storage.store.flush()
+            except StorageError as exc:
+                # The rows wait in memory and are written when the disk allows.
+                log.error("%s: outcomes not yet stored: %s", self.node_id, exc)
+        for frame, verdict, reason in verdicts:
+            outcome = OUTCOME_RESULT if verdict is not None else OUTCOME_DROPPED
+            self.ledger.decide(frame.key, outcome, reason, now)
+            self._done_keys.add(frame.key)
+        for result in results:
+            await self._publish(self.topics.result(self.node_id), result)
+        for frame, verdict, reason in verdicts:
+            if verdict is None:
+                dropped = FrameDropped(
+                    frame.camera, frame.frame_id, self.node_id, reason, frame.capture_ts,
+                    ts=now, incarnation=frame.incarnation,
+                )  # fmt: skip
+                await self._publish(self.topics.dropped(frame.camera), dropped)
+            outcome = OUTCOME_RESULT if verdict is not None else OUTCOME_DROPPED
+            await self._tell_camera(frame.key, outcome, reason)
+
+    def _record_result(self, frame: PendingFrame, verdict: Classified, now: float) -> Result:
         latency_ms = (now - frame.capture_ts) * 1000.0 if frame.capture_ts else 0.0
         end = frame.end
         deadline_met = end is not None and now <= end.deadline_ts + RESULT_SLACK_S
@@ -218,13 +394,15 @@ class EdgeNode(Node):
             codec=frame.codec,
             label=end.label if end is not None else -1,
             model_id=frame.model_id,
+            incarnation=frame.incarnation,
         )
-        await self.bus.publish(self.topics.result(self.node_id), result, qos=1)
         self.record(
             "frames",
             camera=frame.camera,
+            incarnation=frame.incarnation,
             frame_id=frame.frame_id,
-            direction="received",
+            direction=RECEIVED,
+            edge=self.node_id,
             capture_ts=frame.capture_ts,
             deadline_ts=end.deadline_ts if end else 0.0,
             codec=frame.codec,
@@ -242,6 +420,48 @@ class EdgeNode(Node):
         self.counters["deadline_hits" if deadline_met else "deadline_misses"] += 1
         self.latencies_ms.append(latency_ms)
         self.counters["latency_ms_sum"] += latency_ms
+        return result
+
+    def _record_drop(self, frame: PendingFrame, reason: str, now: float) -> None:
+        self.counters["drop_records"] += 1
+        log.info("frame %s/%d dropped: %s", frame.camera, frame.frame_id, reason)
+        end = frame.end
+        self.record(
+            "frames",
+            camera=frame.camera,
+            incarnation=frame.incarnation,
+            frame_id=frame.frame_id,
+            direction=DROPPED,
+            edge=self.node_id,
+            reason=reason,
+            capture_ts=frame.capture_ts,
+            deadline_ts=end.deadline_ts if end else 0.0,
+            codec=frame.codec,
+            model_id=frame.model_id,
+            bytes_sent=end.bytes_sent if end else 0,
+            bytes_received=frame.bytes_received,
+            deadline_met=False,
+            ts=now,
+        )
+
+    async def _tell_camera(self, key: FrameKey, outcome: str, reason: str) -> None:
+        camera, incarnation, frame_id = key
+        told = FrameOutcome(camera, incarnation, frame_id, self.node_id, outcome, reason[:256],
+                            ts=self.clock.time())  # fmt: skip
+        await self._publish(self.topics.outcome(camera), told)
+
+    async def _publish(self, topic: str, message: Message) -> None:
+        try:
+            await self.bus.publish(topic, message, qos=1)
+        except (OutgoingQueueFull, BusClosed, PublishRefused) as exc:
+            # The record is stored; a camera that misses this asks again.
+            self.counters["outcomes_unpublished"] += 1
+            log.debug("not published to %s: %s", topic, exc)
+
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def stats(self) -> dict[str, float]:
         stats = super().stats()

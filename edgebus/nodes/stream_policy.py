@@ -6,9 +6,9 @@
   edge), capped by the allocation: the link emulator enforces the mapping's bandwidth.
 - An edge follows `sched/policy/<edge>`: `streams` lists the cameras whose frames it
   subscribes to; the subscriptions change with the policy.
-- A camera under a policy watches the results of its frames. A frame that gets no result
-  in time (its edge died, or no edge was assigned) gets an explicit `FrameDropped` record,
-  published and stored, so no frame is silently lost.
+- Like every camera, one under a policy follows each frame to its outcome
+  (`frame_outcomes.py`): a frame whose edge died, or that had no edge, gets an explicit
+  `FrameDropped` record, published and stored, so no frame is silently lost.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus, Delivery, Subscription
 from edgebus.broker.link import BandwidthTrace, LinkEmulator
 from edgebus.clock import Clock
 from edgebus.config import parse_peer_links
-from edgebus.messages import FrameDropped, Result, SchedulingPolicy
+from edgebus.messages import SchedulingPolicy
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.stream_policy")
@@ -85,77 +84,6 @@ class CameraRoute:
         if self.uplink is not None:
             out[ANY_PEER] = self.uplink.mean_rate()
         return out
-
-
-@dataclass(slots=True)
-class _Sent:
-    capture_ts: float
-    edge: str
-    sent_mono: float
-
-
-class DropWatch:
-    """A camera's frames awaiting a result; those overdue become `FrameDropped` records."""
-
-    def __init__(
-        self, bus: Bus, topics: Topics, camera: str, clock: Clock, timeout_s: float,
-        on_drop: Callable[[FrameDropped], None],
-    ) -> None:  # fmt: skip
-        self.bus = bus
-        self.topics = topics
-        self.camera = camera
-        self.clock = clock
-        self.timeout_s = timeout_s
-        self.on_drop = on_drop
-        self.pending: dict[int, _Sent] = {}
-        self.answered = 0
-        self._tasks: list[asyncio.Task[None]] = []
-
-    async def start(self) -> None:
-        results = await self.bus.subscribe(self.topics.results(), qos=1)
-        self._tasks = [
-            asyncio.create_task(self._watch(results), name=f"{self.camera}-results"),
-            asyncio.create_task(self._sweep(), name=f"{self.camera}-drops"),
-        ]
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._tasks, suppress=(Exception,))
-
-    def sent(self, frame_id: int, capture_ts: float, edge: str) -> None:
-        self.pending[frame_id] = _Sent(capture_ts, edge, self.clock.monotonic())
-
-    async def drop_now(self, frame_id: int, capture_ts: float, reason: str) -> None:
-        """A frame that never left the camera (no edge assigned)."""
-        await self._drop(frame_id, _Sent(capture_ts, "", self.clock.monotonic()), reason)
-
-    async def _watch(self, results: Subscription) -> None:
-        async for delivery in results:
-            self._on_result(delivery)
-
-    def _on_result(self, delivery: Delivery) -> None:
-        result = delivery.message
-        answers_mine = isinstance(result, Result) and result.camera == self.camera
-        if answers_mine and self.pending.pop(result.frame_id, None) is not None:
-            self.answered += 1
-
-    async def _sweep(self) -> None:
-        while True:
-            await self.clock.sleep(min(0.25, self.timeout_s / 4))
-            await self.expire()
-
-    async def expire(self) -> None:
-        now = self.clock.monotonic()
-        overdue = [(f, s) for f, s in self.pending.items() if now - s.sent_mono > self.timeout_s]
-        for frame_id, sent in overdue:
-            del self.pending[frame_id]
-            await self._drop(frame_id, sent, f"no result from {sent.edge} in {self.timeout_s:g} s")
-
-    async def _drop(self, frame_id: int, sent: _Sent, reason: str) -> None:
-        record = FrameDropped(self.camera, frame_id, sent.edge, reason, sent.capture_ts,
-                              ts=self.clock.time())  # fmt: skip
-        self.on_drop(record)
-        with contextlib.suppress(Exception):
-            await self.bus.publish(self.topics.dropped(self.camera), record, qos=1)
 
 
 class EdgeStreams:
@@ -223,31 +151,25 @@ class EdgeStreams:
 
 
 class CameraSchedule:
-    """A camera's side of the scheduling policy: the route its frames take, the policy it
-    follows, and the drop watch over its frames."""
+    """A camera's side of the scheduling policy: the route its frames take and the policy
+    it follows."""
 
     def __init__(
         self, bus: Bus, topics: Topics, camera: str, clock: Clock,
-        uplink: BandwidthTrace | None, peer_links: str, period_s: float,
-        on_drop: Callable[[FrameDropped], None],
+        uplink: BandwidthTrace | None, peer_links: str,
     ) -> None:  # fmt: skip
         self.bus = bus
         self.topics = topics
         self.camera = camera
         self.route = CameraRoute(uplink, parse_peer_links(peer_links), clock)
-        # A frame's result may take its deadline (one period) plus the edge's grace for a
-        # lost end marker (two) plus classification; past that it is not coming.
-        self.drops = DropWatch(bus, topics, camera, clock, 4 * period_s + 1.0, on_drop)
         self.policy_changes = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.drops.start()
         policies = await self.bus.subscribe(self.topics.sched_policy(self.camera), qos=1)
         self._task = asyncio.create_task(self._follow(policies), name=f"{self.camera}-policy")
 
     async def stop(self) -> None:
-        await self.drops.stop()
         await cancel_and_wait((self._task,), suppress=(Exception,))
 
     @property

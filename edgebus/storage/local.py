@@ -425,6 +425,14 @@ class LocalStore:
         """Every row of one table (blocking; for tools and tests)."""
         return self._unsynced(kind, 0.0, 1 << 62, after_seq=0)
 
+    async def rows_since(
+        self, kinds: tuple[str, ...], since_ts: float
+    ) -> tuple[list[dict[str, Any]], ...]:
+        """Every row of each table written at or after since_ts, synced or not."""
+        return await self._run(
+            lambda: tuple(self._unsynced(k, since_ts, 1 << 62, after_seq=0) for k in kinds)
+        )
+
     async def unsynced(self, kind: str, since_ts: float, limit: int) -> list[dict[str, Any]]:
         """Rows of one table that the global store has not acknowledged yet."""
         return await self._run(self._unsynced, kind, since_ts, limit)

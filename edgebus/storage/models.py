@@ -49,6 +49,8 @@ class Frame(Keyed, Base):
     incarnation: Mapped[int] = mapped_column(BigInteger, default=0)
     frame_id: Mapped[int] = mapped_column(BigInteger)
     direction: Mapped[str] = mapped_column(String(16))
+    # sent: the edge it was addressed to ("" = any); received, dropped: who decided it.
+    edge: Mapped[str] = mapped_column(String(64), default="")
     capture_ts: Mapped[float] = mapped_column(Float)
     deadline_ts: Mapped[float] = mapped_column(Float)
     codec: Mapped[str] = mapped_column(String(32))

@@ -1,0 +1,225 @@
+"""A camera's frames awaiting their outcome, until each has exactly one record.
+
+The camera is the only node that knows every frame it captured, so it sees each one
+through to a record in some store:
+
+- A frame sent to an edge is answered on `outcome/<camera>` once the edge has stored its
+  result or its dropped record. Without an answer the camera sends the frame's end
+  marker again (attempt 1, 2, ... with backoff); the edge answers from its ledger, or
+  decides a frame it never saw as dropped. Broker crashes, lost sessions and lost end
+  markers therefore end in a record, not in silence.
+- The camera writes the dropped record itself only where no edge will: the frame never
+  left (no edge assigned, the send failed), the edge refused it, the edge it went to
+  has been offline for `edge_lost_s`, or no answer came within `give_up_s`.
+- A restarted camera asks again about the frames of its previous runs that were sent
+  in the last `give_up_s` (from its own store): the answers close whatever an earlier
+  run left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from edgebus.aio import cancel_and_wait
+from edgebus.broker.bus import Bus, BusError, Subscription
+from edgebus.clock import Clock
+from edgebus.messages import (
+    OUTCOME_REFUSED,
+    EndOfFrame,
+    FrameDropped,
+    FrameOutcome,
+    Status,
+)
+from edgebus.topics import Topics
+
+log = logging.getLogger("edgebus.frame_outcomes")
+
+MAX_RETRY_GAP_S = 8.0
+SWEEP_S = 0.25
+
+
+@dataclass(slots=True)
+class Awaiting:
+    marker: EndOfFrame
+    sent_mono: float
+    next_ask_mono: float
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeTimings:
+    first_ask_s: float  # after this long without an answer, ask again
+    edge_lost_s: float  # the addressed edge offline this long: its frames are dropped
+    give_up_s: float  # no answer at all this long: the camera records the drop
+
+    @classmethod
+    def for_period(cls, period_s: float, give_up_s: float) -> OutcomeTimings:
+        # An answer takes the frame's deadline (one period), the edge's grace for a lost
+        # end marker (two) and a classification; past that the question was lost.
+        wait = 4 * period_s + 1.0
+        return cls(wait, wait, max(give_up_s, 2 * wait))
+
+
+class OutcomeTracker:
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        camera: str,
+        incarnation: int,
+        clock: Clock,
+        timings: OutcomeTimings,
+        on_drop: Callable[[FrameDropped], None],
+    ) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.camera = camera
+        self.incarnation = incarnation
+        self.clock = clock
+        self.timings = timings
+        self.on_drop = on_drop
+        self.pending: dict[tuple[int, int], Awaiting] = {}
+        self.answered = 0
+        self.asked_again = 0
+        # Frames this camera recorded as dropped itself, lately: an answer for one of them
+        # after all means two records, which is counted and logged, never hidden.
+        self._dropped_here: deque[tuple[int, int]] = deque(maxlen=10_000)
+        self.answers_after_drop = 0
+        self._offline_since: dict[str, float] = {}
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        outcomes = await self.bus.subscribe(self.topics.outcome(self.camera), qos=1)
+        statuses = await self.bus.subscribe(self.topics.statuses(), qos=1)
+        self._tasks = [
+            asyncio.create_task(self._receive(outcomes), name=f"{self.camera}-outcomes"),
+            asyncio.create_task(self._watch_edges(statuses), name=f"{self.camera}-edges"),
+            asyncio.create_task(self._sweep(), name=f"{self.camera}-ask-again"),
+        ]
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks, suppress=(Exception,))
+        if self.pending:
+            log.warning(
+                "%s: %d frame(s) still await their outcome; the next start of this camera "
+                "asks for them again",
+                self.camera,
+                len(self.pending),
+            )
+
+    async def settle(self, timeout_s: float) -> bool:
+        """Wait (asking again as needed) until every frame has its outcome, up to a bound."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self.pending:
+                    self._changed.clear()
+                    await self._changed.wait()
+        return not self.pending
+
+    # -- frames --------------------------------------------------------------------------
+
+    def sent(self, marker: EndOfFrame) -> None:
+        """A frame's end marker went out: wait for its outcome."""
+        now = self.clock.monotonic()
+        key = (marker.incarnation, marker.frame_id)
+        self.pending[key] = Awaiting(marker, now, now + self.timings.first_ask_s)
+
+    def ask_again(self, markers: list[EndOfFrame]) -> None:
+        """Frames of earlier runs that may lack an outcome: ask for each now."""
+        now = self.clock.monotonic()
+        for marker in markers:
+            key = (marker.incarnation, marker.frame_id)
+            self.pending.setdefault(key, Awaiting(marker, now, now))
+
+    async def drop_now(self, frame_id: int, capture_ts: float, reason: str, edge: str = "") -> None:
+        """A frame that never reached an edge: the camera's own dropped record."""
+        await self._drop(frame_id, self.incarnation, capture_ts, edge, reason)
+
+    # -- answers -------------------------------------------------------------------------
+
+    async def _receive(self, outcomes: Subscription) -> None:
+        async for delivery in outcomes:
+            told = delivery.message
+            if not isinstance(told, FrameOutcome) or told.camera != self.camera:
+                continue
+            key = (told.incarnation, told.frame_id)
+            awaiting = self.pending.pop(key, None)
+            if awaiting is None:
+                if told.outcome != OUTCOME_REFUSED and key in self._dropped_here:
+                    self.answers_after_drop += 1
+                    log.warning("%s: frame %d/%d got a %s from %s after this camera recorded "
+                                "it dropped", self.camera, told.incarnation, told.frame_id,
+                                told.outcome, told.node)  # fmt: skip
+                continue  # answered already, or not ours: a repeated or forged answer
+            self.answered += 1
+            self._changed.set()
+            if told.outcome == OUTCOME_REFUSED:
+                # The edge kept no record of a frame it refused: this is the record.
+                marker = awaiting.marker
+                await self._drop(marker.frame_id, marker.incarnation, marker.capture_ts,
+                                 told.node, f"refused by {told.node}: {told.reason}")  # fmt: skip
+
+    async def _watch_edges(self, statuses: Subscription) -> None:
+        async for delivery in statuses:
+            status = delivery.message
+            if not isinstance(status, Status) or status.role != "edge":
+                continue
+            if status.state == "offline":
+                self._offline_since.setdefault(status.node, self.clock.monotonic())
+            else:
+                self._offline_since.pop(status.node, None)
+
+    async def _sweep(self) -> None:
+        while True:
+            await self.clock.sleep(SWEEP_S)
+            await self.check()
+
+    async def check(self) -> None:
+        """Ask again where an answer is overdue; drop what no edge will answer."""
+        now = self.clock.monotonic()
+        for key, awaiting in list(self.pending.items()):
+            marker = awaiting.marker
+            edge = marker.edge
+            offline_since = self._offline_since.get(edge) if edge else None
+            if offline_since is not None and now - offline_since >= self.timings.edge_lost_s:
+                reason = f"edge {edge} went offline before answering"
+            elif now - awaiting.sent_mono >= self.timings.give_up_s:
+                reason = (
+                    f"no outcome from {edge or 'any edge'} within "
+                    f"{self.timings.give_up_s:g} s ({awaiting.attempts} repeated question(s))"
+                )
+            else:
+                if now >= awaiting.next_ask_mono:
+                    await self._ask(awaiting, now)
+                continue
+            if self.pending.pop(key, None) is not None:
+                await self._drop(marker.frame_id, marker.incarnation, marker.capture_ts, edge,
+                                 reason)  # fmt: skip
+
+    async def _ask(self, awaiting: Awaiting, now: float) -> None:
+        awaiting.attempts += 1
+        awaiting.next_ask_mono = now + min(MAX_RETRY_GAP_S, 2.0 ** (awaiting.attempts - 1))
+        marker = replace(awaiting.marker, attempt=awaiting.attempts)
+        self.asked_again += 1
+        try:
+            topic = self.topics.frame_end(self.camera, marker.frame_id)
+            await self.bus.publish(topic, marker, qos=1)
+        except BusError as exc:
+            log.debug("%s: frame %d not asked again: %s", self.camera, marker.frame_id, exc)
+
+    async def _drop(
+        self, frame_id: int, incarnation: int, capture_ts: float, edge: str, reason: str
+    ) -> None:
+        record = FrameDropped(self.camera, frame_id, edge, reason[:256], capture_ts,
+                              ts=self.clock.time(), incarnation=incarnation)  # fmt: skip
+        self._dropped_here.append((incarnation, frame_id))
+        self.on_drop(record)
+        self._changed.set()
+        with contextlib.suppress(BusError):
+            await self.bus.publish(self.topics.dropped(self.camera), record, qos=1)
