@@ -35,9 +35,10 @@ async def embedded_broker():
 
 @pytest.fixture
 def mosquitto_url():
-    """A private mosquitto on a free port, else the service on 127.0.0.1:1883."""
+    """A private mosquitto with the stock configuration (20 messages in flight, 1000 queued
+    per client, no persistence) on a free port, else the service on 127.0.0.1:1883."""
     if mosquitto_binary() is not None:
-        with LocalMosquitto() as local:
+        with LocalMosquitto(stock=True) as local:
             yield local.url
         return
     if port_open("127.0.0.1", 1883):
@@ -50,7 +51,18 @@ def mosquitto_url():
 def persistent_mosquitto():
     if mosquitto_binary() is None:
         missing_service("the mosquitto binary is needed to stop and restart a broker")
-    local = LocalMosquitto(persistent=True)
+    local = LocalMosquitto(persistent=True, stock=True)
+    local.start()
+    yield local
+    local.__exit__(None, None, None)
+
+
+@pytest.fixture
+def stock_mosquitto():
+    """A stock-config mosquitto the test can SIGKILL and start again on the same port."""
+    if mosquitto_binary() is None:
+        missing_service("the mosquitto binary is needed to kill and restart a broker")
+    local = LocalMosquitto(stock=True)
     local.start()
     yield local
     local.__exit__(None, None, None)

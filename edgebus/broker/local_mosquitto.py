@@ -35,10 +35,16 @@ def mosquitto_binary() -> str | None:
 
 @dataclass
 class LocalMosquitto:
-    """A mosquitto process bound to 127.0.0.1; `persistent` keeps sessions across restarts."""
+    """A mosquitto process bound to 127.0.0.1; `persistent` keeps sessions across restarts.
+
+    `stock` leaves every limit at Mosquitto's defaults, as a user's broker has them:
+    20 QoS 1/2 messages in flight per client (the Receive Maximum it grants), 1000 queued
+    per client beyond that, no persistence. Otherwise those limits are lifted (benchmarks).
+    """
 
     port: int = field(default_factory=free_port)
     persistent: bool = False
+    stock: bool = False
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="edgebus-mosq-")))
     process: subprocess.Popen[bytes] | None = None
 
@@ -47,13 +53,9 @@ class LocalMosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def _config(self) -> Path:
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            "max_queued_messages 100000",
-            "max_inflight_messages 0",
-            "log_dest none",
-        ]
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "log_dest none"]
+        if not self.stock:
+            lines += ["max_queued_messages 100000", "max_inflight_messages 0"]
         if self.persistent:
             # Started as root, mosquitto drops to its own user, which must be able to
             # write the persistence file into our private directory.
@@ -74,6 +76,13 @@ class LocalMosquitto:
         )
         wait_for_port(self.port)
         return self
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, nothing written; sessions it held in memory are gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -41,6 +41,9 @@ log = logging.getLogger("edgebus.frame_outcomes")
 
 MAX_RETRY_GAP_S = 8.0
 SWEEP_S = 0.25
+# After a reconnect, questions and answers of the outage are likely lost; ask again once
+# the other nodes have had this long to subscribe again.
+AFTER_RECONNECT_S = 1.0
 
 
 @dataclass(slots=True)
@@ -93,6 +96,7 @@ class OutcomeTracker:
         self._offline_since: dict[str, float] = {}
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        bus.on_reconnect.append(self._after_reconnect)
 
     async def start(self) -> None:
         outcomes = await self.bus.subscribe(self.topics.outcome(self.camera), qos=1)
@@ -114,7 +118,14 @@ class OutcomeTracker:
             )
 
     async def settle(self, timeout_s: float) -> bool:
-        """Wait (asking again as needed) until every frame has its outcome, up to a bound."""
+        """Wait (asking again as needed) until every frame has its outcome, up to a bound.
+
+        Frames already asked about are asked once more right away: their next question
+        may be due only after the bound."""
+        now = self.clock.monotonic()
+        for awaiting in list(self.pending.values()):
+            if awaiting.attempts:
+                await self._ask(awaiting, now)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 while self.pending:
@@ -140,6 +151,11 @@ class OutcomeTracker:
     async def drop_now(self, frame_id: int, capture_ts: float, reason: str, edge: str = "") -> None:
         """A frame that never reached an edge: the camera's own dropped record."""
         await self._drop(frame_id, self.incarnation, capture_ts, edge, reason)
+
+    async def _after_reconnect(self, session_present: bool) -> None:
+        soon = self.clock.monotonic() + AFTER_RECONNECT_S
+        for awaiting in self.pending.values():
+            awaiting.next_ask_mono = min(awaiting.next_ask_mono, soon)
 
     # -- answers -------------------------------------------------------------------------
 

@@ -1,0 +1,135 @@
+"""A fleet of real node processes for the fault tests: start, SIGKILL, restart, stop.
+
+Every node runs as `python -m edgebus node` against one broker, with its store under
+one data directory, so `edgebus audit` can check the result the way a user would.
+Stopping is graceful (SIGTERM, cameras first, the cloud last, so every store syncs)
+and escalates to SIGKILL after a bound: nothing a test starts outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebus.storage.audit import AuditReport, audit, local_store_paths
+
+CLI = (sys.executable, "-m", "edgebus")
+# Quick reconnects and syncs keep each fault test within seconds.
+FAST = {
+    "EDGEBUS_SYNC_INTERVAL_S": "0.5",
+    "EDGEBUS_SYNC_ACK_TIMEOUT_S": "1.0",
+    "EDGEBUS_STORE_FLUSH_MS": "20",
+    "EDGEBUS_RECONNECT_MIN_S": "0.05",
+    "EDGEBUS_RECONNECT_MAX_S": "0.5",
+    "EDGEBUS_HEARTBEAT_S": "1.0",
+    "EDGEBUS_EDGE_CAPACITY_FPS": "200",
+}
+STOP_ORDER = ("camera", "edge", "coordinator", "cloud")
+
+
+@dataclass
+class FleetNode:
+    role: str
+    node_id: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Fleet:
+    broker_url: str
+    data_dir: Path
+    period_ms: int = 300
+    env: dict[str, str] = field(default_factory=dict)
+    nodes: dict[str, FleetNode] = field(default_factory=dict)
+    starts: int = 0
+
+    def _env(self) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("EDGEBUS_")}
+        base.update(FAST)
+        base.update(
+            EDGEBUS_DATA_DIR=str(self.data_dir),
+            EDGEBUS_FRAME_PERIOD_MS=str(self.period_ms),
+            EDGEBUS_LOG_LEVEL="info",
+        )
+        base.update(self.env)
+        return base
+
+    def start(self, role: str, node_id: str, *extra: str) -> FleetNode:
+        self.starts += 1
+        log = self.data_dir / f"{node_id}.{self.starts}.log"
+        command = [*CLI, "node", "--role", role, "--id", node_id, "--broker", self.broker_url,
+                   "--wait", "30", *extra]  # fmt: skip
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, env=self._env(), stdout=out, stderr=out)
+        self.nodes[node_id] = FleetNode(role, node_id, process, log)
+        return self.nodes[node_id]
+
+    def kill(self, node_id: str) -> None:
+        """SIGKILL: no goodbye, no final sync; only the broker's last will says offline."""
+        process = self.nodes[node_id].process
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+    async def stop(self, node_id: str, timeout_s: float = 30.0) -> int:
+        """SIGTERM and wait; SIGKILL after timeout_s. Returns the exit code."""
+        process = self.nodes[node_id].process
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        until = time.monotonic() + timeout_s
+        while process.poll() is None and time.monotonic() < until:
+            await asyncio.sleep(0.05)
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        return process.returncode
+
+    async def stop_all(self, timeout_s: float = 30.0) -> dict[str, int]:
+        codes: dict[str, int] = {}
+        for role in STOP_ORDER:
+            ids = [n.node_id for n in self.nodes.values() if n.role == role]
+            results = await asyncio.gather(*(self.stop(i, timeout_s) for i in ids))
+            codes.update(zip(ids, results, strict=True))
+        return codes
+
+    def kill_all(self) -> None:
+        for node in self.nodes.values():
+            if node.process.poll() is None:
+                node.process.kill()
+        for node in self.nodes.values():
+            node.process.wait(10)
+
+    def running(self, node_id: str) -> bool:
+        return self.nodes[node_id].process.poll() is None
+
+    def log_text(self, node_id: str) -> str:
+        return self.nodes[node_id].log.read_text(errors="replace")
+
+    def all_logs(self) -> str:
+        parts = []
+        for log in sorted(self.data_dir.glob("*.log")):
+            parts.append(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+        return "\n".join(parts)
+
+    def audit(self) -> AuditReport:
+        return audit(local_store_paths(self.data_dir), f"sqlite:///{self.data_dir}/global.sqlite3")
+
+
+async def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    until = time.monotonic() + timeout_s
+    while time.monotonic() < until:
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def logged(fleet: Fleet, node_id: str, text: str) -> bool:
+    return text in fleet.log_text(node_id)
