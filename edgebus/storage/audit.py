@@ -139,7 +139,7 @@ def _frame_records(engine: Engine, where: str) -> _Records:
                     Frame.frame_id,
                     Frame.direction,
                     Frame.reason,
-                )  # fmt: skip
+                )
             ).all()
             results = connection.execute(
                 select(
@@ -149,7 +149,7 @@ def _frame_records(engine: Engine, where: str) -> _Records:
                     ResultRow.camera,
                     ResultRow.incarnation,
                     ResultRow.frame_id,
-                )  # fmt: skip
+                )
             ).all()
     except SQLAlchemyError as exc:
         raise classify(exc, where) from None
@@ -242,7 +242,7 @@ def audit(local_paths: list[Path], global_url: str) -> AuditReport:
         stream = StreamAudit(local.node, local.store, len(local.rows), acked_seq=local.acked_seq,
                              quarantined=local.quarantined)  # fmt: skip
         stream.global_rows = sum(1 for key in global_rows if key[:2] == (local.node, local.store))
-        for node, store_id, seq in local.rows - global_rows:
+        for _, _, seq in local.rows - global_rows:
             if seq <= local.acked_seq:
                 stream.lost += 1
             else:
