@@ -609,6 +609,8 @@ class Bus:
             if not subscription.matches(incoming.topic):
                 continue
             matched = True
+            if not incoming.payload and not subscription.raw:
+                continue  # a retained message being cleared: no message to deliver
             if decoded is None and error is None:
                 try:
                     decoded = messages.decode(incoming.payload)

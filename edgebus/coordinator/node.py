@@ -38,6 +38,7 @@ class CoordinatorNode(Node):
         self.members: dict[str, Status] = {}
         self.orchestrator: Orchestrator | None = None
         self._drift_watch: asyncio.Task[None] | None = None
+        self._switch_guard: asyncio.Task[None] | None = None
         self.scheduler: StreamScheduler | None = None
         if self.settings.schedule == "jstsh":
             self.scheduler = StreamScheduler(
@@ -63,6 +64,7 @@ class CoordinatorNode(Node):
         )  # fmt: skip
         requests = await self.orchestrator.start()
         self._drift_watch = await self.orchestrator.watch_drift()
+        self._switch_guard = await self.orchestrator.guard_switches()
         log.info("QoS orchestrator on: %d models from %s", len(pool.models), pool.root)
         return asyncio.create_task(self.orchestrator.run(requests))
 
@@ -88,7 +90,7 @@ class CoordinatorNode(Node):
         try:
             await self._track(statuses)
         finally:
-            for task in (*recorders, self._drift_watch):
+            for task in (*recorders, self._drift_watch, self._switch_guard):
                 if task is not None:
                     task.cancel()
 

@@ -9,6 +9,10 @@
 - Every frame carries its model_id, so receivers never depend on when the switch arrives.
 - `model/drift` alerts (nodes/drift_monitor.py) are recorded as events and handed to
   `on_drift`, where a deployment hooks its retraining (e.g. `edgebus models train`).
+- The retained switch is the coordinator's to keep: a switch on the topic that is not
+  the one it published (forged, or left by another coordinator) is logged, recorded and
+  replaced by its own at once; a restarted coordinator adopts its earlier switch; and
+  after a reconnect it publishes its switch again (a crashed broker forgot it).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edgebus.broker.bus import Bus, Subscription
 from edgebus.clock import Clock
@@ -41,6 +45,7 @@ from edgebus.messages import (
     QosRequest,
     to_dict,
 )
+from edgebus.nodes.model_follower import MAX_SWITCH_SKEW_S
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.orchestrator")
@@ -107,6 +112,9 @@ class Orchestrator:
         self.decisions = 0
         self.on_drift = on_drift
         self.drift_alerts: list[DriftAlert] = []
+        # What the retained model/switch topic must hold: this coordinator's last switch.
+        self.published: ModelSwitch | None = None
+        self.foreign_switches = 0
 
     async def start(self) -> Subscription:
         """Serve fetches and QoS requests; returns the `qos/request` subscription to drain."""
@@ -147,6 +155,51 @@ class Orchestrator:
 
         return asyncio.create_task(watch(), name="drift-watch")
 
+    async def guard_switches(self) -> asyncio.Task[None]:
+        """Keep the retained switch this coordinator's own (see the module notes)."""
+        switches = await self.bus.subscribe(self.topics.model_switch(), qos=1)
+        self.bus.on_reconnect.append(self._publish_again)
+        return asyncio.create_task(self._guard(switches), name="switch-guard")
+
+    async def _guard(self, switches: Subscription) -> None:
+        async for delivery in switches:
+            switch = delivery.message
+            if not isinstance(switch, ModelSwitch) or self._is_ours(switch):
+                continue
+            self.foreign_switches += 1
+            log.warning(
+                "model switch to %s from %r (stamped %.0f s from now) is not this "
+                "coordinator's; restoring %s", switch.model_id, switch.coordinator,
+                switch.ts - self.clock.time(),
+                self.published.model_id if self.published else "no switch",
+            )  # fmt: skip
+            self.record("events", kind="foreign_model_switch", detail=to_dict(switch),
+                        ts=self.clock.time())  # fmt: skip
+            await self._restore()
+
+    def _is_ours(self, switch: ModelSwitch) -> bool:
+        if self.published is not None:
+            return switch == self.published
+        # A restarted coordinator finds its own earlier switch retained and keeps it.
+        mine = switch.coordinator == self.node_id
+        if mine and switch.ts <= self.clock.time() + MAX_SWITCH_SKEW_S:
+            self.published = switch
+            return True
+        return False
+
+    async def _restore(self) -> None:
+        if self.published is None:
+            # Nothing of ours to put back: clear the retained topic.
+            await self.bus.publish(self.topics.model_switch(), b"", qos=1, retain=True)
+            return
+        now = self.clock.time()
+        self.published = replace(self.published, ts=now, effective_ts=now)
+        await self.bus.publish(self.topics.model_switch(), self.published, qos=1, retain=True)
+
+    async def _publish_again(self, session_present: bool) -> None:
+        if self.published is not None:
+            await self.bus.publish(self.topics.model_switch(), self.published, qos=1, retain=True)
+
     def choose(self, request: QosRequest) -> Decision:
         return decide(
             target_of(request, self.frame_rate), self.models, self.estimator, self.policy,
@@ -160,6 +213,7 @@ class Orchestrator:
         if switched:
             switch = self._switch_for(decision)
             self.active = Active(decision, switch)
+            self.published = switch
             await self.bus.publish(self.topics.model_switch(), switch, qos=1, retain=True)
             log.info("QoS %s -> %s (%s)", request.requester, decision.model_id, decision.reasons[0])
         assert self.active is not None
@@ -174,11 +228,12 @@ class Orchestrator:
     def _switch_for(self, decision: Decision) -> ModelSwitch:
         now = self.clock.time()
         if decision.model_id == RAW:
-            return ModelSwitch(RAW, 0, "", "CO", -1, now + self.lead_s, ts=now)
+            return ModelSwitch(RAW, 0, "", "CO", -1, now + self.lead_s, ts=now,
+                               coordinator=self.node_id)  # fmt: skip
         stored = self.pool.get(decision.model_id)
         return ModelSwitch(
             stored.model_id, stored.version, stored.sha256, stored.configuration, -1,
-            now + self.lead_s, ts=now,
+            now + self.lead_s, ts=now, coordinator=self.node_id,
         )  # fmt: skip
 
     async def _serve_fetch(self, request: Message) -> Message:

@@ -13,6 +13,10 @@
   is rejected loudly instead of being decoded with another model.
 - Raw (CO) frames need no model to send. A receiver that classifies them
   (`fetch_raw=True`) fetches the pool's CO classifier, served as model "raw".
+- A switch is followed only if it names this node's coordinator and is not stamped more
+  than MAX_SWITCH_SKEW_S in the future: a forged retained switch with a far-future time
+  can no longer pin a node. Switches apply in the order they arrive (the retained topic
+  holds the newest), so the coordinator's restored switch undoes a forged one.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ log = logging.getLogger("edgebus.model_follower")
 
 RAW = "raw"
 M = TypeVar("M")
+# How far in the future a switch's timestamp may be: clock skew between coordinator and
+# node, no more.
+MAX_SWITCH_SKEW_S = 60.0
 
 
 class UnknownModel(LookupError):
@@ -75,7 +82,7 @@ class ModelFollower(Generic[M]):
         self.announced: dict[str, str] = {}  # model_id -> sha256 from the switches seen
         self.current: Loaded[M] | None = None
         self._next: tuple[Loaded[M], float] | None = None
-        self._last_switch_ts = float("-inf")
+        self._last_switch: ModelSwitch | None = None
         self._fetching: dict[str, asyncio.Task[Loaded[M]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.switched = asyncio.Event()  # set after each adopted switch (tests, experiments)
@@ -116,9 +123,15 @@ class ModelFollower(Generic[M]):
     async def _follow(self, switches: Subscription) -> None:
         async for delivery in switches:
             switch = delivery.message
-            if not isinstance(switch, ModelSwitch) or switch.ts < self._last_switch_ts:
-                continue  # a stale retained copy must not undo a newer switch
-            self._last_switch_ts = switch.ts
+            if not isinstance(switch, ModelSwitch) or switch == self._last_switch:
+                continue  # the retained copy again, after a reconnect
+            refusal = self._refusal(switch)
+            if refusal is not None:
+                self.counters["switches_refused"] += 1
+                log.error("%s: model switch to %s ignored: %s", self.node_id, switch.model_id,
+                          refusal)  # fmt: skip
+                continue
+            self._last_switch = switch
             if switch.sha256:
                 self.announced[switch.model_id] = switch.sha256
             try:
@@ -139,6 +152,17 @@ class ModelFollower(Generic[M]):
                                  ts=self.clock.time())  # fmt: skip
             with contextlib.suppress(Exception):
                 await self.bus.publish(self.topics.model_ack(self.node_id), ack, qos=1)
+
+    def _refusal(self, switch: ModelSwitch) -> str | None:
+        if switch.coordinator != self.coordinator_id:
+            return (
+                f"it names coordinator {switch.coordinator!r}, this node follows "
+                f"{self.coordinator_id!r}"
+            )
+        ahead = switch.ts - self.clock.time()
+        if ahead > MAX_SWITCH_SKEW_S:
+            return f"it is stamped {ahead:.0f} s in the future (allowed {MAX_SWITCH_SKEW_S:g} s)"
+        return None
 
     async def _obtain(self, model_id: str, sha256: str | None) -> Loaded[M]:
         cached = self.cache.get(model_id)

@@ -84,7 +84,14 @@ def direct_insert(url: str, nodes: int, rows: int) -> float:
     ensure_schema(engine, url)
     per_node = rows // nodes
     data = [
-        {**result_row(i), "node": f"direct-{n}", "seq": i + 1, "ts": time.time()}
+        {
+            **result_row(i),
+            "node": f"direct-{n}",
+            "store": "direct",
+            "seq": i + 1,
+            "ts": time.time(),
+            "incarnation": 0,
+        }
         for n in range(nodes)
         for i in range(per_node)
     ]

@@ -5,6 +5,7 @@ encoded it, across live switches, and a frame naming a model nobody can serve is
 from __future__ import annotations
 
 import asyncio
+import time
 import dataclasses
 import itertools
 
@@ -72,11 +73,12 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(embedded_broker
 
     # A frame that names a model the coordinator cannot serve: rejected, never decoded.
     topics = driver.topics
-    bogus = FrameChunk("sensor-x", 0, 0, "dense_ae", "accelerometer-eco-d999", 1.0, b"\0" * 8)
+    now = time.time()
+    bogus = FrameChunk("sensor-x", 0, 0, "dense_ae", "accelerometer-eco-d999", now, b"\0" * 8)
     await driver.publish(topics.frame_chunk("sensor-x", 0, 0), bogus, qos=1)
     await driver.publish(
         topics.frame_end("sensor-x", 0),
-        EndOfFrame("sensor-x", 0, 1, 1, 8, "dense_ae", "accelerometer-eco-d999", 1.0, 2.0),
+        EndOfFrame("sensor-x", 0, 1, 1, 8, "dense_ae", "accelerometer-eco-d999", now, now + 1),
         qos=1,
     )
     for _ in range(100):
