@@ -5,9 +5,9 @@ encoded it, across live switches, and a frame naming a model nobody can serve is
 from __future__ import annotations
 
 import asyncio
-import time
 import dataclasses
 import itertools
+import time
 
 import pytest
 
