@@ -141,3 +141,39 @@ async def test_retention_prunes_only_old_synced_rows(tmp_path):
     reopened = LocalStore(tmp_path / "n.sqlite3", "n")
     reopened.open_sync()
     assert reopened.last_seq == 15 and reopened.acked_seq == 15  # the counter never goes back
+
+
+async def test_a_row_the_store_cannot_take_is_quarantined_and_the_rest_written(tmp_path):
+    store = LocalStore(tmp_path / "n.sqlite3", "n")
+    await store.start()
+    store.add("results", **result(0))
+    store.add("results", **result(1, latency_ms=float("nan")))  # SQLite would store NULL
+    store.add("results", **result(2, scores=[float("inf")]))
+    store.add("frames", camera="c", frame_id=3, direction="sent", capture_ts=1.0,
+              deadline_ts=2.0, codec="pnc", model_id="m" * 100)  # fmt: skip
+    store.add("results", **result(4))
+    assert await store.flush() == 2  # the two good rows, gapless
+    assert seqs(store) == [1, 2]
+    assert store.stats["rows_quarantined"] == 3
+    with store.engine.connect() as connection:  # type: ignore[union-attr]
+        kept = connection.exec_driver_sql("SELECT table_name, reason, row FROM quarantine").all()
+    assert [k[0] for k in kept] == ["results", "results", "frames"]
+    assert "latency_ms" in kept[0][1] and "NaN" in kept[0][2]
+    assert "model_id is longer than 64" in kept[2][1]
+    await store.close()
+
+
+async def test_the_store_keeps_its_identity_and_a_new_file_gets_a_new_one(tmp_path):
+    first = LocalStore(tmp_path / "n.sqlite3", "n")
+    await first.start()
+    identity = first.store_id
+    await first.close()
+    again = LocalStore(tmp_path / "n.sqlite3", "n")
+    await again.start()
+    assert again.store_id == identity and len(identity) == 32
+    await again.close()
+    (tmp_path / "n.sqlite3").unlink()
+    fresh = LocalStore(tmp_path / "n.sqlite3", "n")
+    await fresh.start()
+    assert fresh.store_id != identity
+    await fresh.close()

@@ -143,3 +143,53 @@ async def test_queue_is_bounded_while_disconnected():
         await asyncio.wait_for(bus.publish("t/q", b"x", qos=1), 1)
     assert bus.stats.queue_full == 1
     await bus.close(flush_timeout=0)
+
+
+@pytest.mark.parametrize("client", ["gmqtt", "paho", "aiomqtt"])
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_back_to_back_qos1_on_a_stock_mosquitto_all_arrive(mosquitto_url, client, protocol):
+    # A stock Mosquitto grants 20 messages in flight (Receive Maximum on MQTT 5); the
+    # 21st back-to-back publish used to raise gmqtt's "All ids has already used".
+    total = 500
+    async with (
+        make_bus(mosquitto_url, "fast", client=client, protocol=protocol) as sender,
+        make_bus(mosquitto_url, "sink", protocol=protocol) as receiver,
+    ):
+        sub = await receiver.subscribe("t/burst/#", qos=1)
+        for i in range(total):
+            await sender.publish(f"t/burst/{i}", Status(f"n{i}", "edge", "online"), qos=1)
+        await asyncio.wait_for(sender.flush(), 30)
+        assert sender.window <= 20
+        got = [(await sub.get(10)).message.node for _ in range(total)]
+        assert got == [f"n{i}" for i in range(total)]
+
+
+async def test_a_persistent_session_backlog_waits_for_its_subscription(mosquitto_url):
+    # A broker that kept a session delivers its queue right after CONNACK, before the
+    # actor subscribes again in its new process; those messages must not be acked away.
+    name = f"keeper-{uuid.uuid4().hex[:6]}"
+
+    def keeper() -> Bus:
+        return Bus(
+            parse_broker_url(mosquitto_url),
+            BusOptions(site="t", node_id=name, clean_start=False, session_expiry_s=600),
+        )
+
+    first = keeper()
+    await first.start(timeout=10)
+    await first.subscribe("t/queued/#", qos=1)
+    await first.close()
+    async with make_bus(mosquitto_url, "writer") as writer:
+        for i in range(5):
+            await writer.publish(f"t/queued/{i}", Status(f"q{i}", "edge", "online"), qos=1)
+        await writer.flush()
+    second = keeper()
+    await second.start(timeout=10)
+    try:
+        assert second.session_present
+        await asyncio.sleep(0.5)  # the backlog arrives before anything subscribes
+        sub = await second.subscribe("t/queued/#", qos=1)
+        got = [(await sub.get(5)).message.node for _ in range(5)]
+        assert got == [f"q{i}" for i in range(5)]
+    finally:
+        await second.close()
