@@ -7,6 +7,7 @@ its source in one line, whichever layer it came from.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -283,6 +284,33 @@ def env_layer(environ: Mapping[str, str]) -> dict[str, str]:
     for reserved in ("require_services", "config"):
         prefix_keys.pop(reserved, None)
     return prefix_keys
+
+
+def to_toml(settings: Settings, skip: tuple[str, ...] = ()) -> str:
+    """Every setting as flat TOML, read back by load_settings to the same values."""
+    lines = []
+    for name in _FIELDS:
+        if name in skip:
+            continue
+        value = getattr(settings, name)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = repr(value)
+        else:
+            # A JSON string is a TOML basic string: the same escapes, UTF-8 kept as is.
+            text = json.dumps(str(value), ensure_ascii=False)
+        lines.append(f"{name} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def write_private_toml(settings: Settings, path: Path, skip: tuple[str, ...] = ()) -> Path:
+    """The settings as a TOML file only this user can read: it may hold the broker's
+    password, which must never appear on a command line (`ps` shows those)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(to_toml(settings, skip))
+    return path
 
 
 def load_settings(

@@ -5,60 +5,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 
 from edgebus.broker.embedded import EmbeddedBroker
-from edgebus.config import Settings
+from edgebus.config import Settings, write_private_toml
 from edgebus.coordinator.node import CoordinatorNode
 from edgebus.dashboard import FleetView, follow
 from edgebus.nodes import CameraNode, CloudNode, EdgeNode
 from edgebus.nodes.base import Node, bus_for
 
-# Keys a --processes child inherits through the environment: storage (step 3), the
-# camera pipeline (step 4), its offloading policy (step 5) and scheduling (step 7).
-_STORAGE_KEYS = (
-    "codec",
-    "link",
-    "source",
-    "chunk_bytes",
-    "data_dir",
-    "store_enabled",
-    "store_flush_ms",
-    "sync_batch_rows",
-    "sync_interval_s",
-    "sync_ack_timeout_s",
-    "sync_window",
-    "retention_days",
-    "retention_interval_s",
-    "offload",
-    "offload_rate",
-    "offload_bucket",
-    "offload_policy",
-    "offload_costs",
-    "scheduled",
-    "peer_links",
-    "edge_downlink_bps",
-    "edge_capacity_fps",
-)
+log = logging.getLogger("edgebus.up")
+
+# How long `up` waits for a stopping child before it sends SIGKILL. A camera settles its
+# frames' outcomes and every node drains its store sync on the way out.
+CHILD_STOP_S = 30.0
+# A child that has not come online while no other child did for this long is stuck.
+START_STALL_S = 60.0
 
 
-def _child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for key in _STORAGE_KEYS:
-        value = getattr(settings, key)
-        if key == "data_dir":
-            value = os.path.abspath(value)
-        env[f"EDGEBUS_{key.upper()}"] = str(value)
-    return env
+class ChildSettings:
+    """Each child's full effective settings (config file, environment and flags), as a
+    TOML file in a folder only this user can read, removed when `up` ends: secrets such as
+    the broker's password never appear on a command line."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="edgebus-up-"))  # mode 0700
+
+    def write(self, settings: Settings) -> Path:
+        absolute = dataclasses.replace(settings, data_dir=os.path.abspath(settings.data_dir))
+        return write_private_toml(absolute, self.folder / f"{settings.node_id}.toml")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _child_env() -> dict[str, str]:
+    # The settings file holds the effective values; EDGEBUS_* variables would override it.
+    return {k: v for k, v in os.environ.items() if not k.startswith("EDGEBUS_")}
 
 
 class LaunchError(RuntimeError):
@@ -107,27 +103,9 @@ def install_stop_signals(stop: Callable[[], None]) -> None:
             loop.add_signal_handler(sig, stop)
 
 
-def _node_command(settings: Settings, role: str, node_id: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "edgebus",
-        "node",
-        "--role",
-        role,
-        "--id",
-        node_id,
-        "--site",
-        settings.site,
-        "--broker",
-        settings.broker,
-        "--period-ms",
-        str(settings.frame_period_ms),
-        "--heartbeat",
-        str(settings.heartbeat_s),
-        "--wait",
-        "20",
-    ]
+def _node_command(config: Path, role: str, node_id: str) -> list[str]:
+    return [sys.executable, "-m", "edgebus", "node", "--role", role, "--id", node_id,
+            "--config", str(config), "--wait", "20"]  # fmt: skip
 
 
 async def _until_ready(node: Node, task: asyncio.Task[None], timeout_s: float = 15.0) -> None:
@@ -143,18 +121,53 @@ async def _until_ready(node: Node, task: asyncio.Task[None], timeout_s: float = 
 
 
 async def _until_online(
-    view: FleetView, node_id: str, child: subprocess.Popen[bytes], timeout_s: float = 30.0
+    view: FleetView, children: dict[str, subprocess.Popen[bytes]], stall_s: float = START_STALL_S
 ) -> None:
+    """Wait for every child to report online. There is no fixed wall: a big fleet on a
+    busy machine takes as long as it takes, so long as children keep coming online; a
+    child that exits, or no progress for stall_s, is a one-line LaunchError."""
     loop = asyncio.get_running_loop()
-    until = loop.time() + timeout_s
-    while loop.time() < until:
-        row = view.rows.get(node_id)
-        if row is not None and row.state == "online":
+    online: set[str] = set()
+    progress_at = loop.time()
+    while True:
+        for node_id, child in children.items():
+            row = view.rows.get(node_id)
+            if node_id not in online and row is not None and row.state == "online":
+                online.add(node_id)
+                progress_at = loop.time()
+            elif node_id not in online and child.poll() is not None:
+                raise LaunchError(
+                    f"{node_id} exited with code {child.returncode} before going online"
+                )
+        if len(online) == len(children):
             return
-        if child.poll() is not None:
-            raise LaunchError(f"{node_id} exited with code {child.returncode} before going online")
+        if loop.time() - progress_at > stall_s:
+            waiting = sorted(set(children) - online)
+            raise LaunchError(
+                f"{', '.join(waiting)} did not report online; no node came online in the "
+                f"last {stall_s:g} s"
+            )
         await asyncio.sleep(0.05)
-    raise LaunchError(f"{node_id} did not report online within {timeout_s:g} s")
+
+
+async def stop_children(
+    children: dict[str, subprocess.Popen[bytes]], grace_s: float = CHILD_STOP_S
+) -> list[str]:
+    """SIGTERM each child, wait up to grace_s for all of them, then SIGKILL the rest;
+    returns the ones that had to be killed."""
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    until = loop.time() + grace_s
+    while loop.time() < until and any(c.poll() is None for c in children.values()):
+        await asyncio.sleep(0.05)
+    killed = [node_id for node_id, c in children.items() if c.poll() is None]
+    for node_id in killed:
+        children[node_id].kill()
+        children[node_id].wait()
+        log.warning("%s did not stop within %g s of SIGTERM; killed", node_id, grace_s)
+    return killed
 
 
 async def _until_offline(view: FleetView, role: str | None = None, timeout_s: float = 10.0) -> None:
@@ -174,10 +187,11 @@ class Fleet:
     in_process: list[Node]
     tasks: list[asyncio.Task[None]]
     edge_children: dict[str, subprocess.Popen[bytes]]
-    camera_children: list[subprocess.Popen[bytes]]
+    camera_children: dict[str, subprocess.Popen[bytes]]
+    killed: list[str] = dataclasses.field(default_factory=list)
 
     def children(self) -> list[subprocess.Popen[bytes]]:
-        return [*self.edge_children.values(), *self.camera_children]
+        return [*self.edge_children.values(), *self.camera_children.values()]
 
     def tasks_of(self, roles: set[str]) -> list[asyncio.Task[None]]:
         return [t for n, t in zip(self.in_process, self.tasks, strict=True) if n.role in roles]
@@ -190,10 +204,7 @@ async def _drain(fleet: Fleet, view: FleetView, settings: Settings) -> None:
         if node.role == "camera":
             node.stop()
     await asyncio.gather(*fleet.tasks_of({"camera"}), return_exceptions=True)
-    for child in fleet.camera_children:
-        child.send_signal(signal.SIGTERM)
-    for child in fleet.camera_children:
-        await loop.run_in_executor(None, child.wait, 15)
+    fleet.killed += await stop_children(fleet.camera_children)
     # A node's last heartbeat goes out before its offline status: once every camera reads
     # offline, frames_sent is final.
     await _until_offline(view, "camera")
@@ -210,11 +221,8 @@ async def _drain(fleet: Fleet, view: FleetView, settings: Settings) -> None:
     for node in fleet.in_process:
         if node.role != "cloud":
             node.stop()
-    live_edges = [c for c in fleet.edge_children.values() if c.poll() is None]
-    for child in live_edges:
-        child.send_signal(signal.SIGTERM)
-    for child in live_edges:
-        await loop.run_in_executor(None, child.wait, 30)
+    live_edges = {e: c for e, c in fleet.edge_children.items() if c.poll() is None}
+    fleet.killed += await stop_children(live_edges)
     await asyncio.gather(*fleet.tasks_of({"coordinator", "edge", "camera"}), return_exceptions=True)
     for node in fleet.in_process:
         node.stop()
@@ -264,62 +272,26 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
     if not plan.processes:
         in_process += [EdgeNode(nodes[e]) for e in edges]
         in_process += [CameraNode(nodes[c]) for c in cameras]
-    fleet = Fleet(in_process, [], {}, [])
+    fleet = Fleet(in_process, [], {}, {})
 
     view = FleetView()
     observer = bus_for(dataclasses.replace(settings, node_id="dashboard"))
     stop = asyncio.Event()
     install_stop_signals(stop.set)
     run_started_ts = time.time()
-    killed_at: float | None = None
+    child_settings = ChildSettings()
+    elapsed: float | None = None  # set once the run itself began: then a summary follows
+    failure: BaseException | None = None
     try:
         await observer.start(timeout=10)
         watcher = asyncio.create_task(follow(observer, view))
-        # Edges and the cloud subscribe before cameras publish their first frame.
-        for node in in_process:
-            fleet.tasks.append(asyncio.create_task(node.run(connect_timeout=10)))
-            if not isinstance(node, CameraNode):
-                await _until_ready(node, fleet.tasks[-1])
-        # Cameras start together; the run's clock starts once all of them are up.
-        for node, task in zip(in_process, fleet.tasks, strict=True):
-            if isinstance(node, CameraNode):
-                await _until_ready(node, task)
-        if plan.processes:
-            # Cameras start once every edge reports online (listening).
-            for edge in edges:
-                child = _spawn(nodes[edge])
-                fleet.edge_children[edge] = child
-                await _until_online(view, edge, child)
-            fleet.camera_children += [_spawn(nodes[c]) for c in cameras]
-            # Likewise for camera processes, which take seconds to import their models on a
-            # busy machine; that would otherwise eat --duration.
-            for camera, child in zip(cameras, fleet.camera_children, strict=True):
-                await _until_online(view, camera, child)
-        live = (
-            Live(view.table(), console=console, refresh_per_second=2, transient=False)
-            if plan.dashboard
-            else None
-        )
-        with live if live is not None else contextlib.nullcontext():
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            deadline = started + plan.duration_s
-            while not stop.is_set() and loop.time() < deadline:
-                failed = [t for t in fleet.tasks if t.done() and t.exception() is not None]
-                if failed:
-                    raise failed[0].exception()  # type: ignore[misc]
-                if (
-                    plan.kill_edge_after_s is not None
-                    and killed_at is None
-                    and loop.time() - started >= plan.kill_edge_after_s
-                ):
-                    fleet.edge_children[edges[-1]].kill()  # SIGKILL: no goodbye, only the LWT
-                    killed_at = time.time()
-                    view.mark_failed(edges[-1], killed_at)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.5)
-                if live is not None:
-                    live.update(view.table())
+        await _start(fleet, plan, nodes, view, child_settings)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await _run(fleet, plan, view, stop, console, edges)
+        except Exception as exc:  # a node failed mid-run: still drain and sum up
+            failure = exc
         elapsed = loop.time() - started
         await _drain(fleet, view, settings)
         await asyncio.gather(*fleet.tasks, return_exceptions=True)
@@ -331,6 +303,8 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
         for child in fleet.children():
             if child.poll() is None:
                 child.kill()
+                child.wait()
+        child_settings.remove()
         await observer.close(flush_timeout=0)
         if broker is not None:
             await broker.stop()
@@ -338,15 +312,76 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
         view.table(title="edgebus up: summary (averages over the run)", duration_s=elapsed)
     )
     totals = view.totals()
+    totals["children_killed"] = float(len(fleet.killed))
     if settings.store_enabled:
         node_ids = ["coordinator", "cloud", *edges, *cameras]
         totals.update(await _store_totals(settings, node_ids, run_started_ts))
+    if failure is not None:
+        raise failure
     return totals
 
 
-def _spawn(settings: Settings) -> subprocess.Popen[bytes]:
+async def _start(
+    fleet: Fleet, plan: UpPlan, nodes: dict[str, Settings], view: FleetView,
+    child_settings: ChildSettings,
+) -> None:  # fmt: skip
+    # Edges and the cloud subscribe before cameras publish their first frame.
+    for node in fleet.in_process:
+        fleet.tasks.append(asyncio.create_task(node.run(connect_timeout=10)))
+        if not isinstance(node, CameraNode):
+            await _until_ready(node, fleet.tasks[-1])
+    # Cameras start together; the run's clock starts once all of them are up.
+    for node, task in zip(fleet.in_process, fleet.tasks, strict=True):
+        if isinstance(node, CameraNode):
+            await _until_ready(node, task)
+    if plan.processes:
+        # Cameras start once every edge reports online (listening). Camera processes take
+        # seconds to import their models on a busy machine; that would otherwise eat
+        # --duration.
+        for edge in edge_ids(plan):
+            fleet.edge_children[edge] = _spawn(nodes[edge], child_settings)
+        await _until_online(view, fleet.edge_children)
+        for camera in camera_ids(plan):
+            fleet.camera_children[camera] = _spawn(nodes[camera], child_settings)
+        await _until_online(view, fleet.camera_children)
+
+
+async def _run(
+    fleet: Fleet, plan: UpPlan, view: FleetView, stop: asyncio.Event, console: Console,
+    edges: list[str],
+) -> None:  # fmt: skip
+    live = (
+        Live(view.table(), console=console, refresh_per_second=2, transient=False)
+        if plan.dashboard
+        else None
+    )
+    killed_at: float | None = None
+    with live if live is not None else contextlib.nullcontext():
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + plan.duration_s
+        while not stop.is_set() and loop.time() < deadline:
+            failed = [t for t in fleet.tasks if t.done() and t.exception() is not None]
+            if failed:
+                raise failed[0].exception()  # type: ignore[misc]
+            if (
+                plan.kill_edge_after_s is not None
+                and killed_at is None
+                and loop.time() - started >= plan.kill_edge_after_s
+            ):
+                fleet.edge_children[edges[-1]].kill()  # SIGKILL: no goodbye, only the LWT
+                killed_at = time.time()
+                view.mark_failed(edges[-1], killed_at)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+            if live is not None:
+                live.update(view.table())
+
+
+def _spawn(settings: Settings, child_settings: ChildSettings) -> subprocess.Popen[bytes]:
+    config = child_settings.write(settings)
     return subprocess.Popen(
-        _node_command(settings, settings.role, settings.node_id), env=_child_env(settings)
+        _node_command(config, settings.role, settings.node_id), env=_child_env()
     )
 
 

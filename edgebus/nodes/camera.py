@@ -139,6 +139,7 @@ class CameraNode(Node):
         self.outcomes = OutcomeTracker(
             self.bus, self.topics, self.node_id, self.incarnation, self.clock,
             OutcomeTimings.for_period(period_s, settings.outcome_timeout_s), self._record_drop,
+            self._mark_open, self._mark_closed,
         )  # fmt: skip
         self.qos: QosEncoder | None = None
         try:
@@ -240,35 +241,44 @@ class CameraNode(Node):
         if self.schedule is not None:
             await self.schedule.stop()
 
+    def _mark_open(self, marker: EndOfFrame) -> None:
+        if self.storage is not None:
+            self.storage.store.mark_open({
+                "incarnation": marker.incarnation, "frame_id": marker.frame_id,
+                "edge": marker.edge, "capture_ts": marker.capture_ts,
+                "deadline_ts": marker.deadline_ts, "codec": marker.codec,
+                "model_id": marker.model_id, "bytes_sent": marker.bytes_sent,
+            })  # fmt: skip
+
+    def _mark_closed(self, incarnation: int, frame_id: int) -> None:
+        if self.storage is not None:
+            self.storage.store.mark_closed(incarnation, frame_id)
+
     async def _ask_about_earlier_runs(self) -> None:
-        """Frames an earlier run of this camera sent lately and may never have heard of:
-        ask again, so a crash or a lost broker session leaves none without a record."""
+        """Frames an earlier run of this camera sent and never heard back about (it
+        crashed, or stopped first): ask again, so none is left without a record."""
         if self.storage is None:
             return
-        since = self.clock.time() - self.outcomes.timings.give_up_s
-        (rows,) = await self.storage.store.rows_since(("frames",), since)
-        earlier = [r for r in rows if r["camera"] == self.node_id
-                   and r["incarnation"] != self.incarnation]  # fmt: skip
-        closed = {(r["incarnation"], r["frame_id"]) for r in earlier if r["direction"] == DROPPED}
+        earlier = [f for f in await self.storage.store.open_frames()
+                   if f["incarnation"] != self.incarnation]  # fmt: skip
         markers = [
             EndOfFrame(
                 self.node_id,
-                r["frame_id"],
+                f["frame_id"],
                 0,
                 0,
-                r["bytes_sent"],
-                r["codec"],
-                r["model_id"],
-                r["capture_ts"],
-                r["deadline_ts"],
+                f["bytes_sent"],
+                f["codec"],
+                f["model_id"],
+                f["capture_ts"],
+                f["deadline_ts"],
                 self.settings.frame_width,
                 self.settings.frame_height,
-                edge=r["edge"],
-                incarnation=r["incarnation"],
+                edge=f["edge"],
+                incarnation=f["incarnation"],
                 attempt=1,
             )
-            for r in earlier
-            if r["direction"] == SENT and (r["incarnation"], r["frame_id"]) not in closed
+            for f in earlier
         ]
         if markers:
             log.info("%s: asking again about %d frame(s) of earlier runs", self.node_id,

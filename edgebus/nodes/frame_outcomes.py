@@ -11,9 +11,9 @@ through to a record in some store:
 - The camera writes the dropped record itself only where no edge will: the frame never
   left (no edge assigned, the send failed), the edge refused it, the edge it went to
   has been offline for `edge_lost_s`, or no answer came within `give_up_s`.
-- A restarted camera asks again about the frames of its previous runs that were sent
-  in the last `give_up_s` (from its own store): the answers close whatever an earlier
-  run left open.
+- The camera keeps the set of frames sent and not yet answered in its local store
+  (`open_frames`). A restarted camera asks again about exactly those of its earlier
+  runs: the answers close whatever an earlier run left open.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class OutcomeTracker:
         clock: Clock,
         timings: OutcomeTimings,
         on_drop: Callable[[FrameDropped], None],
+        on_open: Callable[[EndOfFrame], None] = lambda _marker: None,
+        on_closed: Callable[[int, int], None] = lambda _incarnation, _frame: None,
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -86,6 +88,8 @@ class OutcomeTracker:
         self.clock = clock
         self.timings = timings
         self.on_drop = on_drop
+        self.on_open = on_open
+        self.on_closed = on_closed
         self.pending: dict[tuple[int, int], Awaiting] = {}
         self.answered = 0
         self.asked_again = 0
@@ -140,6 +144,7 @@ class OutcomeTracker:
         now = self.clock.monotonic()
         key = (marker.incarnation, marker.frame_id)
         self.pending[key] = Awaiting(marker, now, now + self.timings.first_ask_s)
+        self.on_open(marker)
 
     def ask_again(self, markers: list[EndOfFrame]) -> None:
         """Frames of earlier runs that may lack an outcome: ask for each now."""
@@ -175,6 +180,7 @@ class OutcomeTracker:
                 continue  # answered already, or not ours: a repeated or forged answer
             self.answered += 1
             self._changed.set()
+            self.on_closed(*key)
             if told.outcome == OUTCOME_REFUSED:
                 # The edge kept no record of a frame it refused: this is the record.
                 marker = awaiting.marker
@@ -215,6 +221,7 @@ class OutcomeTracker:
                     await self._ask(awaiting, now)
                 continue
             if self.pending.pop(key, None) is not None:
+                self.on_closed(*key)
                 await self._drop(marker.frame_id, marker.incarnation, marker.capture_ts, edge,
                                  reason)  # fmt: skip
 

@@ -32,6 +32,7 @@ from edgebus.storage.engine import ensure_schema, make_engine, upsert_ignore
 from edgebus.storage.errors import StorageError, classify, first_line
 from edgebus.storage.models import (
     ROW_MODELS,
+    OpenFrame,
     QuarantinedRow,
     StoreIdentity,
     SyncState,
@@ -94,6 +95,8 @@ class LocalStore:
         self._pending: list[Row] = []
         # Rows refused before they got a seq, waiting to be written to `quarantine`.
         self._quarantine: list[tuple[str, str, dict[str, Any], int]] = []
+        # Changes to the local-only open_frames table, applied in order with the next commit.
+        self._open_changes: list[tuple[bool, dict[str, Any]]] = []
         # Committed rows not yet acknowledged, seqs _recent_base.. in order: the sync agent
         # reads batches from here instead of from SQLite (which it falls back to after a
         # restart, or once more than max_cached rows await their ack).
@@ -217,6 +220,27 @@ class LocalStore:
         if self._wake is not None:
             self._wake.set()
 
+    def mark_open(self, frame: dict[str, Any]) -> None:
+        """A frame sent and not yet answered (local only; see OpenFrame)."""
+        self._open_changes.append((True, frame))
+
+    def mark_closed(self, incarnation: int, frame_id: int) -> None:
+        self._open_changes.append((False, {"incarnation": incarnation, "frame_id": frame_id}))
+
+    async def open_frames(self) -> list[dict[str, Any]]:
+        """Every frame marked open and not closed, oldest first (blocking read, off loop)."""
+
+        def read() -> list[dict[str, Any]]:
+            assert self.engine is not None
+            query = select(OpenFrame.__table__).order_by(OpenFrame.capture_ts)  # type: ignore[attr-defined]
+            try:
+                with self.engine.connect() as connection:
+                    return [dict(row) for row in connection.execute(query).mappings()]
+            except SQLAlchemyError as exc:
+                raise classify(exc, self.where) from None
+
+        return await self._run(read)
+
     @property
     def pending(self) -> int:
         return len(self._pending)
@@ -230,10 +254,21 @@ class LocalStore:
             return await self._flush()
 
     async def _flush(self) -> int:
-        if not self._pending and not self._quarantine:
+        if not self._pending and not self._quarantine and not self._open_changes:
             return self.last_seq
         batch, self._pending = self._pending, []
         refused, self._quarantine = self._quarantine, []
+        opened, self._open_changes = self._open_changes, []
+        try:
+            await self._run(self._apply_open_changes, opened)
+        except Exception as exc:
+            # Everything taken waits, in order, for the next try (a bug included).
+            self._open_changes = opened + self._open_changes
+            self._pending = batch + self._pending
+            self._quarantine = refused + self._quarantine
+            if isinstance(exc, StorageError):
+                self._report(exc)
+            raise
         try:
             last, stamped = await self._run(self._write, batch, refused)
         except PartialWrite as exc:
@@ -242,11 +277,12 @@ class LocalStore:
             self._pending = exc.remaining + self._pending
             self._report(exc.error)
             raise exc.error from None
-        except StorageError as exc:
+        except Exception as exc:
             # Keep the rows, oldest first, ahead of any added meanwhile.
             self._pending = batch + self._pending
             self._quarantine = refused + self._quarantine
-            self._report(exc)
+            if isinstance(exc, StorageError):
+                self._report(exc)
             raise
         if stamped:
             self._cache(stamped)
@@ -275,6 +311,12 @@ class LocalStore:
             except StorageError:
                 # Reported once by flush(); back off so a full disk is not hammered.
                 await asyncio.sleep(max(self.flush_interval_s, 0.5))
+            except Exception:
+                # A bug must not stop the writer while the node looks alive: the rows stay
+                # queued in memory, the error is logged, and the next flush tries again.
+                self.stats["write_errors"] += 1
+                log.exception("%s: writing rows failed", self.where)
+                await asyncio.sleep(max(self.flush_interval_s, 0.5))
 
     def _write(
         self, batch: list[Row], refused: list[tuple[str, str, dict[str, Any], int]]
@@ -293,6 +335,27 @@ class LocalStore:
         self.last_seq = seq
         self.stats["rows_written"] += len(batch)
         return seq, stamped
+
+    def _apply_open_changes(self, changes: list[tuple[bool, dict[str, Any]]]) -> None:
+        if not changes:
+            return
+        assert self.engine is not None
+        table = OpenFrame.__table__  # type: ignore[attr-defined]
+        keys = ("incarnation", "frame_id")
+        try:
+            with self.engine.begin() as connection:
+                for opened, frame in changes:
+                    if opened:
+                        connection.execute(upsert_ignore(self.engine, table, keys), [frame])
+                    else:
+                        connection.execute(
+                            delete(table).where(
+                                table.c.incarnation == frame["incarnation"],
+                                table.c.frame_id == frame["frame_id"],
+                            )
+                        )
+        except SQLAlchemyError as exc:
+            raise classify(exc, self.where) from None
 
     def _insert(self, connection: Connection, batch: list[Row], seq: int) -> tuple[int, list[Row]]:
         by_kind: dict[str, list[dict[str, Any]]] = {}

@@ -120,6 +120,21 @@ class SyncProgress(Base):
     contiguous_seq: Mapped[int] = mapped_column(BigInteger)
 
 
+class OpenFrame(Base):
+    """Local store only, never synced: a camera's frames sent and not yet answered. A
+    restarted camera asks again about exactly these, and no others."""
+
+    __tablename__ = "open_frames"
+    incarnation: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    frame_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    edge: Mapped[str] = mapped_column(String(64))
+    capture_ts: Mapped[float] = mapped_column(Float)
+    deadline_ts: Mapped[float] = mapped_column(Float)
+    codec: Mapped[str] = mapped_column(String(32))
+    model_id: Mapped[str] = mapped_column(String(64))
+    bytes_sent: Mapped[int] = mapped_column(Integer)
+
+
 class QuarantinedRow(Base):
     """A row a store could not take (a NaN, a constraint): kept here as text, logged and
     counted, so it neither blocks the rows behind it nor vanishes. Never synced."""

@@ -101,11 +101,12 @@ async def test_killing_an_edge_moves_its_cameras_and_loses_no_frame(embedded_bro
     )
     tasks = [asyncio.create_task(coordinator.run(connect_timeout=10))]
     edges = {edge: _edge_process(url, edge) for edge in EDGES}
+    cameras: list[CameraNode] = []
     try:
         async with asyncio.timeout(60):
             while not set(EDGES) <= online:
                 await asyncio.sleep(0.1)
-        cameras = [
+        cameras += [
             CameraNode(
                 dataclasses.replace(
                     base, role="camera", node_id=c, scheduled=True, peer_links=far_links(i, EDGES)
@@ -150,13 +151,24 @@ async def test_killing_an_edge_moves_its_cameras_and_loses_no_frame(embedded_bro
             camera.stop()
         await asyncio.gather(*tasks[1:])
     finally:
+        # Whatever failed above, stop everything this test started, within bounds: an
+        # assertion must not leave camera tasks or edge processes running for ever.
         coordinator.stop()
+        for camera in cameras:
+            camera.stop()
+        _, still = await asyncio.wait(tasks, timeout=30)
+        for task in still:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for process in edges.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in edges.values():
-            process.wait(30)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
         for watcher in watchers:
             watcher.cancel()
         await observer.close(flush_timeout=0)
