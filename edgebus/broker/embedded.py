@@ -132,14 +132,14 @@ class EmbeddedBroker:
         }
 
     async def start(self) -> EmbeddedBroker:
-        from amqtt.broker import Broker
+        from edgebus.broker.amqtt_fixes import FleetSafeBroker
 
         self.port = free_port() if self.requested_port == 0 else self.requested_port
         check_port_free(self.port)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                self._broker = Broker(self._config())
+                self._broker = FleetSafeBroker(self._config())
                 await self._broker.start()
         except EmbeddedBrokerError:
             raise

@@ -193,3 +193,28 @@ async def test_a_persistent_session_backlog_waits_for_its_subscription(mosquitto
         assert got == [f"q{i}" for i in range(5)]
     finally:
         await second.close()
+
+
+@pytest.mark.timeout(120)
+async def test_the_embedded_broker_serves_a_fleet_that_connects_at_once(embedded_broker):
+    # amqtt 0.12 alone lost some of these clients: it iterated its subscription table
+    # across awaits while others subscribed, and replayed every filter's retained
+    # messages to each client that connected.
+    url = embedded_broker.url
+    async with make_bus(url, "holder") as holder:
+        await holder.subscribe("t/retained/#")
+        await holder.publish("t/retained/x", Status("r", "edge", "online"), qos=1, retain=True)
+        await holder.flush()
+        buses = [make_bus(url, f"n{i}") for i in range(32)]
+        try:
+            await asyncio.gather(*(bus.start(10) for bus in buses))
+            subs = await asyncio.gather(*(bus.subscribe(f"t/own/{i}") for i, bus in
+                                          enumerate(buses)))  # fmt: skip
+            for i in range(len(buses)):
+                await holder.publish(f"t/own/{i}", Status(f"n{i}", "edge", "online"), qos=1)
+            got = await asyncio.gather(*(sub.get(10) for sub in subs))
+            assert [d.message.node for d in got] == [f"n{i}" for i in range(len(buses))]
+            # Nobody but the holder subscribed to t/retained/#: nothing of it arrived.
+            assert all(not bus._unclaimed for bus in buses)
+        finally:
+            await asyncio.gather(*(bus.close() for bus in buses), return_exceptions=True)
