@@ -11,7 +11,7 @@ from rich.table import Table
 
 from edgebus.storage.audit import AuditReport
 
-SHOWN_KEYS = 5  # frame keys listed per camera for lost or duplicated frames
+SHOWN_KEYS = 5  # frame keys listed per camera for awaiting, lost or duplicated frames
 
 
 def _keys(keys: list[tuple[str, int, int]]) -> str:
@@ -33,13 +33,14 @@ def render(report: AuditReport, console: Console) -> None:
     console.print(streams)
     cameras = Table(title="frames: one record each (a result or a dropped row with its reason)")
     for column in ("camera", "captured", "results", "dropped", "drop reasons",
-                   "silently lost", "duplicated"):  # fmt: skip
+                   "awaiting", "silently lost", "duplicated"):  # fmt: skip
         cameras.add_column(column, justify="left" if column in ("camera", "drop reasons")
                            else "right")  # fmt: skip
     for c in report.cameras:
         reasons = ", ".join(f"{r} {n}" for r, n in c.reasons.most_common(4)) or "-"
         cameras.add_row(
             c.camera, f"{c.captured:,}", f"{c.results:,}", f"{c.dropped:,}", reasons,
+            f"[yellow]{_keys(c.awaiting)}[/yellow]" if c.awaiting else "0",
             f"[red]{_keys(c.lost)}[/red]" if c.lost else "0",
             f"[red]{_keys(c.duplicated)}[/red]" if c.duplicated else "0",
         )  # fmt: skip

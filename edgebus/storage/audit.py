@@ -5,9 +5,11 @@ Two promises are checked:
 - **Every frame is accounted for.** Each frame a camera captured, (camera, incarnation,
   frame_id), has exactly one outcome record: a `results` row or a `frames` row with
   direction "dropped" and a reason, written by whichever node decided it. A frame with
-  none is *silently lost*; with more than one it is *duplicated*. A frame counts as
-  captured when its camera recorded it (a sent or dropped row, or its own weak-model
-  result) or when any node recorded an outcome for it.
+  none is *silently lost*, unless its camera still holds it open in its local store
+  (`open_frames`: sent, the answer not yet heard): such a frame is *awaiting*, and the
+  camera's next start asks about it again. With more than one record a frame is
+  *duplicated*. A frame counts as captured when its camera recorded it (a sent or
+  dropped row, or its own weak-model result) or when any node recorded an outcome.
 - **Every row arrives once.** Each local store's rows, keyed by (node, store, seq), are
   in the global store. A row missing there above the store's acknowledged watermark is
   *unsynced* (on its way); at or below it, it is *lost*. The global store cannot hold a
@@ -35,6 +37,7 @@ from edgebus.storage.models import (
     ROW_MODELS,
     SCHEMA_VERSION,
     Frame,
+    OpenFrame,
     QuarantinedRow,
     ResultRow,
     SchemaInfo,
@@ -69,6 +72,8 @@ class CameraAudit:
     reasons: Counter[str] = field(default_factory=Counter)
     lost: list[FrameKey] = field(default_factory=list)
     duplicated: list[FrameKey] = field(default_factory=list)
+    # No record yet, but held open by the camera: asked about again at its next start.
+    awaiting: list[FrameKey] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -80,6 +85,10 @@ class AuditReport:
     @property
     def frames_lost(self) -> int:
         return sum(len(c.lost) for c in self.cameras)
+
+    @property
+    def frames_awaiting(self) -> int:
+        return sum(len(c.awaiting) for c in self.cameras)
 
     @property
     def frames_duplicated(self) -> int:
@@ -101,7 +110,8 @@ class AuditReport:
         quarantined = sum(s.quarantined for s in self.streams) + self.global_quarantined
         return (
             f"audit: captured={captured}, results={results}, dropped={dropped}, "
-            f"silently_lost={self.frames_lost}, duplicated={self.frames_duplicated}, "
+            f"awaiting={self.frames_awaiting}, silently_lost={self.frames_lost}, "
+            f"duplicated={self.frames_duplicated}, "
             f"rows_unsynced={unsynced}, rows_lost={self.rows_lost}, "
             f"rows_quarantined={quarantined}"
         )
@@ -113,10 +123,12 @@ class _Records:
 
     captured: set[FrameKey] = field(default_factory=set)
     outcomes: dict[RowKey, tuple[FrameKey, str]] = field(default_factory=dict)
+    open: set[FrameKey] = field(default_factory=set)
 
     def merge(self, other: _Records) -> None:
         self.captured |= other.captured
         self.outcomes.update(other.outcomes)
+        self.open |= other.open
 
 
 def reason_class(reason: str) -> str:
@@ -214,9 +226,12 @@ def _read_local(path: Path) -> _LocalStore:
                 raise StorageError(f"{where}: has no store identity")
             store, node = identity
             acked = connection.scalar(select(SyncState.acked_seq).where(SyncState.node == node))
+            records = _frame_records(engine, where)
+            opened = connection.execute(select(OpenFrame.incarnation, OpenFrame.frame_id)).all()
+            records.open = {(node, int(incarnation), int(frame)) for incarnation, frame in opened}
         return _LocalStore(
-            node, store, int(acked or 0), _row_keys(engine, where),
-            _frame_records(engine, where), _count_quarantined(engine),
+            node, store, int(acked or 0), _row_keys(engine, where), records,
+            _count_quarantined(engine),
         )  # fmt: skip
     except SQLAlchemyError as exc:
         raise classify(exc, where) from None
@@ -261,7 +276,7 @@ def _cameras(records: _Records) -> list[CameraAudit]:
         camera.captured += 1
         found = outcomes.get(key, [])
         if not found:
-            camera.lost.append(key)
+            (camera.awaiting if key in records.open else camera.lost).append(key)
         elif len(found) > 1:
             camera.duplicated.append(key)
         for reason in found:
@@ -273,6 +288,7 @@ def _cameras(records: _Records) -> list[CameraAudit]:
     for camera in cameras.values():
         camera.lost.sort()
         camera.duplicated.sort()
+        camera.awaiting.sort()
     return sorted(cameras.values(), key=lambda c: c.camera)
 
 

@@ -260,27 +260,20 @@ class LocalStore:
         refused, self._quarantine = self._quarantine, []
         opened, self._open_changes = self._open_changes, []
         try:
-            await self._run(self._apply_open_changes, opened)
-        except Exception as exc:
-            # Everything taken waits, in order, for the next try (a bug included).
-            self._open_changes = opened + self._open_changes
-            self._pending = batch + self._pending
-            self._quarantine = refused + self._quarantine
-            if isinstance(exc, StorageError):
-                self._report(exc)
-            raise
-        try:
-            last, stamped = await self._run(self._write, batch, refused)
+            last, stamped = await self._run(self._write, batch, refused, opened)
         except PartialWrite as exc:
             if exc.stamped:
                 self._cache(exc.stamped)
             self._pending = exc.remaining + self._pending
+            self._open_changes = opened + self._open_changes
             self._report(exc.error)
             raise exc.error from None
         except Exception as exc:
-            # Keep the rows, oldest first, ahead of any added meanwhile.
+            # Everything taken waits, oldest first, ahead of anything added meanwhile (a
+            # bug included).
             self._pending = batch + self._pending
             self._quarantine = refused + self._quarantine
+            self._open_changes = opened + self._open_changes
             if isinstance(exc, StorageError):
                 self._report(exc)
             raise
@@ -319,43 +312,54 @@ class LocalStore:
                 await asyncio.sleep(max(self.flush_interval_s, 0.5))
 
     def _write(
-        self, batch: list[Row], refused: list[tuple[str, str, dict[str, Any], int]]
+        self,
+        batch: list[Row],
+        refused: list[tuple[str, str, dict[str, Any], int]],
+        opened: list[tuple[bool, dict[str, Any]]],
     ) -> tuple[int, list[Row]]:
-        """Commit the batch, seqs stamped in order; a row the database refuses despite
-        row_check is quarantined and the rest are written one transaction each."""
+        """Commit the batch, seqs stamped in order, with the open-frame changes in the same
+        transaction: a frame is closed exactly when the row that records its outcome is
+        written, so a crash can neither close a frame without its record nor leave one
+        open whose record is stored. A row the database refuses despite row_check is
+        quarantined and the rest are written one transaction each."""
         assert self.engine is not None
         try:
             with self.engine.begin() as connection:
                 seq, stamped = self._insert(connection, batch, self.last_seq)
                 self._insert_quarantined(connection, refused)
+                self._apply_open_changes(connection, opened)
         except OperationalError as exc:
             raise classify(exc, self.where) from None
         except SQLAlchemyError:
-            return self._write_one_by_one(batch, refused)
+            last, stamped = self._write_one_by_one(batch, refused)
+            # After the rows: a crash in between leaves frames open, and asking again
+            # about a frame only gets its recorded answer.
+            try:
+                with self.engine.begin() as connection:
+                    self._apply_open_changes(connection, opened)
+            except SQLAlchemyError as exc:
+                raise PartialWrite(classify(exc, self.where), stamped, []) from None
+            return last, stamped
         self.last_seq = seq
         self.stats["rows_written"] += len(batch)
         return seq, stamped
 
-    def _apply_open_changes(self, changes: list[tuple[bool, dict[str, Any]]]) -> None:
-        if not changes:
-            return
+    def _apply_open_changes(
+        self, connection: Connection, changes: list[tuple[bool, dict[str, Any]]]
+    ) -> None:
         assert self.engine is not None
         table = OpenFrame.__table__  # type: ignore[attr-defined]
         keys = ("incarnation", "frame_id")
-        try:
-            with self.engine.begin() as connection:
-                for opened, frame in changes:
-                    if opened:
-                        connection.execute(upsert_ignore(self.engine, table, keys), [frame])
-                    else:
-                        connection.execute(
-                            delete(table).where(
-                                table.c.incarnation == frame["incarnation"],
-                                table.c.frame_id == frame["frame_id"],
-                            )
-                        )
-        except SQLAlchemyError as exc:
-            raise classify(exc, self.where) from None
+        for opened, frame in changes:
+            if opened:
+                connection.execute(upsert_ignore(self.engine, table, keys), [frame])
+            else:
+                connection.execute(
+                    delete(table).where(
+                        table.c.incarnation == frame["incarnation"],
+                        table.c.frame_id == frame["frame_id"],
+                    )
+                )
 
     def _insert(self, connection: Connection, batch: list[Row], seq: int) -> tuple[int, list[Row]]:
         by_kind: dict[str, list[dict[str, Any]]] = {}
