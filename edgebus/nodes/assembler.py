@@ -58,6 +58,10 @@ class FrameAssembler:
         self.stats = AssemblerStats()
         self._pending: dict[FrameKey, PendingFrame] = {}
 
+    def __contains__(self, key: object) -> bool:
+        """Whether parts of this frame are here, waiting for the rest."""
+        return key in self._pending
+
     def _is_finished(self, key: FrameKey) -> bool:
         return self.ledger.is_deciding(key) or self.ledger.lookup(key) is not None
 

@@ -351,10 +351,10 @@ class CameraNode(Node):
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
-            # Their outcomes follow within a few periods; what is still open then is
-            # asked about again by the next start.
+            # Their outcomes follow within a few periods (longer from a busy edge); what
+            # is still open then is asked about again by the next start.
             with contextlib.suppress(asyncio.CancelledError):
-                await self.outcomes.settle(self.outcomes.timings.first_ask_s + 1.0)
+                await self.outcomes.settle(self.outcomes.timings.settle_s)
             self._encoder.shutdown(wait=False, cancel_futures=True)
             self.source.close()
 

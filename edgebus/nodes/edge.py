@@ -236,7 +236,11 @@ class EdgeNode(Node):
                 self.counters["outcomes_repeated"] += 1
                 self._spawn(self._tell_camera(key, decision.outcome, decision.reason))
             return
-        reason = self.ledger.screen(key, message.capture_ts, self.clock.time())
+        # A frame this edge has accepted parts of is its to decide: refusing its later
+        # parts (late, behind a slow broker) would let the camera record it too.
+        accepted = key in self.assembler
+        reason = None if accepted else self.ledger.screen(key, message.capture_ts,
+                                                          self.clock.time())  # fmt: skip
         if reason is not None:
             self._refused("refused", message, reason, answer=isinstance(message, EndOfFrame))
             return

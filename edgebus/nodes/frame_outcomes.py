@@ -10,7 +10,11 @@ through to a record in some store:
   markers therefore end in a record, not in silence.
 - The camera writes the dropped record itself only where no edge will: the frame never
   left (no edge assigned, the send failed), the edge refused it, the edge it went to
-  has been offline for `edge_lost_s`, or no answer came within `give_up_s`.
+  has been offline for `edge_lost_s`, or no answer came within `give_up_s` while that
+  edge (any edge, for a frame addressed to none) said nothing at all for as long. An edge
+  that keeps answering other frames is slow, not gone: the camera keeps asking, up to
+  `patience_s`, because its answer may still be on the way and a drop recorded here
+  would then be a second record.
 - The camera keeps the set of frames sent and not yet answered in its local store
   (`open_frames`). A restarted camera asks again about exactly those of its earlier
   runs: the answers close whatever an earlier run left open.
@@ -44,6 +48,9 @@ SWEEP_S = 0.25
 # After a reconnect, questions and answers of the outage are likely lost; ask again once
 # the other nodes have had this long to subscribe again.
 AFTER_RECONNECT_S = 1.0
+# How long a camera waits for the answer of an edge that answers other frames meanwhile.
+PATIENCE_S = 300.0
+SETTLE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -58,14 +65,25 @@ class Awaiting:
 class OutcomeTimings:
     first_ask_s: float  # after this long without an answer, ask again
     edge_lost_s: float  # the addressed edge offline this long: its frames are dropped
-    give_up_s: float  # no answer at all this long: the camera records the drop
+    give_up_s: float  # no answer this long, and the edge silent as long: record the drop
+    # No answer this long although the edge answers others: record the drop. Below the
+    # edge ledger's memory (FrameLedger.horizon_s), so the edge still knows its answer.
+    patience_s: float = PATIENCE_S
+
+    @property
+    def settle_s(self) -> float:
+        """How long a stopping camera waits for the answers still due: long enough for a
+        busy edge to catch up, short enough to stop well within a supervisor's SIGKILL
+        bound (`up` allows 30 s, including the store's final sync)."""
+        return max(self.first_ask_s + 1.0, min(SETTLE_S, self.give_up_s / 3))
 
     @classmethod
     def for_period(cls, period_s: float, give_up_s: float) -> OutcomeTimings:
         # An answer takes the frame's deadline (one period), the edge's grace for a lost
         # end marker (two) and a classification; past that the question was lost.
         wait = 4 * period_s + 1.0
-        return cls(wait, wait, max(give_up_s, 2 * wait))
+        give_up = max(give_up_s, 2 * wait)
+        return cls(wait, wait, give_up, max(PATIENCE_S, give_up))
 
 
 class OutcomeTracker:
@@ -98,6 +116,8 @@ class OutcomeTracker:
         self._dropped_here: deque[tuple[int, int]] = deque(maxlen=10_000)
         self.answers_after_drop = 0
         self._offline_since: dict[str, float] = {}
+        # When each edge last answered this camera ("" = any edge).
+        self._last_heard: dict[str, float] = {}
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         bus.on_reconnect.append(self._after_reconnect)
@@ -170,6 +190,8 @@ class OutcomeTracker:
             if not isinstance(told, FrameOutcome) or told.camera != self.camera:
                 continue
             key = (told.incarnation, told.frame_id)
+            heard = self.clock.monotonic()
+            self._last_heard[told.node] = self._last_heard[""] = heard
             awaiting = self.pending.pop(key, None)
             if awaiting is None:
                 if told.outcome != OUTCOME_REFUSED and key in self._dropped_here:
@@ -211,10 +233,11 @@ class OutcomeTracker:
             offline_since = self._offline_since.get(edge) if edge else None
             if offline_since is not None and now - offline_since >= self.timings.edge_lost_s:
                 reason = f"edge {edge} went offline before answering"
-            elif now - awaiting.sent_mono >= self.timings.give_up_s:
+            elif self._waited_enough(awaiting, now):
+                waited = now - awaiting.sent_mono
                 reason = (
-                    f"no outcome from {edge or 'any edge'} within "
-                    f"{self.timings.give_up_s:g} s ({awaiting.attempts} repeated question(s))"
+                    f"no outcome from {edge or 'any edge'} within {waited:.0f} s "
+                    f"({awaiting.attempts} repeated question(s))"
                 )
             else:
                 if now >= awaiting.next_ask_mono:
@@ -224,6 +247,15 @@ class OutcomeTracker:
                 self.on_closed(*key)
                 await self._drop(marker.frame_id, marker.incarnation, marker.capture_ts, edge,
                                  reason)  # fmt: skip
+
+    def _waited_enough(self, awaiting: Awaiting, now: float) -> bool:
+        waited = now - awaiting.sent_mono
+        if waited >= self.timings.patience_s:
+            return True
+        if waited < self.timings.give_up_s:
+            return False
+        heard = self._last_heard.get(awaiting.marker.edge, -float("inf"))
+        return now - heard >= self.timings.give_up_s
 
     async def _ask(self, awaiting: Awaiting, now: float) -> None:
         awaiting.attempts += 1

@@ -167,6 +167,29 @@ async def test_a_far_ahead_frame_id_does_not_shut_the_camera_out(fleet):
     _audited(fleet)
 
 
+async def test_late_parts_of_an_accepted_frame_are_decided_not_refused(fleet):
+    # Behind a slow broker a frame's first chunk arrives just in time and its end marker
+    # after the edge's accept age. The edge took the frame on: it decides it (one record)
+    # instead of refusing the marker, which would let the camera record it as well.
+    topics = fleet.attacker.topics
+    outcomes = await fleet.attacker.subscribe(topics.outcome("camera-1"), qos=1)
+    # The marker comes within the assembler's grace (two periods, 0.5 s here), so the
+    # frame still waits for it, but past the accept age.
+    captured = time.time() - fleet.edge.ledger.accept_age_s + 0.15
+    chunk = FrameChunk("camera-1", 1, 0, "pnc", "pnc64", captured, b"\0" * 8, incarnation=99)
+    await fleet.attacker.publish(topics.frame_chunk("camera-1", 1, 0), chunk, qos=1)
+    await asyncio.sleep(0.3)
+    marker = EndOfFrame("camera-1", 1, 1, 1, 8, "pnc", "pnc64", captured, captured + 0.25,
+                        incarnation=99)  # fmt: skip
+    await fleet.attacker.publish(topics.frame_end("camera-1", 1), marker, qos=1)
+    while (told := (await outcomes.get(10)).message).incarnation != 99:
+        pass
+    assert told.outcome in ("result", "dropped"), told
+    assert fleet.edge.counters["frames_refused"] == 0
+    await fleet.stop()
+    _audited(fleet)
+
+
 async def test_a_chunk_on_another_cameras_topic_is_refused(fleet):
     topics = fleet.attacker.topics
     forged = FrameChunk("camera-1", 3, 0, "pnc", "pnc64", time.time(), b"\0" * 8,

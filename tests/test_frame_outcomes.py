@@ -1,0 +1,130 @@
+"""The camera's side of the outcome protocol: when it asks again, and when it may record a
+frame as dropped itself (only where no edge will record it)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from edgebus.broker.bus import Delivery
+from edgebus.messages import (
+    OUTCOME_REFUSED,
+    OUTCOME_RESULT,
+    EndOfFrame,
+    FrameDropped,
+    FrameOutcome,
+    Status,
+)
+from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
+from edgebus.topics import Topics
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+class RecordingBus:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, object]] = []
+        self.on_reconnect: list[object] = []
+
+    async def publish(self, topic: str, message: object, qos: int = 0) -> None:
+        self.published.append((topic, message))
+
+
+def marker(frame_id: int, edge: str = "edge-1") -> EndOfFrame:
+    return EndOfFrame("cam", frame_id, 1, 1, 10, "pnc", "m", 999.0, 999.3, edge=edge,
+                      incarnation=7)  # fmt: skip
+
+
+def outcome(frame_id: int, kind: str = OUTCOME_RESULT, node: str = "edge-1") -> Delivery:
+    told = FrameOutcome("cam", 7, frame_id, node, kind, "too late" if kind == "refused" else "")
+    return Delivery("t", b"", told)
+
+
+async def feed(deliveries: list[Delivery]) -> AsyncIterator[Delivery]:
+    for delivery in deliveries:
+        yield delivery
+
+
+@pytest.fixture
+def tracker() -> tuple[OutcomeTracker, ManualClock, RecordingBus, list[FrameDropped]]:
+    clock = ManualClock()
+    bus = RecordingBus()
+    drops: list[FrameDropped] = []
+    timings = OutcomeTimings(first_ask_s=2.0, edge_lost_s=2.0, give_up_s=30.0, patience_s=300.0)
+    tracker = OutcomeTracker(bus, Topics("t"), "cam", 7, clock, timings, drops.append)  # type: ignore[arg-type]
+    return tracker, clock, bus, drops
+
+
+async def test_an_unanswered_frame_is_asked_about_again_with_backoff(tracker):
+    outcomes, clock, bus, drops = tracker
+    outcomes.sent(marker(1))
+    await outcomes.check()
+    assert bus.published == []
+    for step in (2.0, 1.0, 2.0, 4.0):
+        clock.now += step
+        await outcomes.check()
+    attempts = [m.attempt for _, m in bus.published]
+    assert attempts == [1, 2, 3, 4] and not drops
+
+
+async def test_an_answer_closes_the_frame_and_a_refusal_is_recorded_here(tracker):
+    outcomes, _clock, _bus, drops = tracker
+    outcomes.sent(marker(1))
+    outcomes.sent(marker(2))
+    await outcomes._receive(feed([outcome(1), outcome(2, OUTCOME_REFUSED)]))  # type: ignore[arg-type]
+    assert not outcomes.pending
+    assert [d.frame_id for d in drops] == [2] and "refused by edge-1" in drops[0].reason
+
+
+async def test_a_silent_edge_costs_the_frame_after_give_up(tracker):
+    outcomes, clock, _bus, drops = tracker
+    outcomes.sent(marker(1))
+    clock.now += 29.0
+    await outcomes.check()
+    assert not drops
+    clock.now += 1.0
+    await outcomes.check()
+    assert [d.frame_id for d in drops] == [1] and "no outcome from edge-1" in drops[0].reason
+
+
+async def test_a_slow_edge_that_answers_other_frames_is_waited_for(tracker):
+    # Its answer may still be on the way: a drop recorded here would be a second record.
+    outcomes, clock, _bus, drops = tracker
+    outcomes.sent(marker(1))
+    for frame_id in range(2, 40):
+        outcomes.sent(marker(frame_id))
+        clock.now += 5.0
+        await outcomes._receive(feed([outcome(frame_id)]))  # type: ignore[arg-type]
+        await outcomes.check()
+    assert not drops and 1 in {f for _, f in outcomes.pending}
+    clock.now += 300.0  # patience runs out whatever the edge does
+    await outcomes._receive(feed([outcome(99)]))  # type: ignore[arg-type]
+    await outcomes.check()
+    assert [d.frame_id for d in drops] == [1]
+
+
+async def test_an_edge_that_went_offline_costs_its_open_frames(tracker):
+    outcomes, clock, _bus, drops = tracker
+    outcomes.sent(marker(1))
+    outcomes.sent(marker(2, edge="edge-2"))
+    offline = Delivery("t", b"", Status("edge-1", "edge", "offline"))
+    await outcomes._watch_edges(feed([offline]))  # type: ignore[arg-type]
+    clock.now += 2.0
+    await outcomes.check()
+    assert [d.frame_id for d in drops] == [1] and "went offline" in drops[0].reason
