@@ -5,9 +5,11 @@ or a dropped row with its reason) and every local row is in the global store onc
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
 
+from edgebus.storage.audit import AuditReport
 from tests.integration.fleet import Fleet, logged, wait_for
 
 pytestmark = pytest.mark.integration
@@ -62,6 +64,13 @@ async def inject(fault: str, fleet: Fleet, broker) -> None:  # type: ignore[no-u
         raise AssertionError(fault)
 
 
+def drop_reasons(report: AuditReport) -> str:
+    reasons: Counter[str] = Counter()
+    for camera in report.cameras:
+        reasons.update(camera.reasons)
+    return ", ".join(f"{reason} {n}" for reason, n in reasons.most_common()) or "none"
+
+
 FAULTS = [
     "camera-sigkill",
     "edge-sigkill",
@@ -89,8 +98,9 @@ async def test_after_the_fault_every_frame_and_row_is_accounted_for(
     finally:
         fleet.kill_all()
     context = f"{report.summary()}\n{fleet.all_logs()}"
+    print(f"{fault}: {report.summary()}; drop reasons: {drop_reasons(report)}")  # -rP shows it
     assert all(code == 0 for code in codes.values()), f"{codes}\n{context}"
-    assert report.ok, context
+    assert report.ok and report.frames_awaiting == 0, context
     assert all(s.unsynced == 0 for s in report.streams), context
     captured = sum(c.captured for c in report.cameras)
     results = sum(c.results for c in report.cameras)

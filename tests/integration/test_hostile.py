@@ -126,7 +126,7 @@ async def _more_results(fleet: LiveFleet, extra: int = 6) -> None:
 def _audited(fleet: LiveFleet) -> None:
     data_dir = Path(fleet.settings.data_dir)
     report = audit(local_store_paths(data_dir), f"sqlite:///{data_dir}/global.sqlite3")
-    assert report.ok, report.summary()
+    assert report.ok and report.frames_awaiting == 0, report.summary()
     assert all(s.unsynced == 0 and s.quarantined == 0 for s in report.streams), report.summary()
     assert all(task.done() and task.exception() is None for task in fleet.tasks)
 
