@@ -1,3 +1,3 @@
-from edgebus.cli import app
+from edgebus.cli import main
 
-app(prog_name="edgebus")
+main()

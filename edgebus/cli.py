@@ -58,7 +58,7 @@ def one_line_errors() -> Iterator[None]:
     from edgebus.broker.embedded import EmbeddedBrokerError
     from edgebus.broker.transport import ConnectFailed
     from edgebus.config import ConfigError
-    from edgebus.launch import LaunchError
+    from edgebus.errors import LaunchError
     from edgebus.messages import DecodeError
     from edgebus.storage.errors import GlobalStoreError, QueryInputError, StorageError
     from edgebus.topics import TopicError
@@ -75,14 +75,47 @@ def one_line_errors() -> Iterator[None]:
         fail(str(exc), RUNTIME_ERROR)
     except LaunchError as exc:
         fail(str(exc), RUNTIME_ERROR)
+    except OSError as exc:  # a results folder that cannot be made, a file that cannot be read
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}", RUNTIME_ERROR)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def results_dir(out: Path) -> Path:
+    """Make an experiment's results folder up front: one line if it cannot be, rather than
+    a traceback after the run."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out {str(out)!r}: cannot create the results folder: {exc.strerror}",
+             RUNTIME_ERROR)  # fmt: skip
+    return out
 
 
 def settings_from(config: Path | None, **flags: object) -> Settings:
     from edgebus.config import load_settings
 
     return load_settings(config, flags)
+
+
+def tool_settings(config: Path | None, **flags: object) -> Settings:
+    """Settings for a tool that talks to a fleet. Unless a broker is configured (flag,
+    environment or config file), a running `edgebus up` of the same data directory
+    supplies its broker and site (see fleet_file.py)."""
+    import dataclasses
+
+    from edgebus.config import is_configured
+    from edgebus.fleet_file import running_fleet
+
+    settings = settings_from(config, **flags)
+    if is_configured("broker", config, flags):
+        return settings
+    fleet = running_fleet(Path(settings.data_dir))
+    if fleet is None:
+        return settings
+    site = settings.site if is_configured("site", config, flags) else fleet.site
+    return dataclasses.replace(settings, broker=fleet.broker, site=site)
 
 
 def tool_bus(settings: Settings, purpose: str) -> Bus:
@@ -150,7 +183,7 @@ def node(
     ] = None,
     wait: Annotated[
         float | None,
-        typer.Option("--wait", help="Give up if the broker is unreachable this long (s)."),
+        typer.Option("--wait", min=0.0, help="Give up if the broker is unreachable this long (s)."),
     ] = None,
     codec: Annotated[
         str | None, typer.Option("--codec", help="Camera codec: pnc, pjpeg, webp, raw or qos.")
@@ -316,12 +349,22 @@ def broker(
 def broker_user(
     users_file: Annotated[Path, typer.Argument(help="amqtt password file to create or update.")],
     username: Annotated[str, typer.Argument()],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
-    """Add or replace a user in the embedded broker's password file."""
-    from edgebus.broker.embedded import add_user
+    """Add or replace a user in the embedded broker's password file (0600). The password is
+    asked for at a prompt, or read from stdin when that is not a terminal; never a flag,
+    which would leave it in the shell history and in `ps`."""
+    import getpass
+
+    from edgebus.broker.embedded import add_user, read_users
 
     with one_line_errors():
+        read_users(users_file)  # a wrong file is reported before asking for a password
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"password for {username}: ")
+            if password != getpass.getpass("again: "):
+                fail("the two passwords differ")
+        else:
+            password = sys.stdin.readline().rstrip("\n")
         add_user(users_file, username, password)
 
 
@@ -359,7 +402,7 @@ def sub(
     count: Annotated[int | None, typer.Option("--count", "-n", min=1)] = None,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", help="Stop after this many seconds without a message."),
+        typer.Option("--timeout", min=0.0, help="Stop after this many seconds without a message."),
     ] = None,
     broker: BrokerOption = None,
     config: ConfigOption = None,
@@ -375,7 +418,7 @@ def sub(
             validate_filter(pattern)
         except ValueError as exc:
             fail(str(exc))
-        settings = settings_from(config, broker=broker)
+        settings = tool_settings(config, broker=broker)
 
         setup_logging("error")  # the outcome is reported as one line below
 
@@ -416,17 +459,20 @@ def pub(
     config: ConfigOption = None,
 ) -> None:
     """Publish one typed edgebus message given as JSON."""
-    from edgebus.messages import from_dict
+    from edgebus.messages import DecodeError, from_dict
 
     with one_line_errors():
         try:
             data = json.loads(message_json)
         except json.JSONDecodeError as exc:
             fail(f"--json is not valid JSON: {exc}")
-        message = from_dict(data)
-        if not topic or any(c in topic for c in "+#"):
-            fail(f"topic {topic!r} must be non-empty and without wildcards")
-        settings = settings_from(config, broker=broker)
+        try:
+            message = from_dict(data)
+        except DecodeError as exc:
+            fail(f"--json: {exc}")
+        if not topic or any(c in topic for c in "+#") or not topic.isprintable():
+            fail(f"topic {topic!r} must be non-empty, printable and without wildcards")
+        settings = tool_settings(config, broker=broker)
 
         setup_logging("error")  # the outcome is reported as one line below
 
@@ -439,11 +485,17 @@ def pub(
         asyncio.run(main())
 
 
+# Retained statuses arrive back to back after a subscription; this long without one
+# means all of them are in.
+NODES_QUIET_S = 0.5
+
+
 @app.command()
 def nodes(
     wait: Annotated[
-        float, typer.Option("--wait", help="Seconds to collect retained status.")
-    ] = 1.0,
+        float,
+        typer.Option("--wait", min=0.1, help="Seconds at most to collect retained status."),
+    ] = 2.0,
     site: SiteOption = None,
     broker: BrokerOption = None,
     config: ConfigOption = None,
@@ -454,7 +506,7 @@ def nodes(
     from edgebus.messages import Status
 
     with one_line_errors():
-        settings = settings_from(config, site=site, broker=broker)
+        settings = tool_settings(config, site=site, broker=broker)
 
         setup_logging("error")
 
@@ -462,11 +514,20 @@ def nodes(
             bus = tool_bus(settings, "nodes")
             await bus.start(timeout=5)
             found: dict[str, Status] = {}
+            loop = asyncio.get_running_loop()
+            until = loop.time() + wait
             try:
                 subscription = await bus.subscribe(bus.topics.statuses(), qos=1)
+                # The broker sends the retained statuses at once. A running fleet also
+                # republishes live ones every heartbeat, so waiting for silence would
+                # never end: stop once retained ones stop coming, and by `wait` at most.
+                last_retained = loop.time()
                 with contextlib.suppress(TimeoutError):
-                    while True:
-                        delivery = await subscription.get(wait)
+                    while (now := loop.time()) < until and now - last_retained < NODES_QUIET_S:
+                        quiet_until = min(until, last_retained + NODES_QUIET_S)
+                        delivery = await subscription.get(quiet_until - now)
+                        if delivery.retain:
+                            last_retained = loop.time()
                         if isinstance(delivery.message, Status):
                             found[delivery.message.node] = delivery.message
             finally:
@@ -509,12 +570,15 @@ def _query(
 ) -> None:
     from edgebus.storage import query
     from edgebus.storage.runtime import global_store_url
+    from edgebus.topics import check_segment
 
     with one_line_errors():
         query.check_table(table)
         query.check_format(fmt)
+        for node in nodes or []:
+            check_segment(node, "--node")  # a node id, not a pattern
         since_ts = query.parse_since(since, time.time())
-        settings = settings_from(config, site=site, broker=broker, global_store_url=store_url)
+        settings = tool_settings(config, site=site, broker=broker, global_store_url=store_url)
         setup_logging("error")
         url = global_store_url(settings)
         result = query.read_global(url, table, nodes or [], since_ts)
@@ -1048,6 +1112,7 @@ def experiment_scheduling(
             fail(f"--parts {part!r}: expected some of {', '.join(known)}")
     if not chosen:
         fail(f"--parts: expected some of {', '.join(known)}")
+    results_dir(out)
     modules = {p: import_module(f"edgebus.experiments.scheduling_{p}") for p in chosen}
     console = _step2_console()
     reports = []
@@ -1210,3 +1275,24 @@ from edgebus import cli_qos  # noqa: E402  (registered after the apps above exis
 app.add_typer(cli_qos.qos_app, name="qos")
 app.add_typer(cli_qos.models_app, name="models")
 experiment_app.command("qos")(cli_qos.experiment_qos)
+
+
+def main() -> None:
+    """The `edgebus` command: a usage error is one `error:` line naming the command and
+    the input, exit code 2, rather than a multi-line usage box."""
+    from typer.exceptions import Abort, TyperException
+
+    try:
+        code = app(prog_name="edgebus", standalone_mode=False)
+    except Abort:
+        err_console.print("error: interrupted", markup=False)
+        raise SystemExit(130) from None
+    except TyperException as exc:
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `edgebus` or `edgebus qos`
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            where = f"{context.command_path}: " if context is not None else ""
+            err_console.print(f"error: {where}{exc.format_message()}", markup=False)
+        raise SystemExit(getattr(exc, "exit_code", INPUT_ERROR)) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

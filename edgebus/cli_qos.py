@@ -81,7 +81,8 @@ def qos_set(
     edge_cpu: Annotated[float, typer.Option(min=0.0, max=1.0, help="Free edge CPU share.")] = 1.0,
     edge_memory: Annotated[float, typer.Option(min=0.0, help="Free edge memory, MB.")] = 0.0,
     image_quality: Annotated[
-        float | None, typer.Option(help="Reconstruction quality target, PSNR dB (ECCD).")
+        float | None,
+        typer.Option(min=0.0, help="Reconstruction quality target, PSNR dB (ECCD)."),
     ] = None,
     coordinator: Annotated[str, typer.Option(help="Coordinator node id.")] = "coordinator",
     dry_run: Annotated[
@@ -93,7 +94,7 @@ def qos_set(
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the reply.")] = 5.0,
 ) -> None:
     """Send a QoS request; print the model the orchestrator chose and why."""
-    from edgebus.cli import one_line_errors, settings_from, tool_bus
+    from edgebus.cli import one_line_errors, setup_logging, tool_bus, tool_settings
     from edgebus.messages import QosDecision, QosRequest
 
     request = QosRequest("cli", accuracy, parse_rate(bandwidth), edge_cpu, edge_memory,
@@ -109,7 +110,8 @@ def qos_set(
                                     d.meets_target, False, list(d.reasons)))  # fmt: skip
         return
     with one_line_errors():
-        settings = settings_from(config, broker=broker)
+        settings = tool_settings(config, broker=broker)
+        setup_logging("error")  # the outcome is one line; retries are not news
 
         async def ask() -> QosDecision:
             bus = tool_bus(settings, "qos")
@@ -135,11 +137,12 @@ def qos_show(
     wait: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for it.")] = 2.0,
 ) -> None:
     """The model in force: the retained model/switch event."""
-    from edgebus.cli import one_line_errors, settings_from, tool_bus
+    from edgebus.cli import one_line_errors, setup_logging, tool_bus, tool_settings
     from edgebus.messages import ModelSwitch, to_dict
 
     with one_line_errors():
-        settings = settings_from(config, broker=broker)
+        settings = tool_settings(config, broker=broker)
+        setup_logging("error")  # the outcome is one line; retries are not news
 
         async def read() -> ModelSwitch | None:
             bus = tool_bus(settings, "qos-show")

@@ -124,6 +124,12 @@ def _positive(v: Any) -> str | None:
     return None if 0 < v < math.inf else f"expected a positive number, got {v!r}"
 
 
+def _tokens_per_slot(v: Any) -> str | None:
+    if 0 < v <= 1:
+        return None
+    return f"expected tokens per frame slot in (0, 1] (an offload costs one token), got {v!r}"
+
+
 def _name(v: Any) -> str | None:
     return None if _NAME.match(v) else f"expected letters, digits, '_', '.', '-', got {v!r}"
 
@@ -217,7 +223,7 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "edge_downlink_bps": _non_negative,
     "drift_threshold": _non_negative,
     "offload": _one_of(OFFLOAD_MODES),
-    "offload_rate": _positive,
+    "offload_rate": _tokens_per_slot,
     "offload_bucket": _positive,
     "offload_policy": _readable_or_empty,
     "offload_costs": _readable_or_empty,
@@ -311,6 +317,22 @@ def write_private_toml(settings: Settings, path: Path, skip: tuple[str, ...] = (
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(to_toml(settings, skip))
     return path
+
+
+def is_configured(
+    key: str,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether any of the three layers sets `key` (rather than the default applying)."""
+    environ = os.environ if environ is None else environ
+    if (overrides or {}).get(key) is not None or key in env_layer(environ):
+        return True
+    path = config_file or (
+        Path(environ["EDGEBUS_CONFIG"]) if environ.get("EDGEBUS_CONFIG") else None
+    )
+    return path is not None and key in read_toml(path)
 
 
 def load_settings(

@@ -20,10 +20,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from edgebus import fleet_file
 from edgebus.broker.embedded import EmbeddedBroker
 from edgebus.config import Settings, write_private_toml
 from edgebus.coordinator.node import CoordinatorNode
 from edgebus.dashboard import FleetView, follow
+from edgebus.errors import LaunchError
 from edgebus.nodes import CameraNode, CloudNode, EdgeNode
 from edgebus.nodes.base import Node, bus_for
 
@@ -55,10 +57,6 @@ class ChildSettings:
 def _child_env() -> dict[str, str]:
     # The settings file holds the effective values; EDGEBUS_* variables would override it.
     return {k: v for k, v in os.environ.items() if not k.startswith("EDGEBUS_")}
-
-
-class LaunchError(RuntimeError):
-    """A node of `edgebus up` failed to start; the message is one line."""
 
 
 @dataclass(slots=True)
@@ -258,11 +256,24 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
     broker: EmbeddedBroker | None = None
     if plan.broker is None:
         broker = await EmbeddedBroker(port=0).start()
-        url = broker.url
-        console.print(f"embedded broker listening on {url}")
-    else:
-        url = plan.broker
+        console.print(f"embedded broker listening on {broker.url}")
+    try:
+        return await _run_fleet(base, plan, console, broker)
+    finally:
+        # Whatever failed (a bad setting found while building a node included), the
+        # broker stops cleanly rather than being torn down by the event loop's end.
+        if broker is not None:
+            await broker.stop()
+        fleet_file.withdraw(Path(base.data_dir))
+
+
+async def _run_fleet(
+    base: Settings, plan: UpPlan, console: Console, broker: EmbeddedBroker | None
+) -> dict[str, float]:
+    url = broker.url if broker is not None else str(plan.broker)
     settings = dataclasses.replace(base, broker=url, link=plan.link)
+    # The tools run from this directory find the fleet's broker here (fleet_file.py).
+    fleet_file.publish(Path(settings.data_dir), url, settings.site)
     if broker is not None:
         # amqtt speaks 3.1.1 only; saying so skips the MQTT 5 attempt of "auto".
         settings = dataclasses.replace(settings, protocol="3.1.1")
@@ -286,6 +297,11 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
         await observer.start(timeout=10)
         watcher = asyncio.create_task(follow(observer, view))
         await _start(fleet, plan, nodes, view, child_settings)
+        console.print(
+            "from this directory, try: edgebus nodes | edgebus sub "
+            f"'edgebus/v1/{settings.site}/results/#' --count 5 | edgebus query results --since 5m",
+            markup=False, highlight=False,
+        )  # fmt: skip
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -306,8 +322,6 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
                 child.wait()
         child_settings.remove()
         await observer.close(flush_timeout=0)
-        if broker is not None:
-            await broker.stop()
     console.print(
         view.table(title="edgebus up: summary (averages over the run)", duration_s=elapsed)
     )

@@ -649,7 +649,8 @@ def to_dict(message: Message) -> dict[str, Any]:
 def from_dict(data: Any) -> Message:
     """Build a message from its JSON view (the inverse of to_dict); errors raise DecodeError."""
     if not isinstance(data, dict):
-        raise DecodeError("a message must be a JSON object")
+        kind = type(data).__name__
+        raise DecodeError(f'expected a JSON object with a "type" field, got a {kind}')
     type_name = data.get("type")
     cls = BY_NAME.get(type_name) if isinstance(type_name, str) else None
     if cls is None:

@@ -113,8 +113,12 @@ def test_bucket_is_never_overdrawn_over_a_long_run(mode):
 def test_bad_offload_settings_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match="offload: expected one of off, never"):
         load_settings(None, {"offload": "sometimes"})
-    with pytest.raises(ConfigError, match="offload_rate: expected a positive number"):
+    with pytest.raises(
+        ConfigError, match=r"offload_rate: expected tokens per frame slot in \(0, 1\]"
+    ):
         load_settings(None, {"offload_rate": -1.0})
+    with pytest.raises(ConfigError, match="an offload costs one token"):
+        load_settings(None, {"offload_rate": 2.0})
     with pytest.raises(ConfigError, match=r"offload_policy: file .* does not exist"):
         load_settings(None, {"offload_policy": str(tmp_path / "none.json")})
     with pytest.raises(ConfigError, match=r"camera c1: bucket rate r=0\.001 is below 1/100"):

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import tomllib
 import warnings
@@ -82,15 +83,38 @@ def check_port_free(port: int) -> None:
 
 
 def add_user(users_file: Path, username: str, password: str) -> None:
-    """Add or replace a user in an amqtt password file (argon2 hash)."""
+    """Add or replace a user in an amqtt password file (argon2 hash); the file is 0600."""
     from pwdlib import PasswordHash
 
-    if not username or ":" in username:
+    if not username or ":" in username or username != username.strip():
         raise EmbeddedBrokerError(f"user name {username!r} must be non-empty and without ':'")
-    lines = users_file.read_text().splitlines() if users_file.exists() else []
+    if not password:
+        raise EmbeddedBrokerError("the password is empty; give one at the prompt or on stdin")
+    lines = read_users(users_file)
     kept = [line for line in lines if line.split(":", 1)[0] != username]
     kept.append(f"{username}:{PasswordHash.recommended().hash(password)}")
-    users_file.write_text("\n".join(kept) + "\n")
+    descriptor = os.open(users_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write("\n".join(kept) + "\n")
+    os.chmod(users_file, 0o600)  # a file that existed keeps its mode through O_CREAT
+
+
+def read_users(users_file: Path) -> list[str]:
+    """The lines of an existing password file; an error names what is wrong with it."""
+    where = f"users file {str(users_file)!r}"
+    if users_file.is_dir():
+        raise EmbeddedBrokerError(f"{where} is a directory; give a file path")
+    if not users_file.exists():
+        return []
+    try:
+        lines = users_file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise EmbeddedBrokerError(f"{where} is not a text file of user:hash lines") from None
+    except OSError as exc:
+        raise EmbeddedBrokerError(f"{where} cannot be read: {exc.strerror}") from None
+    if any(line and ":" not in line for line in lines):
+        raise EmbeddedBrokerError(f"{where} is not a file of user:hash lines")
+    return lines
 
 
 class EmbeddedBroker:
@@ -134,12 +158,18 @@ class EmbeddedBroker:
     async def start(self) -> EmbeddedBroker:
         from edgebus.broker.amqtt_fixes import FleetSafeBroker
 
+        if self.acl_file is not None and self.users_file is None:
+            # Without authentication a client is whoever its CONNECT claims to be, and
+            # the ACL would hand that user's rights to anyone.
+            raise EmbeddedBrokerError("--acl needs --auth: without a password file anyone can "
+                                      "claim any user name and its rights")  # fmt: skip
         self.port = free_port() if self.requested_port == 0 else self.requested_port
+        config = self._config()  # a bad users or ACL file is reported before the port
         check_port_free(self.port)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                self._broker = FleetSafeBroker(self._config())
+                self._broker = FleetSafeBroker(config)
                 await self._broker.start()
         except EmbeddedBrokerError:
             raise

@@ -24,7 +24,7 @@ def edgebus(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedPr
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=ENV,
+        env=kwargs.pop("env", ENV),
         **kwargs,
     )
 
@@ -221,6 +221,10 @@ def test_node_stops_cleanly_on_sigterm(mosquitto_url):
                 break
         else:
             pytest.fail("node never reported online")
+        # The node republishes its status every 0.5 s: the listing must not wait for a
+        # silence that never comes (it returns once the retained statuses are in).
+        listed = edgebus("nodes", "--broker", mosquitto_url, "--wait", "600", timeout=30)
+        assert listed.returncode == 0 and "edge-sig" in listed.stdout
         node.send_signal(signal.SIGTERM)
         assert node.wait(30) == 0
         assert "Traceback" not in node.stderr.read()
@@ -284,3 +288,47 @@ def test_kill_edge_needs_processes_and_edges():
     assert_one_line_error(
         edgebus("up", "--kill-edge", "3", "--no-dashboard"), 2, "--kill-edge needs --processes"
     )
+
+
+@pytest.mark.timeout(150)
+def test_the_tools_find_a_running_up_without_being_told_its_broker(tmp_path):
+    # `up` picks a free port for its broker; the tools run from the same directory find
+    # it through <data_dir>/fleet.json, and ignore the file once `up` is gone.
+    up = subprocess.Popen(
+        [sys.executable, "-m", "edgebus", "up", "--duration", "30", "--cameras", "1",
+         "--no-dashboard", "--link", "off"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+    )  # fmt: skip
+    try:
+        assert up.stdout is not None
+        for line in up.stdout:
+            if "from this directory, try" in line:
+                break
+        else:
+            pytest.fail("up never said it was running")
+        fleet = json.loads((tmp_path / "edgebus-data" / "fleet.json").read_text())
+        assert oct((tmp_path / "edgebus-data" / "fleet.json").stat().st_mode & 0o777) == "0o600"
+        listed = edgebus("nodes", cwd=tmp_path, timeout=30)
+        assert listed.returncode == 0, listed.stderr
+        for node in ("camera-1", "edge-1", "cloud", "coordinator"):
+            assert re.search(rf"{node}\s.*online", listed.stdout), listed.stdout
+        results = edgebus("sub", f"edgebus/v1/{fleet['site']}/results/#", "--count", "2",
+                          "--timeout", "20", "--json", cwd=tmp_path, timeout=30)  # fmt: skip
+        assert results.returncode == 0, results.stderr
+        assert [json.loads(line)["type"] for line in results.stdout.splitlines()] == [
+            "result",
+            "result",
+        ]
+        up.terminate()  # SIGTERM: up stops the fleet and sums up
+        up.communicate(timeout=90)
+        assert up.returncode == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert not (tmp_path / "edgebus-data" / "fleet.json").exists()
+    # A file left by an `up` that is gone (SIGKILL) is ignored.
+    stale = {"broker": "mqtt://127.0.0.1:9", "site": "lab", "pid": up.pid}
+    (tmp_path / "edgebus-data" / "fleet.json").write_text(json.dumps(stale))
+    listed = edgebus("nodes", "--wait", "1", cwd=tmp_path, timeout=30)
+    assert "127.0.0.1:9" not in listed.stderr + listed.stdout
