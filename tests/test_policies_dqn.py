@@ -2,6 +2,8 @@
 per-image decider and one-line errors for bad policy files."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from edgebus.ml.train_dqn import (  # noqa: E402
     q_targets,
     train_dqn,
 )
+from edgebus.policies import dqn as dqn_module  # noqa: E402
 from edgebus.policies.costs import costs_from_logits  # noqa: E402
 from edgebus.policies.dqn import (  # noqa: E402
     DQNSpec,
@@ -166,3 +169,23 @@ def test_q_network_has_the_paper_shape():
     linear = [m for m in net if isinstance(m, torch.nn.Linear)]
     assert [m.in_features for m in linear] == [96, 64, 64, 64, 64, 64]
     assert linear[-1].out_features == 71
+
+
+def test_without_the_onnx_package_the_numpy_backend_runs_in_onnxruntime(trained, monkeypatch):
+    # onnx is in the `train` extra only; a runtime install must still run a DQN camera.
+    card = trained[1]
+    real = dqn_module.importlib.util.find_spec
+    monkeypatch.setattr(dqn_module.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real(name, *a))  # fmt: skip
+    x = np.random.default_rng(1).random((3, trained[0].spec.inputs)).astype(np.float32)
+    policy = load_dqn(card, "numpy")
+    assert not isinstance(policy.q, dqn_module.NumpyMLP)
+    np.testing.assert_allclose(policy.q(x), load_dqn(card, "onnxruntime").q(x), atol=1e-6)
+
+
+def test_a_tool_loads_neither_the_nodes_nor_onnx():
+    heavy = "('onnx', 'edgebus.nodes.camera')"
+    code = "import sys, edgebus.cli, edgebus.nodes.base; "
+    code += f"print([m for m in {heavy} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -16,6 +16,7 @@ bucket (N, P, M), the history sizes and how it was trained.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from edgebus.policies.token_bucket import BucketParams
 
@@ -165,7 +164,11 @@ class NumpyMLP:
 
     @classmethod
     def from_onnx(cls, path: str | Path) -> NumpyMLP:
-        """Read the Gemm (or MatMul + Add) weights of an exported MLP, in graph order."""
+        """Read the Gemm (or MatMul + Add) weights of an exported MLP, in graph order.
+        Needs the `onnx` package (the `train` extra)."""
+        import onnx  # imported here: the runtime does not need it (see load_dqn)
+        from onnx import numpy_helper
+
         try:
             model = onnx.load(str(path))
         except Exception as exc:  # onnx raises several unrelated types for a bad file
@@ -218,8 +221,12 @@ def write_card(path: Path, spec: DQNSpec, model_file: str, extra: dict[str, Any]
 
 
 def load_dqn(card: str | Path, backend: str = "numpy", threads: int = 1) -> DQNPolicy:
-    """A DQN policy from a card; backend 'numpy' (no extra runtime) or 'onnxruntime'."""
+    """A DQN policy from a card; backend 'numpy' or 'onnxruntime'. The numpy backend reads
+    the weights with the `onnx` package (the `train` extra); where it is not installed the
+    same network runs in onnxruntime, which the runtime has."""
     spec, model = read_card(card)
+    if backend == "numpy" and importlib.util.find_spec("onnx") is None:
+        backend = "onnxruntime"
     if backend == "numpy":
         mlp = NumpyMLP.from_onnx(model)
         if mlp.weights[0].shape[0] != spec.inputs or mlp.biases[-1].shape[0] != spec.outputs:
