@@ -33,6 +33,28 @@ experiment_app = typer.Typer(help="Reproduce the papers' figures.", no_args_is_h
 train_app = typer.Typer(
     help="Train the shipped models (needs the `train` extra).", no_args_is_help=True
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from edgebus import __version__
+
+        print(f"edgebus {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """asyncio middleware for edge AI over MQTT."""
+
+
 app.add_typer(bench_app, name="bench")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(train_app, name="train")

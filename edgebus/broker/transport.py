@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -138,9 +140,32 @@ def connection_factory(client: str) -> ConnectionFactory:
     return module.open_connection
 
 
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH.
+X509_HOSTNAME_MISMATCH = 62
+
+
 def describe_os_error(exc: BaseException, address: BrokerAddress) -> str:
+    """One line that names the cause: an unknown host, a TLS certificate problem (whose
+    fix differs: a CA file, or the right host name), or the socket error itself."""
+    where = f"cannot connect to broker {address.url}"
+    if isinstance(exc, socket.gaierror):
+        return f"{where}: cannot resolve host {address.host!r} ({exc.strerror or exc})"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = (exc.verify_message or str(exc)).rstrip(".")
+        if exc.verify_code == X509_HOSTNAME_MISMATCH or "hostname" in detail.lower():
+            return (f"{where}: TLS: the broker's certificate is not valid for host "
+                    f"{address.host!r} ({detail})")  # fmt: skip
+        ca_file = address.tls_options.ca_file
+        ca = f"ca_file {ca_file!r}" if ca_file else "the system's CA store"
+        return (f"{where}: TLS: the broker's certificate is not trusted by {ca} ({detail}); "
+                "give the CA that signed it with ca_file")  # fmt: skip
+    if isinstance(exc, ssl.SSLError):
+        return f"{where}: TLS handshake failed: {exc.reason or exc}"
     code = getattr(exc, "errno", None)
     reason = (
-        (os.strerror(code) if isinstance(code, int) else None) or str(exc) or (type(exc).__name__)
+        (os.strerror(code) if isinstance(code, int) and code > 0 else None)
+        or getattr(exc, "strerror", None)
+        or str(exc)
+        or type(exc).__name__
     )
-    return f"cannot connect to broker {address.url}: {reason.lower()}"
+    return f"{where}: {reason.lower()}"

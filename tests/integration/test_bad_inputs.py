@@ -69,6 +69,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["nodes", "--wait", "x"], USAGE, "--wait"),
     (["nodes", "--broker", NOWHERE], RUNTIME, "127.0.0.1:9"),
     (["nodes", "--broker", "mqtt://"], USAGE, "host"),
+    (["nodes", "--broker", "mqtt://no-such-host.invalid:1883"], RUNTIME, "cannot resolve host"),
     # query
     (["query"], USAGE, "table"),
     (["query", "rows"], USAGE, "rows"),

@@ -332,3 +332,12 @@ def test_the_tools_find_a_running_up_without_being_told_its_broker(tmp_path):
     (tmp_path / "edgebus-data" / "fleet.json").write_text(json.dumps(stale))
     listed = edgebus("nodes", "--wait", "1", cwd=tmp_path, timeout=30)
     assert "127.0.0.1:9" not in listed.stderr + listed.stdout
+
+
+def test_version_and_a_usage_error_are_one_line_each():
+    version = edgebus("--version")
+    assert version.returncode == 0 and re.fullmatch(r"edgebus \d+\.\d+\.\d+\n", version.stdout)
+    wrong = edgebus("nodes", "--wait", "soon")
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert wrong.stderr.startswith("error: edgebus nodes: Invalid value for '--wait'")
+    assert len(wrong.stderr.strip().splitlines()) == 1

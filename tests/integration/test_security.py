@@ -92,6 +92,7 @@ async def test_mqtts_with_a_ca_file():
     # Not pytest's tmp_path: its parents are private to root, and mosquitto reads the
     # certificates after dropping to its own user.
     tmp_path = Path(tempfile.mkdtemp(prefix="edgebus-tls-"))
+    other = Path(tempfile.mkdtemp(prefix="edgebus-tls-other-"))
     ca, cert, key = make_certificates(tmp_path)
     port = free_port()
     config = tmp_path / "tls.conf"
@@ -119,12 +120,24 @@ async def test_mqtts_with_a_ca_file():
             parse_broker_url(url),
             BusOptions(node_id="untrusted", reconnect_min_s=0.05, reconnect_max_s=0.1),
         )
-        with pytest.raises(ConnectFailed):
+        with pytest.raises(ConnectFailed, match="not trusted by the system's CA store"):
             await untrusted.start(timeout=1.5)
+        # Each TLS failure names its cause: another CA, and a certificate for another host.
+        other_ca, _, _ = make_certificates(other)
+        for address, expected in (
+            (parse_broker_url(url, TlsOptions(ca_file=str(other_ca))), "not trusted by ca_file"),
+            (parse_broker_url(f"mqtts://localhost:{port}", TlsOptions(ca_file=str(ca))),
+             "not valid for host 'localhost'"),
+        ):  # fmt: skip
+            failing = Bus(address, BusOptions(node_id="tls-fail", reconnect_min_s=0.05,
+                                              reconnect_max_s=0.1))  # fmt: skip
+            with pytest.raises(ConnectFailed, match=expected):
+                await failing.start(timeout=1.5)
     finally:
         broker.terminate()
         broker.wait(10)
         shutil.rmtree(tmp_path, ignore_errors=True)
+        shutil.rmtree(other, ignore_errors=True)
 
 
 async def test_embedded_broker_password_file_and_acl(tmp_path):
