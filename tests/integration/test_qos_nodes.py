@@ -15,7 +15,7 @@ from edgebus.config import ConfigError, Settings
 from edgebus.coordinator.model_store import SHIPPED_POOL
 from edgebus.coordinator.node import CoordinatorNode
 from edgebus.experiments.qos_live import request_plan
-from edgebus.messages import EndOfFrame, FrameChunk, Result
+from edgebus.messages import EndOfFrame, FrameChunk, FrameDropped, Result
 from edgebus.nodes.base import bus_for
 from edgebus.nodes.camera import CameraNode, SentFrame
 from edgebus.nodes.edge import EdgeNode
@@ -44,7 +44,9 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(embedded_broker
     driver = bus_for(dataclasses.replace(base, node_id="driver"))
     await driver.start(timeout=10)
     results_sub = await driver.subscribe(driver.topics.results(), qos=1)
+    dropped_sub = await driver.subscribe(driver.topics.droppeds(), qos=1)
     results: dict[int, list[Result]] = {}
+    dropped: dict[int, list[FrameDropped]] = {}
 
     async def collect() -> None:
         async for delivery in results_sub:
@@ -52,7 +54,13 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(embedded_broker
             if isinstance(message, Result) and message.camera == "sensor-1":
                 results.setdefault(message.frame_id, []).append(message)
 
-    collector = asyncio.create_task(collect())
+    async def collect_dropped() -> None:
+        async for delivery in dropped_sub:
+            message = delivery.message
+            if isinstance(message, FrameDropped) and message.camera == "sensor-1":
+                dropped.setdefault(message.frame_id, []).append(message)
+
+    collectors = [asyncio.create_task(collect()), asyncio.create_task(collect_dropped())]
     tasks = [asyncio.create_task(coordinator.run(connect_timeout=10))]
     await coordinator.ready.wait()
     assert coordinator.orchestrator is not None
@@ -67,7 +75,7 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(embedded_broker
         await asyncio.sleep(0.4)
     loop = asyncio.get_running_loop()
     until = loop.time() + FRAMES * PERIOD_MS / 1000 + 10
-    while loop.time() < until and len(results) < FRAMES:
+    while loop.time() < until and len(results) + len(dropped) < FRAMES:
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)
 
@@ -90,7 +98,8 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(embedded_broker
     edge.stop()
     coordinator.stop()
     await asyncio.gather(*tasks)
-    collector.cancel()
+    for collector in collectors:
+        collector.cancel()
     await driver.close(flush_timeout=0)
 
     assert len(sent) == FRAMES
@@ -99,11 +108,16 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(embedded_broker
     correct = 0
     for frame in sent:
         got = results.get(frame.frame_id, [])
-        assert len(got) == 1, f"frame {frame.frame_id}: {len(got)} results"
+        # One record each: a result, or (rarely, on a loaded machine) a drop with its reason.
+        outcomes = len(got) + len(dropped.get(frame.frame_id, []))
+        assert outcomes == 1, f"frame {frame.frame_id}: {len(got)} results, {dropped}"
+        if not got:
+            continue
         # Decoded with exactly the model that encoded it, switches notwithstanding.
         assert got[0].model_id == frame.model_id
         correct += got[0].top_k[0] == frame.label
-    assert correct / FRAMES > 0.6  # the shipped pool's models score 0.80-0.96
+    assert len(results) >= 0.95 * FRAMES, dropped
+    assert correct / len(results) > 0.6  # the shipped pool's models score 0.80-0.96
     # Models change only between frames, in the order the switches arrived.
     changes = sum(a.model_id != b.model_id for a, b in itertools.pairwise(sent))
     assert changes >= 2
