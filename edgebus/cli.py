@@ -573,7 +573,7 @@ def nodes(
         Console().print(table if found else f"no node has published status at site {settings.site}")
 
 
-# --- storage (step 3) ---
+# --- storage ---
 
 PG_BENCH_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -839,7 +839,7 @@ def bench_bus(
         console.print(f"wrote {out / 'bench_bus.csv'} and {out / 'bench_bus.png'}")
 
 
-# --- codecs and training (step 2) ---
+# --- codecs and training ---
 
 
 def _step2_errors() -> tuple[type[Exception], ...]:
@@ -1290,7 +1290,7 @@ def bench_codecs(
         console.print(f"wrote {out / 'bench_codecs.csv'}")
 
 
-# --- QoS orchestrator (step 6): the commands live in cli_qos.py ---
+# --- QoS orchestrator: the commands live in cli_qos.py ---
 
 from edgebus import cli_qos  # noqa: E402  (registered after the apps above exist)
 

@@ -28,6 +28,7 @@ from edgebus.dashboard import FleetView, follow
 from edgebus.errors import LaunchError
 from edgebus.nodes import CameraNode, CloudNode, EdgeNode
 from edgebus.nodes.base import Node, bus_for
+from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.up")
 
@@ -297,9 +298,10 @@ async def _run_fleet(
         await observer.start(timeout=10)
         watcher = asyncio.create_task(follow(observer, view))
         await _start(fleet, plan, nodes, view, child_settings)
+        results = Topics(settings.site).results()
         console.print(
-            "from this directory, try: edgebus nodes | edgebus sub "
-            f"'edgebus/v1/{settings.site}/results/#' --count 5 | edgebus query results --since 5m",
+            f"from this directory, try: edgebus nodes | edgebus sub '{results}' --count 5 | "
+            "edgebus query results --since 5m",
             markup=False, highlight=False,
         )  # fmt: skip
         loop = asyncio.get_running_loop()

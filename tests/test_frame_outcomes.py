@@ -3,7 +3,6 @@ frame as dropped itself (only where no edge will record it)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,22 +18,9 @@ from edgebus.messages import (
 )
 from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
 from edgebus.topics import Topics
+from tests.manual_clock import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
 
 
 class RecordingBus:

@@ -16,20 +16,7 @@ from edgebus.coordinator.stream_scheduler import (
 from edgebus.messages import Heartbeat, SchedulingPolicy, Status
 from edgebus.nodes.stream_policy import ANY_PEER, CameraRoute
 from edgebus.topics import Topics
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.manual_clock import ManualClock
 
 
 class RecordingBus:
