@@ -137,7 +137,8 @@ def tool_settings(config: Path | None, **flags: object) -> Settings:
     if fleet is None:
         return settings
     site = settings.site if is_configured("site", config, flags) else fleet.site
-    return dataclasses.replace(settings, broker=fleet.broker, site=site)
+    protocol = settings.protocol if is_configured("protocol", config, flags) else fleet.protocol
+    return dataclasses.replace(settings, broker=fleet.broker, site=site, protocol=protocol)
 
 
 def tool_bus(settings: Settings, purpose: str) -> Bus:
@@ -289,6 +290,14 @@ def up(
     edges: Annotated[
         int, typer.Option("--edges", min=1, help="Edge nodes; more than one are scheduled.")
     ] = 1,
+    sensors: Annotated[
+        int,
+        typer.Option(
+            "--sensors",
+            min=0,
+            help="Accelerometer streams that follow the QoS orchestrator's model switches.",
+        ),
+    ] = 1,
     kill_edge: Annotated[
         float | None,
         typer.Option(
@@ -325,7 +334,11 @@ def up(
         console = Console(width=None if sys.stdout.isatty() else 150)
         if kill_edge is not None and not (processes and edges > 1):
             fail("--kill-edge needs --processes and --edges 2 or more")
-        plan = UpPlan(cameras, duration, broker, processes, dashboard, link, edges, kill_edge)
+        plan = UpPlan(
+            cameras=cameras, duration_s=duration, broker=broker, processes=processes,
+            dashboard=dashboard, link=link, edges=edges, kill_edge_after_s=kill_edge,
+            sensors=sensors,
+        )  # fmt: skip
         totals = asyncio.run(run_up(settings, plan, console))
         console.print(
             "summary: "
@@ -463,6 +476,10 @@ def sub(
         asyncio.run(main())
 
 
+# How long `pub` waits for the broker's acknowledgement of a QoS 1 or 2 message.
+PUB_ACK_TIMEOUT_S = 5.0
+
+
 @app.command()
 def pub(
     topic: Annotated[str, typer.Argument(help="Topic to publish on.")],
@@ -502,7 +519,14 @@ def pub(
             bus = tool_bus(settings, "pub")
             await bus.start(timeout=5)
             await bus.publish(topic, message, qos=qos, retain=retain)
-            await bus.close(flush_timeout=5)
+            # close() flushes: it returns once the broker acknowledged (or the time is up).
+            await bus.close(flush_timeout=PUB_ACK_TIMEOUT_S)
+            if bus.stats.unacknowledged:
+                fail(f"the broker did not acknowledge the publish to {topic} within "
+                     f"{PUB_ACK_TIMEOUT_S:g} s", 1)  # fmt: skip
+            if bus.refusals:
+                # A QoS 0 publish has no acknowledgement, so only QoS 1 and 2 can say this.
+                fail(str(bus.refusals[0]), 1)
 
         asyncio.run(main())
 
@@ -1297,6 +1321,10 @@ from edgebus import cli_qos  # noqa: E402  (registered after the apps above exis
 app.add_typer(cli_qos.qos_app, name="qos")
 app.add_typer(cli_qos.models_app, name="models")
 experiment_app.command("qos")(cli_qos.experiment_qos)
+
+from edgebus import cli_acl  # noqa: E402
+
+app.command("acl")(cli_acl.acl)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`edgebus qos …`, `edgebus models …` and `edgebus experiment qos` (step 6), registered on
+"""`edgebus qos …`, `edgebus models …` and `edgebus experiment qos`, registered on
 the main app by cli.py. Kept apart so the QoS commands stay one small module."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from edgebus.messages import QosDecision
 
-qos_app = typer.Typer(help="QoS requests to the orchestrator (step 6).", no_args_is_help=True)
-models_app = typer.Typer(help="The orchestrator's model pool (step 6).", no_args_is_help=True)
+qos_app = typer.Typer(help="QoS requests to the orchestrator.", no_args_is_help=True)
+models_app = typer.Typer(help="The orchestrator's model pool.", no_args_is_help=True)
 console = Console()
 
 _RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmg]?)(bps|bit/s|b/s)?\s*$", re.IGNORECASE)

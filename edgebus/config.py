@@ -71,14 +71,14 @@ class Settings:
     frame_period_ms: int = 500
     frame_width: int = 64
     frame_height: int = 64
-    # camera pipeline (step 4): 0 = one codec unit per chunk, else byte blocks of this size
+    # camera pipeline: 0 = one codec unit per chunk, else byte blocks of this size
     chunk_bytes: int = 0
     codec: str = "pnc"  # pnc[:model] | pjpeg[Q] | jpeg[Q] | webp[Q][mM] | raw | qos
     link: str = "off"  # off | none | light | heavy | switching | stepped | <bytes/s> | <file>.csv
     source: str = "synthetic"  # synthetic | folder:<dir> | video:<file> | accelerometer | shapes28
     data_dir: str = "./edgebus-data"
     log_level: str = "info"
-    # storage (step 3): local stores live under data_dir; "" global URL = SQLite there too
+    # storage: local stores live under data_dir; "" global URL = SQLite there too
     store_enabled: bool = True
     store_flush_ms: int = 50
     sync_batch_rows: int = 500
@@ -88,18 +88,19 @@ class Settings:
     global_store_url: str = ""
     retention_days: float = 7.0
     retention_interval_s: float = 3600.0
-    # QoS orchestrator (step 6): model pool folder; "" = <data_dir>/qos_pool
+    # QoS orchestrator: model pool folder; "" = <data_dir>/qos_pool if built there, else
+    # the shipped accelerometer pool; "off" = no orchestrator
     qos_pool: str = ""
     coordinator_id: str = "coordinator"  # whose `model` service serves pool models
     drift_threshold: float = 0.0  # camera, ECCD models: Eq. 2 alert level; 0 = off
-    # collaborative scheduling (step 7)
+    # collaborative scheduling
     schedule: str = "off"  # coordinator: off | jstsh (map cameras to edges)
     scheduled: bool = False  # camera, edge: follow the coordinator's sched/policy
     schedule_period_s: float = 10.0  # coordinator: replan at least this often
     peer_links: str = ""  # camera: per-edge link rates, "edge-1=6000,edge-2=2400" (bytes/s)
     edge_capacity_fps: float = 0.0  # edge: frames/s it classifies; 0 = measured at start
     edge_downlink_bps: float = 0.0  # edge: ingress bytes/s shared by its cameras; 0 = no cap
-    # token-bucket offloading (step 5); off = every frame to the edge, cut at its deadline
+    # token-bucket offloading; off = every frame to the edge, cut at its deadline
     offload: str = "off"  # off | never | always | baseline | mdp | dqn
     offload_rate: float = 0.1  # tokens per frame slot (r)
     offload_bucket: float = 4.0  # bucket depth in tokens (b)

@@ -17,10 +17,14 @@ from pathlib import Path
 FILE_NAME = "fleet.json"
 
 
-def publish(data_dir: Path, broker_url: str, site: str) -> Path:
+def publish(data_dir: Path, broker_url: str, site: str, protocol: str = "auto") -> Path:
+    """`protocol` is the MQTT version the fleet's broker speaks ("3.1.1" for the embedded
+    one), so a tool does not spend its first attempt on MQTT 5."""
     path = data_dir / FILE_NAME
     data_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"broker": broker_url, "site": site, "pid": os.getpid()})
+    text = json.dumps(
+        {"broker": broker_url, "site": site, "pid": os.getpid(), "protocol": protocol}
+    )
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as out:
         out.write(text + "\n")
@@ -42,6 +46,7 @@ class RunningFleet:
     broker: str
     site: str
     pid: int
+    protocol: str = "auto"
 
 
 def running_fleet(data_dir: Path) -> RunningFleet | None:
@@ -53,7 +58,10 @@ def running_fleet(data_dir: Path) -> RunningFleet | None:
     pid, broker, site = data.get("pid"), data.get("broker"), data.get("site")
     if not (isinstance(pid, int) and isinstance(broker, str) and isinstance(site, str)):
         return None
-    return RunningFleet(broker, site, pid) if _alive(pid) else None
+    protocol = data.get("protocol")
+    if protocol not in ("auto", "5", "3.1.1"):
+        protocol = "auto"  # a file written before the key existed, or a damaged one
+    return RunningFleet(broker, site, pid, str(protocol)) if _alive(pid) else None
 
 
 def _read(path: Path) -> dict[str, object]:

@@ -69,9 +69,12 @@ class UpPlan:
     dashboard: bool = True
     # Cameras' uplink trace: the PNC system's point is accuracy that follows the bandwidth.
     link: str = "switching"
-    # More than one edge: the coordinator maps cameras to edges by JSTSH (step 7).
+    # More than one edge: the coordinator maps cameras to edges by JSTSH.
     edges: int = 1
     kill_edge_after_s: float | None = None  # --processes: SIGKILL the last edge then
+    # Sensor streams: accelerometer windows coded with the model the QoS orchestrator
+    # chose. They follow its model switches, so `edgebus qos set` changes what they send.
+    sensors: int = 1
 
 
 # A camera reaches its nearest edge over its uplink trace and every other edge over a
@@ -81,12 +84,19 @@ FAR_EDGE_BPS = 2400.0
 EDGE_DOWNLINK_BPS = 12000.0
 
 
+# What makes a stream a sensor: the pool's data set, coded by the model in force. Offload
+# gates weigh image confidence, so a sensor sends every window.
+SENSOR_SETTINGS: dict[str, object] = {"codec": "qos", "source": "accelerometer", "offload": "off"}
+
+
 def edge_ids(plan: UpPlan) -> list[str]:
     return [f"edge-{j + 1}" for j in range(plan.edges)]
 
 
 def camera_ids(plan: UpPlan) -> list[str]:
-    return [f"camera-{i + 1}" for i in range(plan.cameras)]
+    """Every stream's id (the role is camera for both): image cameras, then sensors."""
+    images = [f"camera-{i + 1}" for i in range(plan.cameras)]
+    return images + [f"sensor-{i + 1}" for i in range(plan.sensors)]
 
 
 def far_links(camera_index: int, edges: list[str]) -> str:
@@ -245,7 +255,11 @@ def _node_settings(settings: Settings, plan: UpPlan) -> dict[str, Settings]:
         extra = {"scheduled": True, "edge_downlink_bps": EDGE_DOWNLINK_BPS} if scheduled else {}
         nodes[edge] = configured("edge", edge, **extra)
     for index, camera in enumerate(cameras):
-        extra = {"scheduled": True, "peer_links": far_links(index, edges)} if scheduled else {}
+        extra: dict[str, object] = (
+            {"scheduled": True, "peer_links": far_links(index, edges)} if scheduled else {}
+        )
+        if camera.startswith("sensor-"):
+            extra.update(SENSOR_SETTINGS)
         nodes[camera] = configured("camera", camera, **extra)
     return nodes
 
@@ -273,11 +287,11 @@ async def _run_fleet(
 ) -> dict[str, float]:
     url = broker.url if broker is not None else str(plan.broker)
     settings = dataclasses.replace(base, broker=url, link=plan.link)
-    # The tools run from this directory find the fleet's broker here (fleet_file.py).
-    fleet_file.publish(Path(settings.data_dir), url, settings.site)
     if broker is not None:
         # amqtt speaks 3.1.1 only; saying so skips the MQTT 5 attempt of "auto".
         settings = dataclasses.replace(settings, protocol="3.1.1")
+    # The tools run from this directory find the fleet's broker here (fleet_file.py).
+    fleet_file.publish(Path(settings.data_dir), url, settings.site, settings.protocol)
     nodes = _node_settings(settings, plan)
     edges, cameras = edge_ids(plan), camera_ids(plan)
     in_process: list[Node] = [CoordinatorNode(nodes["coordinator"]), CloudNode(nodes["cloud"])]
@@ -301,7 +315,7 @@ async def _run_fleet(
         results = Topics(settings.site).results()
         console.print(
             f"from this directory, try: edgebus nodes | edgebus sub '{results}' --count 5 | "
-            "edgebus query results --since 5m",
+            "edgebus query results --fresh --since 5m",
             markup=False, highlight=False,
         )  # fmt: skip
         loop = asyncio.get_running_loop()

@@ -57,7 +57,7 @@ class Status(Message):
     version: str = ""
     capabilities: list[str] = field(default_factory=list)
     ts: float = field(default_factory=_now)
-    # The node's monitor (step 7): CPU cores and free share, memory, capacity, ...
+    # The node's monitor: CPU cores and free share, memory, capacity, ...
     resources: dict[str, float] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)  # models loaded
     links_bps: dict[str, float] = field(default_factory=dict)  # peer -> measured bytes/s

@@ -146,6 +146,20 @@ class Topics:
     def replies(self, node: str) -> str:
         return f"{self._node('reply', node)}/+"
 
+    def any_reply(self) -> str:
+        """Replies to every node: a service answers whoever asked."""
+        return f"{self.base}/reply/+/+"
+
+    def requests_to(self, node: str) -> str:
+        """Every service of one node."""
+        return f"{self._node('request', node)}/+"
+
+    def any_request(self) -> str:
+        return f"{self.base}/request/+/+"
+
+    def sync_acks(self) -> str:
+        return f"{self.base}/sync/+/ack"
+
     def request(self, node: str, service: str) -> str:
         """A node's request/reply service endpoint, e.g. its unsynced-rows query."""
         return f"{self._node('request', node)}/{check_segment(service, 'service')}"

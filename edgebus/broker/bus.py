@@ -46,6 +46,7 @@ from edgebus.broker.transport import (
     NotConnected,
     Will,
     connection_factory,
+    refusal_text,
 )
 from edgebus.messages import DecodeError, Message
 from edgebus.topics import Topics
@@ -118,6 +119,23 @@ class BusStats:
     queue_full: int = 0
     slow_consumer_drops: int = 0
     unclaimed_dropped: int = 0
+    refused: int = 0  # QoS > 0 messages the broker acknowledged with a refusal
+    unacknowledged: int = 0  # queued or in flight when the bus closed
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A message the broker acknowledged but refused (an MQTT 5 PUBACK reason >= 0x80)."""
+
+    topic: str
+    reason_code: int
+
+    def __str__(self) -> str:
+        return f"the broker refused the publish to {self.topic}: {refusal_text(self.reason_code)}"
+
+
+# The newest refusals a Bus keeps for its owner to report.
+REFUSALS_KEPT = 100
 
 
 _END = object()
@@ -229,6 +247,7 @@ class Bus:
         self._closing = False
         self._backlog: deque[_Outgoing] = deque()
         self._inflight: dict[int, _Outgoing] = {}
+        self.refusals: deque[Refusal] = deque(maxlen=REFUSALS_KEPT)
         self.window = self.options.max_inflight
         self._window = asyncio.Event()
         self._tokens = itertools.count(1)
@@ -284,7 +303,7 @@ class Bus:
                 await asyncio.wait_for(self.flush(), flush_timeout)
             if self.stats.published:
                 await asyncio.sleep(self.options.linger_s)
-        unsent = len(self._backlog) + len(self._inflight)
+        unsent = self.stats.unacknowledged = len(self._backlog) + len(self._inflight)
         if unsent:
             log.warning("closing with %d message(s) not acknowledged by the broker", unsent)
         self._closing = True
@@ -392,9 +411,15 @@ class Bus:
         self._connection = None
         self._lost.set()
 
-    def _on_ack(self, token: int) -> None:
-        self._inflight.pop(token, None)
+    def _on_ack(self, token: int, reason_code: int = 0) -> None:
+        out = self._inflight.pop(token, None)
         self._window.set()
+        if reason_code >= 0x80 and out is not None:
+            # Not resent: the broker would refuse it again (an ACL, a quota, a bad topic).
+            refusal = Refusal(out.topic, reason_code)
+            self.refusals.append(refusal)
+            self.stats.refused += 1
+            log.warning("%s: %s", self.node_id, refusal)
 
     # -- publishing ----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -40,6 +41,7 @@ class LocalMosquitto:
     `stock` leaves every limit at Mosquitto's defaults, as a user's broker has them:
     20 QoS 1/2 messages in flight per client (the Receive Maximum it grants), 1000 queued
     per client beyond that, no persistence. Otherwise those limits are lifted (benchmarks).
+    `users` (name -> password) turns anonymous access off; `acl` is a Mosquitto acl_file.
     """
 
     port: int = field(default_factory=free_port)
@@ -47,13 +49,20 @@ class LocalMosquitto:
     stock: bool = False
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="edgebus-mosq-")))
     process: subprocess.Popen[bytes] | None = None
+    users: dict[str, str] = field(default_factory=dict)
+    acl: str | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def _config(self) -> Path:
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "log_dest none"]
+        anonymous = "false" if self.users else "true"
+        lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {anonymous}", "log_dest none"]
+        if self.users:
+            lines.append(f"password_file {self._private_file('passwords', self._passwords())}")
+        if self.acl is not None:
+            lines.append(f"acl_file {self._private_file('acl', self.acl)}")
         if not self.stock:
             lines += ["max_queued_messages 100000", "max_inflight_messages 0"]
         if self.persistent:
@@ -63,6 +72,24 @@ class LocalMosquitto:
             lines += ["persistence true", f"persistence_location {self.workdir}/"]
         path = self.workdir / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def _passwords(self) -> str:
+        path = self.workdir / "passwords"
+        path.write_text("")
+        for user, password in self.users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(path), user, password], check=True,
+                           capture_output=True)  # fmt: skip
+        return path.read_text()
+
+    def _private_file(self, name: str, text: str) -> Path:
+        # Started as root, mosquitto reads these as its own user: hand them over, 0600.
+        path = self.workdir / name
+        path.write_text(text)
+        path.chmod(0o600)
+        self.workdir.chmod(0o711)
+        with contextlib.suppress(LookupError, PermissionError):
+            shutil.chown(path, user="mosquitto")
         return path
 
     def start(self) -> LocalMosquitto:

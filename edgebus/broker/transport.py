@@ -68,10 +68,30 @@ class ConnectOptions:
     connect_timeout_s: float = 5.0
 
 
+# MQTT 5 PUBACK reason codes of 0x80 and above: the broker took the packet and refused
+# the message (MQTT 3.1.1 has none: a broker there acknowledges what it drops).
+PUBACK_REFUSALS = {
+    0x80: "unspecified error",
+    0x83: "implementation specific error",
+    0x87: "not authorized",
+    0x90: "topic name invalid",
+    0x91: "packet identifier in use",
+    0x97: "quota exceeded",
+    0x99: "payload format invalid",
+}
+
+
+def refusal_text(reason_code: int) -> str:
+    """'not authorized (reason 135)': what a PUBACK reason code means, with the code."""
+    name = PUBACK_REFUSALS.get(reason_code, "refused")
+    return f"{name} (reason {reason_code})"
+
+
 @dataclass(slots=True)
 class ConnectionCallbacks:
     on_message: Callable[[Incoming], None]
-    on_ack: Callable[[int], None]
+    # (token, PUBACK reason code): 0 is success; 0x80 and above, the broker refused it.
+    on_ack: Callable[[int, int], None]
     on_lost: Callable[[BaseException | None], None]
 
 
@@ -95,7 +115,8 @@ class Connection(Protocol):
         response_topic: str | None = None,
         correlation: bytes | None = None,
     ) -> None:
-        """Hand a message to the socket; for qos > 0, report `token` to on_ack on PUBACK.
+        """Hand a message to the socket; for qos > 0, report `token` and the PUBACK's reason
+        code (0 where the library does not surface it) to on_ack.
 
         Raises NotConnected when the connection is gone and InflightFull when no packet id
         is free; any other exception means the library refused this one message."""

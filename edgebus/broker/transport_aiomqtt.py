@@ -118,7 +118,8 @@ class AiomqttConnection:
         except aiomqtt.MqttError:
             return  # the reader reports the loss; the Bus resends what was not acked
         if qos > 0:
-            self._callbacks.on_ack(token)
+            # aiomqtt's publish returns on PUBACK without its reason code.
+            self._callbacks.on_ack(token, 0)
 
     async def subscribe(self, patterns: list[tuple[str, int]]) -> None:
         if self._closing or self._client is None:

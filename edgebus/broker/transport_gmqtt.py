@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -102,12 +103,29 @@ class _AckTrackingStorage(PersistentStorage):
         self._on_acked_mid(mid)  # type: ignore[operator]
 
 
+def _read_puback_reasons(client: gmqtt.Client, reasons: dict[int, int]) -> None:
+    """Record each MQTT 5 PUBACK's reason code by packet id, which gmqtt skips: a broker
+    that refuses a message (0x87, not authorized) still acknowledges it. gmqtt's packet
+    handler looks its handlers up by name on first use, so this wraps the instance's."""
+    handler = client._package_handler
+    original = handler._handle_puback_packet
+
+    def reading(cmd: int, packet: bytes) -> None:
+        (mid,) = struct.unpack("!H", packet[:2])
+        if len(packet) > 2:  # absent means success (MQTT 5, 3.4.2.1)
+            reasons[mid] = packet[2]
+        original(cmd, packet)
+
+    handler._handle_puback_packet = reading
+
+
 class GmqttConnection:
     def __init__(self, callbacks: ConnectionCallbacks) -> None:
         self._callbacks = callbacks
         self._tokens: dict[int, int] = {}
         self._storage = _AckTrackingStorage(self._acked)
         self._client: gmqtt.Client | None = None
+        self._puback_reasons: dict[int, int] = {}
         self._closing = False
         self._handshake_lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._handshake_done = False
@@ -117,9 +135,10 @@ class GmqttConnection:
         self.inflight_limit: int | None = None
 
     def _acked(self, mid: int) -> None:
+        reason = self._puback_reasons.pop(mid, 0)
         token = self._tokens.pop(mid, None)
         if token is not None:
-            self._callbacks.on_ack(token)
+            self._callbacks.on_ack(token, reason)
 
     async def open(self, options: ConnectOptions) -> None:
         will = None
@@ -141,6 +160,7 @@ class GmqttConnection:
             **properties,
         )
         client.reconnect_retries = _NO_RECONNECT
+        _read_puback_reasons(client, self._puback_reasons)
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -333,11 +353,15 @@ async def open_connection(
     options: ConnectOptions, callbacks: ConnectionCallbacks
 ) -> GmqttConnection:
     connection = GmqttConnection(callbacks)
-    try:
+    if options.protocol != "auto":
         await connection.open(options)
+        return connection
+    try:
+        # Half the time for the MQTT 5 attempt: a 3.1.1-only broker may never answer it
+        # (amqtt with a password file reads the MQTT 5 CONNECT as 3.1.1 and waits for
+        # bytes that never come), and the 3.1.1 attempt needs the rest.
+        await connection.open(replace(options, connect_timeout_s=options.connect_timeout_s / 2))
     except (HandshakeRejected, NoConnack):
-        if options.protocol != "auto":
-            raise
         connection = GmqttConnection(callbacks)
         await connection.open(replace(options, protocol="3.1.1"))
     return connection

@@ -123,12 +123,13 @@ class PahoConnection:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Handled on the loop thread, where publish() maps mids to tokens synchronously:
         # by the time this runs the mapping exists, with no lock shared with paho's thread.
-        self._loop.call_soon_threadsafe(self._acked, mid)
+        code = getattr(reason_code, "value", reason_code)
+        self._loop.call_soon_threadsafe(self._acked, mid, int(code or 0))
 
-    def _acked(self, mid: int) -> None:
+    def _acked(self, mid: int, reason_code: int) -> None:
         token = self._tokens.pop(mid, None)
         if token is not None:
-            self._callbacks.on_ack(token)
+            self._callbacks.on_ack(token, reason_code)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._loop.call_soon_threadsafe(self._subscribed, mid)

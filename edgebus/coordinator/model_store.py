@@ -25,6 +25,8 @@ from edgebus.coordinator.qos_model import RAW, PoolModel
 from edgebus.messages import ModelBundle
 
 POOL_FILE = "pool.json"
+# The `qos_pool` value that runs a coordinator without the QoS orchestrator.
+POOL_OFF = "off"
 SHIPPED_POOL = Path(str(resources.files("edgebus") / "assets" / "qos_pool"))
 LATENT_BYTES = 2  # float16 per latent value on the wire (codecs/dense_ae.py)
 

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from edgebus.broker.bus import Subscription
-from edgebus.coordinator.model_store import ModelPool, PoolError
+from edgebus.coordinator.model_store import POOL_OFF, ModelPool, PoolError, resolve_pool
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.coordinator.stream_scheduler import StreamScheduler
 from edgebus.messages import (
@@ -46,14 +46,21 @@ class CoordinatorNode(Node):
                 self.settings.heartbeat_s,
             )  # fmt: skip
 
-    def pool_path(self) -> Path:
-        # The shipped pool serves the CLI's dry runs; a coordinator orchestrates only a pool
-        # someone configured or built, so a plain `edgebus up` stays as it was.
-        return Path(self.settings.qos_pool or Path(self.settings.data_dir) / "qos_pool")
+    def pool_path(self) -> Path | None:
+        # The configured pool, else one built under the data folder, else the shipped
+        # accelerometer pool: a plain `edgebus up` answers `edgebus qos set`. "off" turns
+        # the orchestrator off.
+        if self.settings.qos_pool == POOL_OFF:
+            return None
+        return resolve_pool(self.settings.qos_pool, self.settings.data_dir)
 
     async def _start_orchestrator(self) -> asyncio.Task[None] | None:
+        path = self.pool_path()
+        if path is None:
+            log.info("QoS orchestrator off (qos_pool = %r)", POOL_OFF)
+            return None
         try:
-            pool = ModelPool.load(self.pool_path())
+            pool = ModelPool.load(path)
         except PoolError as exc:
             log.warning("QoS orchestrator off: %s", exc)
             return None

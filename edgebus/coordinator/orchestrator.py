@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -47,6 +48,9 @@ from edgebus.messages import (
 )
 from edgebus.nodes.model_follower import MAX_SWITCH_SKEW_S
 from edgebus.topics import Topics
+
+# How many of its own latest switches the coordinator recognises when they come back.
+RECENT_SWITCHES = 8
 
 log = logging.getLogger("edgebus.orchestrator")
 
@@ -114,6 +118,10 @@ class Orchestrator:
         self.drift_alerts: list[DriftAlert] = []
         # What the retained model/switch topic must hold: this coordinator's last switch.
         self.published: ModelSwitch | None = None
+        # Its recent switches: one still in flight when a newer one is published comes
+        # back afterwards, and is no forgery (treating it as one restored the newest,
+        # whose echo then met the next, without end).
+        self._recent: deque[ModelSwitch] = deque(maxlen=RECENT_SWITCHES)
         self.foreign_switches = 0
 
     async def start(self) -> Subscription:
@@ -177,13 +185,18 @@ class Orchestrator:
                         ts=self.clock.time())  # fmt: skip
             await self._restore()
 
+    def _publishing(self, switch: ModelSwitch) -> ModelSwitch:
+        self.published = switch
+        self._recent.append(switch)
+        return switch
+
     def _is_ours(self, switch: ModelSwitch) -> bool:
         if self.published is not None:
-            return switch == self.published
+            return switch in self._recent
         # A restarted coordinator finds its own earlier switch retained and keeps it.
         mine = switch.coordinator == self.node_id
         if mine and switch.ts <= self.clock.time() + MAX_SWITCH_SKEW_S:
-            self.published = switch
+            self._publishing(switch)
             return True
         return False
 
@@ -193,8 +206,8 @@ class Orchestrator:
             await self.bus.publish(self.topics.model_switch(), b"", qos=1, retain=True)
             return
         now = self.clock.time()
-        self.published = replace(self.published, ts=now, effective_ts=now)
-        await self.bus.publish(self.topics.model_switch(), self.published, qos=1, retain=True)
+        restored = self._publishing(replace(self.published, ts=now, effective_ts=now))
+        await self.bus.publish(self.topics.model_switch(), restored, qos=1, retain=True)
 
     async def _publish_again(self, session_present: bool) -> None:
         if self.published is not None:
@@ -213,7 +226,7 @@ class Orchestrator:
         if switched:
             switch = self._switch_for(decision)
             self.active = Active(decision, switch)
-            self.published = switch
+            self._publishing(switch)
             await self.bus.publish(self.topics.model_switch(), switch, qos=1, retain=True)
             log.info("QoS %s -> %s (%s)", request.requester, decision.model_id, decision.reasons[0])
         assert self.active is not None

@@ -169,7 +169,7 @@ class CameraNode(Node):
             # naming the input, no traceback.
             raise ConfigError(f"camera {settings.node_id}: {exc}") from None
         self.link = LinkEmulator(trace, self.clock) if trace is not None else None
-        # Under the coordinator's scheduling policy (step 7) the schedule picks each frame's
+        # Under the coordinator's scheduling policy the schedule picks each frame's
         # edge and capped link, and accounts for frames left unanswered.
         self.schedule: CameraSchedule | None = None
         if settings.scheduled:

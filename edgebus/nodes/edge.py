@@ -104,7 +104,7 @@ class EdgeNode(Node):
             self.bus, self.topics, self.node_id, settings.coordinator_id, self.clock
         )
 
-        # Under the coordinator's policy (step 7) the edge takes only its cameras' streams.
+        # Under the coordinator's policy the edge takes only its cameras' streams.
         self.streams = EdgeStreams(
             self.bus, self.topics, self._on_delivery, linger_s=4 * period_s + 1.0
         )

@@ -1,4 +1,4 @@
-"""Nodes applying the coordinator's scheduling policy (step 7, DCEI on the bus).
+"""Nodes applying the coordinator's scheduling policy (DCEI on the bus).
 
 - A camera follows its retained `sched/policy/<camera>`: `next_hop` names the edge its
   frames go to and `bandwidth_caps_bps[edge]` the rate it may use. Each edge is reached

@@ -49,6 +49,9 @@ class Fleet:
     env: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, FleetNode] = field(default_factory=dict)
     starts: int = 0
+    # node id -> password: that node logs in as itself, its URL in its environment (never
+    # on its command line)
+    passwords: dict[str, str] = field(default_factory=dict)
 
     def _env(self) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("EDGEBUS_")}
@@ -64,12 +67,20 @@ class Fleet:
     def start(self, role: str, node_id: str, *extra: str) -> FleetNode:
         self.starts += 1
         log = self.data_dir / f"{node_id}.{self.starts}.log"
-        command = [*CLI, "node", "--role", role, "--id", node_id, "--broker", self.broker_url,
-                   "--wait", "30", *extra]  # fmt: skip
+        command = [*CLI, "node", "--role", role, "--id", node_id, "--wait", "30", *extra]
+        env = self._env()
+        env["EDGEBUS_BROKER"] = self.url_for(node_id)
         with log.open("wb") as out:
-            process = subprocess.Popen(command, env=self._env(), stdout=out, stderr=out)
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
         self.nodes[node_id] = FleetNode(role, node_id, process, log)
         return self.nodes[node_id]
+
+    def url_for(self, user: str) -> str:
+        """The broker URL, with `user`'s credentials when it has a password."""
+        if user not in self.passwords:
+            return self.broker_url
+        scheme, rest = self.broker_url.split("://", 1)
+        return f"{scheme}://{user}:{self.passwords[user]}@{rest}"
 
     def kill(self, node_id: str) -> None:
         """SIGKILL: no goodbye, no final sync; only the broker's last will says offline."""

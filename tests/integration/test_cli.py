@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -237,8 +239,8 @@ def test_node_stops_cleanly_on_sigterm(mosquitto_url):
 
 def test_up_with_token_bucket_offloading():
     result = edgebus(
-        "up", "--duration", "4", "--cameras", "1", "--no-dashboard", "--link", "off",
-        "--offload", "mdp", "--rate", "0.2", "--bucket", "2", timeout=90,
+        "up", "--duration", "4", "--cameras", "1", "--sensors", "0", "--no-dashboard",
+        "--link", "off", "--offload", "mdp", "--rate", "0.2", "--bucket", "2", timeout=90,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = re.search(r"summary: (.*)", result.stdout, re.S).group(1).replace("\n", " ")
@@ -265,8 +267,8 @@ def test_bad_offload_flags():
 
 def test_up_with_scheduled_edges():
     result = edgebus(
-        "up", "--duration", "5", "--cameras", "3", "--edges", "3", "--no-dashboard",
-        timeout=90,
+        "up", "--duration", "5", "--cameras", "3", "--sensors", "0", "--edges", "3",
+        "--no-dashboard", timeout=90,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = re.search(r"summary: (.*)", result.stdout, re.S).group(1).replace("\n", " ")
@@ -290,27 +292,37 @@ def test_kill_edge_needs_processes_and_edges():
     )
 
 
+def _wait_for_line(stream, text: str) -> None:
+    for line in stream:
+        if text in line:
+            return
+    pytest.fail(f"up never printed {text!r}")
+
+
+def _csv_rows(result: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
+    assert result.returncode == 0, result.stderr
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
 @pytest.mark.timeout(150)
-def test_the_tools_find_a_running_up_without_being_told_its_broker(tmp_path):
-    # `up` picks a free port for its broker; the tools run from the same directory find
-    # it through <data_dir>/fleet.json, and ignore the file once `up` is gone.
+def test_the_tools_work_against_a_default_up(tmp_path):
+    # A plain `up` (its broker on a free port, the default uplink that is jammed from 10 s
+    # to 20 s): the tools run from the same directory find it through
+    # <data_dir>/fleet.json; `qos set` switches sensor-1 to a compressed model, whose
+    # windows then fit the jammed link.
     up = subprocess.Popen(
-        [sys.executable, "-m", "edgebus", "up", "--duration", "30", "--cameras", "1",
-         "--no-dashboard", "--link", "off"],
+        [sys.executable, "-m", "edgebus", "up", "--duration", "28", "--cameras", "1",
+         "--no-dashboard"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
     )  # fmt: skip
     try:
         assert up.stdout is not None
-        for line in up.stdout:
-            if "from this directory, try" in line:
-                break
-        else:
-            pytest.fail("up never said it was running")
+        _wait_for_line(up.stdout, "from this directory, try")
         fleet = json.loads((tmp_path / "edgebus-data" / "fleet.json").read_text())
         assert oct((tmp_path / "edgebus-data" / "fleet.json").stat().st_mode & 0o777) == "0o600"
         listed = edgebus("nodes", cwd=tmp_path, timeout=30)
         assert listed.returncode == 0, listed.stderr
-        for node in ("camera-1", "edge-1", "cloud", "coordinator"):
+        for node in ("camera-1", "sensor-1", "edge-1", "cloud", "coordinator"):
             assert re.search(rf"{node}\s.*online", listed.stdout), listed.stdout
         results = edgebus("sub", f"edgebus/v1/{fleet['site']}/results/#", "--count", "2",
                           "--timeout", "20", "--json", cwd=tmp_path, timeout=30)  # fmt: skip
@@ -319,14 +331,39 @@ def test_the_tools_find_a_running_up_without_being_told_its_broker(tmp_path):
             "result",
             "result",
         ]
-        up.terminate()  # SIGTERM: up stops the fleet and sums up
-        up.communicate(timeout=90)
+        chosen = edgebus("qos", "set", "--accuracy", "0.85", "--bandwidth", "10kbps",
+                         cwd=tmp_path, timeout=30)  # fmt: skip
+        assert chosen.returncode == 0, chosen.stderr
+        assert "model accelerometer-eco-d3" in chosen.stdout, chosen.stdout
+        assert "switch published" in chosen.stdout
+        shown = edgebus("qos", "show", cwd=tmp_path, timeout=30)
+        assert "model_id: accelerometer-eco-d3" in shown.stdout, shown.stdout + shown.stderr
+        # The stores sync every 10 s; --fresh also asks the nodes for what they hold.
+        stored = _csv_rows(edgebus("query", "results", "--fresh", "--since", "5m", "-f", "csv",
+                                   cwd=tmp_path, timeout=30))  # fmt: skip
+        assert {row["camera"] for row in stored} == {"camera-1", "sensor-1"}, stored
+        up.communicate(timeout=120)  # the run ends by itself after --duration
         assert up.returncode == 0
     finally:
         if up.poll() is None:
             up.kill()
             up.wait()
     assert not (tmp_path / "edgebus-data" / "fleet.json").exists()
+    # The fleet's reaction, read from the stores after the run: sensor-1 sent raw windows
+    # until the switch, then windows coded by the chosen model, and the edge classified
+    # those with that model.
+    frames = _csv_rows(edgebus("query", "frames", "--node", "sensor-1", "-f", "csv",
+                               cwd=tmp_path, timeout=30))  # fmt: skip
+    sent = sorted((r for r in frames if r["direction"] == "sent"), key=lambda r: int(r["frame_id"]))
+    models = [r["model_id"] for r in sent]
+    assert models[0] == "raw" and models[-1] == "accelerometer-eco-d3", models
+    switched_at = models.index("accelerometer-eco-d3")
+    assert set(models[switched_at:]) == {"accelerometer-eco-d3"}, models
+    after = {r["frame_id"] for r in sent[switched_at:]}
+    answered = {r["frame_id"] for r in _csv_rows(edgebus(
+        "query", "results", "--node", "edge-1", "-f", "csv", cwd=tmp_path, timeout=30
+    )) if r["camera"] == "sensor-1"}  # fmt: skip
+    assert len(after & answered) >= 0.9 * len(after), (after, answered)
     # A file left by an `up` that is gone (SIGKILL) is ignored.
     stale = {"broker": "mqtt://127.0.0.1:9", "site": "lab", "pid": up.pid}
     (tmp_path / "edgebus-data" / "fleet.json").write_text(json.dumps(stale))
