@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -150,13 +150,25 @@ def tool_bus(settings: Settings, purpose: str) -> Bus:
     return bus_for(dataclasses.replace(settings, node_id=f"{purpose}-{settings.node_id}"))
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to sys.stderr as it is at each record, not as it was at set-up: while `up`
+    shows its live view, rich puts a proxy there that prints above the table."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
+    handler = _CurrentStderr()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 ConfigOption = Annotated[
@@ -310,12 +322,17 @@ def up(
     config: ConfigOption = None,
 ) -> None:
     """Start a broker (unless --broker) and every role, show a live dashboard, then a summary."""
+    from edgebus.config import is_configured
     from edgebus.launch import UpPlan, run_up
 
     with one_line_errors():
+        # Under `up` the children's info lines would crowd the dashboard: warnings and
+        # errors only, unless log_level is set.
+        quiet = None if is_configured("log_level", config) else "warning"
         settings = settings_from(
             config,
             site=site,
+            log_level=quiet,
             frame_period_ms=period_ms,
             heartbeat_s=1.0,
             link=link,
@@ -330,8 +347,7 @@ def up(
 
             parse_broker_url(broker)
         setup_logging("warning")
-        # Off a terminal (logs, CI) rich would wrap the dashboard at 80 columns.
-        console = Console(width=None if sys.stdout.isatty() else 150)
+        console = Console()  # off a terminal the summary prints as wide as it needs
         if kill_edge is not None and not (processes and edges > 1):
             fail("--kill-edge needs --processes and --edges 2 or more")
         plan = UpPlan(
@@ -341,13 +357,14 @@ def up(
         )  # fmt: skip
         totals = asyncio.run(run_up(settings, plan, console))
         console.print(
-            "summary: "
+            "summary: "  # one line, however long: scripts read it
             + ", ".join(
                 f"{key}={value:.1f}"
                 if isinstance(value, float) and not value.is_integer()
                 else f"{key}={int(value)}"
                 for key, value in totals.items()
-            )
+            ),
+            soft_wrap=True,
         )
 
 

@@ -37,6 +37,16 @@ class NodeRow:
     recent: deque[tuple[int, bool | None]] = field(
         default_factory=lambda: deque(maxlen=RECENT_RESULTS)
     )
+    # The same over the whole run, for the summary: results, units, scored, correct.
+    run: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+
+    def add_result(self, units: int, hit: bool | None) -> None:
+        self.recent.append((units, hit))
+        self.run[0] += 1
+        self.run[1] += units
+        if hit is not None:
+            self.run[2] += 1
+            self.run[3] += int(hit)
 
     def recent_text(self) -> tuple[str, str]:
         """Mean units per frame and top-1 accuracy over the camera's recent results."""
@@ -46,6 +56,14 @@ class NodeRow:
         scored = [hit for _, hit in self.recent if hit is not None]
         accuracy = f"{100 * sum(scored) / len(scored):.0f}%" if scored else "-"
         return f"{units:.1f}", accuracy
+
+    def run_text(self) -> tuple[str, str]:
+        """Mean units per frame and top-1 accuracy over every result of the run."""
+        results, units, scored, correct = self.run
+        if not results:
+            return "-", "-"
+        accuracy = f"{100 * correct / scored:.0f}%" if scored else "-"
+        return f"{units / results:.1f}", accuracy
 
     def counter(self, name: str) -> float:
         return self.stats.get(name, 0.0)
@@ -144,10 +162,17 @@ class FleetView:
         camera.last_result = text
         known = result.label >= 0 and bool(result.top_k)
         hit = result.top_k[0] == result.label if known else None
-        camera.recent.append((result.units_received, hit))
+        camera.add_result(result.units_received, hit)
 
-    def table(self, title: str = "edgebus fleet", duration_s: float | None = None) -> Table:
-        """Live rates, or with duration_s the averages over the whole run."""
+    def table(
+        self, title: str = "edgebus fleet", duration_s: float | None = None,
+        deadline_ms: float | None = None,
+    ) -> Table:  # fmt: skip
+        """Live rates and the recent results, or with duration_s the averages over the
+        whole run. The title names the frames' deadline when deadline_ms is given."""
+        if deadline_ms is not None:
+            title = f"{title} · deadline {deadline_ms:g} ms per frame"
+        over = f"last {RECENT_RESULTS}" if duration_s is None else "run"
         table = Table(title=title)
         numeric = {"frames/s", "bytes/s", "frames", "bytes"}
         for column in (
@@ -161,8 +186,8 @@ class FleetView:
             "deadline hits",
             "offloaded · bucket",
             "link B/s",
-            "units/frame",
-            f"top-1 (last {RECENT_RESULTS})",
+            f"units/frame ({over})",
+            f"top-1 ({over})",
             "last result",
         ):
             table.add_column(
@@ -189,7 +214,7 @@ class FleetView:
                 row.deadline_text(),
                 row.offload_text(),
                 f"{row.counter('link_rate'):,.0f}" if "link_rate" in row.stats else "-",
-                *row.recent_text(),
+                *(row.recent_text() if duration_s is None else row.run_text()),
                 row.last_result,
             )
         return table

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
+from rich.table import Table
 
 from edgebus import fleet_file
 from edgebus.broker.embedded import EmbeddedBroker
@@ -271,7 +273,7 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
     broker: EmbeddedBroker | None = None
     if plan.broker is None:
         broker = await EmbeddedBroker(port=0).start()
-        console.print(f"embedded broker listening on {broker.url}")
+        console.print(f"embedded broker listening on {broker.url}", soft_wrap=True)
     try:
         return await _run_fleet(base, plan, console, broker)
     finally:
@@ -316,12 +318,12 @@ async def _run_fleet(
         console.print(
             f"from this directory, try: edgebus nodes | edgebus sub '{results}' --count 5 | "
             "edgebus query results --fresh --since 5m",
-            markup=False, highlight=False,
+            markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            await _run(fleet, plan, view, stop, console, edges)
+            await _run(fleet, plan, view, stop, console, edges, settings.frame_period_ms)
         except Exception as exc:  # a node failed mid-run: still drain and sum up
             failure = exc
         elapsed = loop.time() - started
@@ -338,9 +340,11 @@ async def _run_fleet(
                 child.wait()
         child_settings.remove()
         await observer.close(flush_timeout=0)
-    console.print(
-        view.table(title="edgebus up: summary (averages over the run)", duration_s=elapsed)
-    )
+    print_wide(
+        console,
+        view.table(title="edgebus up: summary (averages over the run)", duration_s=elapsed,
+                   deadline_ms=settings.frame_period_ms),
+    )  # fmt: skip
     totals = view.totals()
     totals["children_killed"] = float(len(fleet.killed))
     if settings.store_enabled:
@@ -376,16 +380,36 @@ async def _start(
         await _until_online(view, fleet.camera_children)
 
 
+def print_wide(console: Console, table: Table) -> None:
+    """Print a table whole: on a terminal at its width, elsewhere (a file, a pipe) as wide
+    as the table needs, so that no column is folded or cut."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    needed = console.measure(table, options=console.options.update_width(10_000)).maximum
+    narrow = console.width
+    console.width = max(narrow, needed)  # print() never goes wider than the console
+    try:
+        console.print(table)
+    finally:
+        console.width = narrow
+
+
 async def _run(
     fleet: Fleet, plan: UpPlan, view: FleetView, stop: asyncio.Event, console: Console,
-    edges: list[str],
+    edges: list[str], deadline_ms: float,
 ) -> None:  # fmt: skip
+    # A live view only on a terminal: elsewhere it would print its last frame beside the
+    # summary. Log records and the children's output reach the terminal through it
+    # (Live redirects stderr), above the table instead of through it.
     live = (
-        Live(view.table(), console=console, refresh_per_second=2, transient=False)
-        if plan.dashboard
+        Live(view.table(deadline_ms=deadline_ms), console=console, refresh_per_second=2,
+             transient=False)
+        if plan.dashboard and console.is_terminal
         else None
-    )
+    )  # fmt: skip
     killed_at: float | None = None
+    failover_told = False
     with live if live is not None else contextlib.nullcontext():
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -402,17 +426,54 @@ async def _run(
                 fleet.edge_children[edges[-1]].kill()  # SIGKILL: no goodbye, only the LWT
                 killed_at = time.time()
                 view.mark_failed(edges[-1], killed_at)
+                console.print(
+                    f"{loop.time() - started:.1f} s: --kill-edge sent SIGKILL to {edges[-1]}; "
+                    "its cameras wait for the coordinator to move them",
+                    markup=False, highlight=False, soft_wrap=True,
+                )  # fmt: skip
+            if view.failover_s is not None and not failover_told:
+                failover_told = True
+                console.print(
+                    f"{loop.time() - started:.1f} s: every camera of {edges[-1]} has another "
+                    f"edge, {view.failover_s:.1f} s after the kill",
+                    markup=False, highlight=False, soft_wrap=True,
+                )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
             if live is not None:
-                live.update(view.table())
+                live.update(view.table(deadline_ms=deadline_ms))
 
 
 def _spawn(settings: Settings, child_settings: ChildSettings) -> subprocess.Popen[bytes]:
     config = child_settings.write(settings)
-    return subprocess.Popen(
-        _node_command(config, settings.role, settings.node_id), env=_child_env()
-    )
+    child = subprocess.Popen(
+        _node_command(config, settings.role, settings.node_id), env=_child_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    relay_output(child, settings.node_id)
+    return child
+
+
+def relay_output(child: subprocess.Popen[bytes], node_id: str) -> threading.Thread:
+    """Copy a child's output to this process's stderr, a line at a time and named, until
+    it exits. Written through whatever sys.stderr is at the time: under the live view
+    that is rich's proxy, which prints each line above the table."""
+
+    def relay() -> None:
+        assert child.stdout is not None
+        for raw in child.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with _RELAY_LOCK:
+                sys.stderr.write(f"{node_id}: {line}\n")
+                sys.stderr.flush()
+
+    thread = threading.Thread(target=relay, name=f"relay-{node_id}", daemon=True)
+    thread.start()
+    return thread
+
+
+# One line at a time from the relays of all children.
+_RELAY_LOCK = threading.Lock()
 
 
 async def _store_totals(
