@@ -139,6 +139,7 @@ def run_cell(cell: Cell, duration_s: float) -> dict[str, object]:
         cameras=cell.cameras, duration_s=duration_s,
         broker=mosquitto.url if mosquitto is not None else None,
         processes=cell.mode == "processes", dashboard=False,
+        sensors=0,  # N image cameras, as the published table measured
     )  # fmt: skip
     console = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - the summary is not wanted
     started = time.monotonic()

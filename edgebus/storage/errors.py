@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports these classes to report them; SQLAlchemy loads slowly
+    from sqlalchemy.exc import SQLAlchemyError
 
 
 class StorageError(RuntimeError):
@@ -40,6 +43,8 @@ def first_line(exc: BaseException) -> str:
 
 def classify(exc: SQLAlchemyError, where: str) -> StorageError:
     """Map a driver error to the one-line error a user can act on."""
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
     reason = first_line(exc)
     lowered = reason.lower()
     if "disk is full" in lowered or "disk i/o error" in lowered:

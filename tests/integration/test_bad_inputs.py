@@ -148,6 +148,19 @@ CASES: list[tuple[list[str], int, str]] = [
     (["models", "search", "--dataset", "mnist-ish", "--out", "o"], USAGE, "mnist-ish"),
     (["broker-user", "adir", "alice"], USAGE, "adir"),
     (["broker-user", "binary.bin", "alice"], USAGE, "binary.bin"),
+    # acl
+    (["acl"], USAGE, "members"),
+    (["acl", "camera-1"], USAGE, "NODE=ROLE"),
+    (["acl", "camera-1=king"], USAGE, "king"),
+    (["acl", "cam 1=camera"], USAGE, "cam 1"),
+    (["acl", "a/b=edge"], USAGE, "a/b"),
+    (["acl", "e=edge", "e=cloud"], USAGE, "twice"),
+    (["acl", "e=edge", "--format", "yaml"], USAGE, "yaml"),
+    (["acl", "e=edge", "--site", "a/b"], USAGE, "a/b"),
+    (["acl", "e=edge", "--site", "+"], USAGE, "site"),
+    # the default fleet's sensor streams
+    (["up", "--sensors", "-1"], USAGE, "--sensors"),
+    (["up", "--sensors", "many"], USAGE, "--sensors"),
 ]
 
 
