@@ -4,6 +4,7 @@ frames decoded only with the model that encoded them, tampered bundles refused."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import itertools
@@ -19,7 +20,14 @@ from edgebus.coordinator.compression_search import QosRule
 from edgebus.coordinator.model_store import ModelPool, model_id_for
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.experiments.qos_live import PlanError, live_switching, request_plan
-from edgebus.messages import FrameChunk, ModelBundle, ModelSwitchAck, QosDecision, QosRequest
+from edgebus.messages import (
+    FrameChunk,
+    ModelBundle,
+    ModelSwitch,
+    ModelSwitchAck,
+    QosDecision,
+    QosRequest,
+)
 from edgebus.nodes.latent_stream import LatentReceiver, LatentSender
 from edgebus.nodes.model_follower import ModelFollower
 
@@ -228,3 +236,36 @@ def test_request_plan_refuses_a_pool_that_cannot_switch(tmp_path):
     orchestrator.policy = dataclasses.replace(orchestrator.policy, min_edge_cpu=2.0)
     with pytest.raises(PlanError, match="every QoS request picks raw"):
         request_plan(orchestrator)
+
+
+async def test_the_switch_guard_settles_after_a_forged_switch_meets_its_own(
+    embedded_broker, tmp_path
+):
+    # Two of the coordinator's own switches in flight and a forged one among them: the
+    # guard restores its switch once. It used to take the echo of its older switch for a
+    # forgery too, restore again, meet that echo, and so on without end.
+    pool = make_pool(tmp_path / "pool")
+    async with Fleet(embedded_broker.url, pool) as fleet:
+        guard = await fleet.orchestrator.guard_switches()
+        fleet.tasks.append(guard)
+        watcher = bus(embedded_broker.url, "watch")
+        await watcher.start(5)
+        try:
+            seen = await watcher.subscribe(fleet.topics.model_switch(), qos=1)
+            forged = ModelSwitch("toy-eco-d4", 1, "ab" * 32, "ECO", -1, coordinator="mallory")
+            await asyncio.gather(
+                fleet.orchestrator.handle(QosRequest("test", 0.55, SLOW)),
+                fleet.orchestrator.handle(QosRequest("test", 0.85, SLOW)),
+                watcher.publish(fleet.topics.model_switch(), forged, qos=1, retain=True),
+            )
+            await asyncio.sleep(2.0)
+            switches = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    switches.append((await seen.get(0.2)).message)
+        finally:
+            await watcher.close()
+        assert fleet.orchestrator.foreign_switches == 1
+        # Two decisions, the forgery and one restoration: nothing more in 2 s.
+        assert len(switches) <= 5, switches
+        assert switches[-1] == fleet.orchestrator.published
