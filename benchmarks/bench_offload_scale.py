@@ -23,10 +23,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from edgebus.actor.lifecycle import bus_for
 from edgebus.config import Settings
 from edgebus.experiments.offload import Cell, embedded_broker_process, run_period
 from edgebus.messages import Status
-from edgebus.nodes.base import bus_for
 
 
 @contextlib.contextmanager

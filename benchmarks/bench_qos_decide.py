@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebus.coordinator.model_store import ModelPool
 from edgebus.coordinator.orchestrator import decide_for_pool
-from edgebus.coordinator.qos_model import LinearQosEstimator
 from edgebus.messages import QosRequest
+from edgebus.qos.model_store import ModelPool
+from edgebus.qos.qos_model import LinearQosEstimator
 
 
 def main(pool_dir: Path) -> None:

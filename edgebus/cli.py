@@ -145,7 +145,7 @@ def tool_bus(settings: Settings, purpose: str) -> Bus:
     """A bus for a short-lived CLI tool, with a client id that cannot clash with a node's."""
     import dataclasses
 
-    from edgebus.nodes.connect import bus_for
+    from edgebus.actor.connect import bus_for
 
     return bus_for(dataclasses.replace(settings, node_id=f"{purpose}-{settings.node_id}"))
 

@@ -53,7 +53,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _pool(pool: Path | None, config: Path | None = None):
     from edgebus.cli import settings_from
-    from edgebus.coordinator.model_store import ModelPool, PoolError, resolve_pool
+    from edgebus.qos.model_store import ModelPool, PoolError, resolve_pool
 
     if pool is None:
         settings = settings_from(config)
@@ -204,9 +204,9 @@ def models_list(pool: PoolOption = None, config: ConfigOption = None) -> None:
 def _recipe_and_rule(
     epochs: int, hidden: str, tolerance: float, step: float, head_hidden: int, ce_weight: float
 ):
-    from edgebus.coordinator.compression_search import QosRule, SearchError
     from edgebus.ml.dense_ae import Recipe
     from edgebus.ml.errors import TrainingError
+    from edgebus.qos.compression_search import QosRule, SearchError
 
     try:
         widths = tuple(int(w) for w in hidden.split(",") if w.strip())

@@ -2,8 +2,8 @@
 Pillow, no torch): a sensor node streams them, and `ml.qos_data` builds its training sets
 from the same functions, so a deployed node and the pool's training data agree exactly.
 
-- `shapes28`: 28x28 grey images of step 2's shape classes (the Fashion-MNIST stand-in),
-  784 features in [0, 1];
+- `shapes28`: 28x28 grey images of the procedural shape classes of shapes.py (the
+  Fashion-MNIST stand-in), 784 features in [0, 1];
 - `accelerometer`: 128-sample tri-axial windows at 50 Hz (the UCI HAR stand-in), 384
   features, axis-major and scaled by 1/2 g.
 """
@@ -29,8 +29,9 @@ WINDOW = 128
 
 
 def grey_shape(seed: int, index: int, size: int = 28) -> tuple[np.ndarray, int]:
-    """One image of the step 2 shape classes drawn the Fashion-MNIST way: a light object
-    roughly centred on a dark, slightly noisy background, rendered at 4x and downsampled."""
+    """One image of the procedural shape classes of shapes.py drawn the Fashion-MNIST way:
+    a light object roughly centred on a dark, slightly noisy background, rendered at 4x
+    and downsampled."""
     rng = np.random.default_rng([seed, index, size, 1])
     label = index % len(SHAPE_CLASSES)
     big = 4 * size
@@ -39,7 +40,7 @@ def grey_shape(seed: int, index: int, size: int = 28) -> tuple[np.ndarray, int]:
     centre = tuple(float(big / 2 + rng.uniform(-0.08, 0.08) * big) for _ in range(2))
     radius = float(rng.uniform(0.26, 0.38) * big)
     angle = float(rng.uniform(0, 2 * np.pi))
-    # The step 2 drawing code, so the classes are the same shapes.
+    # The drawing code of shapes.py, so the classes are the same shapes.
     _draw_shape(ImageDraw.Draw(image), SHAPE_CLASSES[label], centre, radius, angle,  # type: ignore[arg-type]
                 (brightness,) * 3, (0, 0, 0))  # fmt: skip
     grey = np.asarray(image.convert("L").resize((size, size), Image.Resampling.BOX), np.float32)

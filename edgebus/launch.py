@@ -23,13 +23,13 @@ from rich.live import Live
 from rich.table import Table
 
 from edgebus import fleet_file
+from edgebus.actor.lifecycle import Node, bus_for
 from edgebus.broker.embedded import EmbeddedBroker
 from edgebus.config import Settings, write_private_toml
 from edgebus.coordinator.node import CoordinatorNode
 from edgebus.dashboard import FleetView, follow
 from edgebus.errors import LaunchError
 from edgebus.nodes import CameraNode, CloudNode, EdgeNode
-from edgebus.nodes.base import Node, bus_for
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.up")

@@ -156,6 +156,12 @@ class QosRequest(Message):
     ts: float = field(default_factory=_now)
 
 
+# How far in the future a model switch's timestamp may be: clock skew between the
+# coordinator and a node, no more. A forged retained switch with a far-future time would
+# otherwise pin every node that follows it.
+MAX_SWITCH_SKEW_S = 60.0
+
+
 @dataclass(slots=True)
 class ModelSwitch(Message):
     TYPE_CODE: ClassVar[int] = 7

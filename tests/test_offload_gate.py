@@ -11,8 +11,9 @@ import pytest
 from edgebus.codecs.classifier import Classifier
 from edgebus.config import ConfigError, Settings, load_settings
 from edgebus.ml.datasets import procedural_shapes
-from edgebus.nodes.camera import CameraNode, CapturedFrame
+from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.offload_gate import PolicyGate
+from edgebus.nodes.sources import CapturedFrame
 from edgebus.policies.costs import (
     load_camera_metric,
     load_costs,

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from edgebus.cli import app
 from edgebus.cli_qos import parse_rate
-from edgebus.coordinator.compression_search import QosRule
-from edgebus.coordinator.model_store import ModelPool, model_id_for
+from edgebus.qos.compression_search import QosRule
+from edgebus.qos.model_store import ModelPool, model_id_for
 
 runner = CliRunner()
 
@@ -118,7 +118,7 @@ def test_shipped_pool_answers_out_of_the_box(tmp_path, monkeypatch):
     import numpy as np
 
     from edgebus.codecs.dense_ae import DenseAECodec
-    from edgebus.coordinator.model_store import SHIPPED_POOL
+    from edgebus.qos.model_store import SHIPPED_POOL
 
     monkeypatch.chdir(tmp_path)  # no local pool here: the shipped one is used
     env = {"EDGEBUS_DATA_DIR": str(tmp_path), "COLUMNS": "200"}

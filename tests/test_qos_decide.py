@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from edgebus.coordinator.compression_search import QosRule
-from edgebus.coordinator.qos_model import (
+from edgebus.qos.compression_search import QosRule
+from edgebus.qos.qos_model import (
     RAW,
     Device,
     LinearQosEstimator,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edgebus.coordinator.compression_search import (
+from edgebus.qos.compression_search import (
     QosRule,
     SearchError,
     Trial,
@@ -16,7 +16,7 @@ from edgebus.coordinator.compression_search import (
     max_probes,
     step_sweep,
 )
-from edgebus.coordinator.qos_map import QosMap
+from edgebus.qos.qos_map import QosMap
 
 
 def saturating(knee: float, ceiling: float = 0.9) -> callable:

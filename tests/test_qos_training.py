@@ -18,12 +18,12 @@ torch = pytest.importorskip("torch")
 
 from edgebus.codecs.dense_ae import DenseAECodec  # noqa: E402
 from edgebus.codecs.errors import ModelFileError  # noqa: E402
-from edgebus.coordinator.compression_search import QosRule, max_probes  # noqa: E402
-from edgebus.coordinator.model_store import ModelPool, PoolError  # noqa: E402
 from edgebus.ml.dense_ae import Recipe, train_cloud_classifier, train_dense  # noqa: E402
 from edgebus.ml.errors import DatasetError, TrainingError  # noqa: E402
 from edgebus.ml.qos_data import ACTIVITIES, accelerometer, grey_shapes, load_split  # noqa: E402
 from edgebus.ml.qos_pool import search_pool  # noqa: E402
+from edgebus.qos.compression_search import QosRule, max_probes  # noqa: E402
+from edgebus.qos.model_store import ModelPool, PoolError  # noqa: E402
 
 TINY = Recipe(hidden=(16,), head_hidden=8, epochs=1, batch_size=64)
 SMALL = Recipe(hidden=(32, 16), head_hidden=16, epochs=10, batch_size=32)

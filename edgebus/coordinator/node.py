@@ -3,7 +3,7 @@ when a model pool exists (`qos_pool`), runs the QoS orchestrator (orchestrator.p
 `schedule = "jstsh"` it maps cameras to edges and publishes their policies
 (stream_scheduler.py).
 
-It reuses the node lifecycle (nodes/base.py).
+It reuses the node lifecycle (actor/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import asyncio
 import logging
 from pathlib import Path
 
+from edgebus.actor.lifecycle import Node
 from edgebus.broker.bus import Subscription
-from edgebus.coordinator.model_store import POOL_OFF, ModelPool, PoolError, resolve_pool
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.coordinator.stream_scheduler import StreamScheduler
 from edgebus.messages import (
@@ -24,7 +24,7 @@ from edgebus.messages import (
     Status,
     to_dict,
 )
-from edgebus.nodes.base import Node
+from edgebus.qos.model_store import POOL_OFF, ModelPool, PoolError, resolve_pool
 
 log = logging.getLogger("edgebus.coordinator")
 

@@ -25,17 +25,8 @@ from dataclasses import dataclass, replace
 
 from edgebus.broker.bus import Bus, Subscription
 from edgebus.clock import Clock
-from edgebus.coordinator.model_store import ModelPool
-from edgebus.coordinator.qos_model import (
-    RAW,
-    Decision,
-    Device,
-    LinearQosEstimator,
-    Policy,
-    QosTarget,
-    decide,
-)
 from edgebus.messages import (
+    MAX_SWITCH_SKEW_S,
     DriftAlert,
     ErrorReply,
     Message,
@@ -46,7 +37,16 @@ from edgebus.messages import (
     QosRequest,
     to_dict,
 )
-from edgebus.nodes.model_follower import MAX_SWITCH_SKEW_S
+from edgebus.qos.model_store import ModelPool
+from edgebus.qos.qos_model import (
+    RAW,
+    Decision,
+    Device,
+    LinearQosEstimator,
+    Policy,
+    QosTarget,
+    decide,
+)
 from edgebus.topics import Topics
 
 # How many of its own latest switches the coordinator recognises when they come back.

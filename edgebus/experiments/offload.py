@@ -29,12 +29,12 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from edgebus.actor.lifecycle import bus_for
 from edgebus.broker.link import TraceError, trace_from_spec
 from edgebus.broker.local_mosquitto import free_port, wait_for_port
 from edgebus.codecs.errors import CodecError
 from edgebus.config import Settings
 from edgebus.messages import Result
-from edgebus.nodes.base import bus_for
 from edgebus.nodes.camera import CameraNode, SentFrame
 from edgebus.nodes.codec_choice import parse_codec
 from edgebus.nodes.edge import EdgeNode

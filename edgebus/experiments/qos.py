@@ -28,19 +28,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from edgebus.codecs.dense_ae import DenseAECodec, raw_decode
-from edgebus.coordinator.compression_search import (
+from edgebus.experiments.qos_live import LiveResult, live_switching
+from edgebus.messages import FrameChunk, encode
+from edgebus.ml.dense_ae import Recipe, train_dense
+from edgebus.ml.qos_data import FlatSet, load_split
+from edgebus.nodes.latent_stream import RawEncode, raw_float16, raw_uint8
+from edgebus.qos.compression_search import (
     QosRule,
     SearchResult,
     binary_search,
     exhaustive,
     step_sweep,
 )
-from edgebus.coordinator.model_store import ModelPool
-from edgebus.experiments.qos_live import LiveResult, live_switching
-from edgebus.messages import FrameChunk, encode
-from edgebus.ml.dense_ae import Recipe, train_dense
-from edgebus.ml.qos_data import FlatSet, load_split
-from edgebus.nodes.latent_stream import RawEncode, raw_float16, raw_uint8
+from edgebus.qos.model_store import ModelPool
 
 Step = Callable[[str], None]
 # Small enough that all 384 latent sizes of the accelerometer set train in minutes on one

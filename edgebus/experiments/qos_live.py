@@ -26,7 +26,6 @@ from edgebus.broker.address import parse_broker_url
 from edgebus.broker.bus import Bus, BusOptions
 from edgebus.broker.embedded import EmbeddedBroker
 from edgebus.clock import RealClock
-from edgebus.coordinator.model_store import ModelPool
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.messages import ModelBundle, ModelSwitchAck, QosRequest
 from edgebus.nodes.latent_stream import (
@@ -37,6 +36,7 @@ from edgebus.nodes.latent_stream import (
     raw_uint8,
 )
 from edgebus.nodes.model_follower import ModelFollower
+from edgebus.qos.model_store import ModelPool
 
 Step = Callable[[str], None]
 Loader = Callable[[ModelBundle], FrameModel]

@@ -1,7 +1,7 @@
 """Data sets of the QoS orchestrator (Amaizu et al.): flat vectors with integer labels.
 
-- `grey_shapes`: 28x28 grey images of step 2's ten shape classes (784 features), drawn
-  centred on a dark background like Fashion-MNIST, whose stand-in they are;
+- `grey_shapes`: 28x28 grey images of the ten procedural shape classes of shapes.py (784
+  features), drawn centred on a dark background like Fashion-MNIST, whose stand-in they are;
   `fashion_mnist_flat` reads the real IDX files when given.
 - `accelerometer`: a synthetic 6-activity tri-axial accelerometer set standing in for UCI
   HAR: 128-sample windows at 50 Hz (384 features), each class with its own gait frequency,

@@ -2,7 +2,7 @@
 
 Each probe of the binary search trains an ECO or ECCD model (ml/dense_ae.py), scores its
 accuracy on the held-out set (the QoS the search compares), exports its ONNX files and
-adds it to the pool (coordinator/model_store.py) with its sha256.
+adds it to the pool (qos/model_store.py) with its sha256.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from edgebus.coordinator.compression_search import QosRule, SearchResult, binary_search
-from edgebus.coordinator.model_store import ModelPool, model_id_for
 from edgebus.ml.dense_ae import (
     Recipe,
     export_bundle,
@@ -25,6 +23,8 @@ from edgebus.ml.dense_ae import (
 from edgebus.ml.errors import TrainingError
 from edgebus.ml.qos_data import FlatSet, load_split
 from edgebus.ml.training import seed_everything
+from edgebus.qos.compression_search import QosRule, SearchResult, binary_search
+from edgebus.qos.model_store import ModelPool, model_id_for
 
 Report = Callable[[str], None]
 

@@ -1,7 +1,7 @@
 """Actors on the bus: one class per data-plane role (the coordinator lives in coordinator/).
 
-The classes are imported on first use: a tool that only needs `nodes.base` (a bus for a
-short-lived command) must not load the camera's models and policies.
+The classes are imported on first use: importing one role must not load the others'
+models and policies. The lifecycle they share is edgebus/actor/.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edgebus.nodes.base import Node
     from edgebus.nodes.camera import CameraNode
     from edgebus.nodes.cloud import CloudNode
     from edgebus.nodes.edge import EdgeNode
 
-__all__ = ["CameraNode", "CloudNode", "EdgeNode", "Node"]
+__all__ = ["CameraNode", "CloudNode", "EdgeNode"]
 
 _HOMES = {
-    "Node": "edgebus.nodes.base",
     "CameraNode": "edgebus.nodes.camera",
     "CloudNode": "edgebus.nodes.cloud",
     "EdgeNode": "edgebus.nodes.edge",

@@ -32,10 +32,8 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
-import numpy as np
-
+from edgebus.actor.lifecycle import Node
 from edgebus.broker.bus import BusError, OutgoingQueueFull
 from edgebus.broker.link import LinkEmulator, TraceError, mqtt_publish_size, trace_from_spec
 from edgebus.clock import Clock
@@ -51,39 +49,21 @@ from edgebus.messages import (
     encode,
     to_dict,
 )
-from edgebus.nodes.base import Node
 from edgebus.nodes.chunking import BYTE_CODEC_BLOCK, Chunk, Chunker, count_chunks
 from edgebus.nodes.codec_choice import parse_codec
 from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
-from edgebus.nodes.offload_gate import ADMIT_ALL, Admission, PolicyGate, WeakAnswer
+from edgebus.nodes.offload_gate import (
+    OffloadEveryFrame,
+    OffloadGate,
+    PolicyGate,
+    WeakAnswer,
+)
 from edgebus.nodes.qos_stream import FrameCoding, QosEncoder
-from edgebus.nodes.sources import FrameSource, SourceError, open_source
+from edgebus.nodes.sources import CapturedFrame, FrameSource, SourceError, open_source
 from edgebus.nodes.stream_policy import ANY_PEER, CameraSchedule
 from edgebus.storage.models import DROPPED, SENT
 
 log = logging.getLogger("edgebus.camera")
-
-
-@dataclass(slots=True)
-class CapturedFrame:
-    frame_id: int
-    image: np.ndarray  # H×W×3 uint8
-    label: int
-    capture_ts: float  # wall clock, on the wire
-    capture_mono: float
-    deadline_mono: float  # when the next frame is due
-    deadline_ts: float
-
-
-class OffloadGate(Protocol):
-    """Decides, per frame, whether it goes to the encoder and the uplink."""
-
-    async def admit(self, frame: CapturedFrame) -> Admission: ...
-
-
-class OffloadEveryFrame:
-    async def admit(self, frame: CapturedFrame) -> Admission:
-        return ADMIT_ALL
 
 
 @dataclass(slots=True)

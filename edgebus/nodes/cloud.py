@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from edgebus.actor.lifecycle import Node
 from edgebus.messages import Result
-from edgebus.nodes.base import Node
 from edgebus.storage.runtime import global_sink
 from edgebus.storage.sink import SyncSink
 

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from edgebus.actor.lifecycle import Node
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import BusClosed, Delivery, OutgoingQueueFull, PublishRefused
 from edgebus.clock import Clock
@@ -39,7 +40,6 @@ from edgebus.messages import (
     SchedulingPolicy,
 )
 from edgebus.nodes.assembler import FrameAssembler, PendingFrame
-from edgebus.nodes.base import Node
 from edgebus.nodes.decoding import Classified, FrameClassifier
 from edgebus.nodes.frame_ledger import Decision, FrameKey, FrameLedger
 from edgebus.nodes.model_follower import UnknownModel

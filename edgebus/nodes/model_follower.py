@@ -33,16 +33,19 @@ from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus, RequestFailed, RequestTimeout, Subscription
 from edgebus.clock import Clock, RealClock
 from edgebus.codecs.model_bundle import BundleMismatch, bundle_digest
-from edgebus.messages import ModelBundle, ModelFetch, ModelSwitch, ModelSwitchAck
+from edgebus.messages import (
+    MAX_SWITCH_SKEW_S,
+    ModelBundle,
+    ModelFetch,
+    ModelSwitch,
+    ModelSwitchAck,
+)
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.model_follower")
 
 RAW = "raw"
 M = TypeVar("M")
-# How far in the future a switch's timestamp may be: clock skew between coordinator and
-# node, no more.
-MAX_SWITCH_SKEW_S = 60.0
 
 
 class UnknownModel(LookupError):

@@ -13,20 +13,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
 from edgebus.codecs.classifier import Classifier, softmax
 from edgebus.config import OFFLOAD_MODES
-from edgebus.nodes.sources import fit_image
+from edgebus.nodes.sources import CapturedFrame, fit_image
 from edgebus.policies.costs import load_camera_metric, load_costs
 from edgebus.policies.runtime import Decision, OffloadDecider, policy_for, shipped_costs_path
 from edgebus.policies.token_bucket import BucketParams
-
-if TYPE_CHECKING:
-    from edgebus.nodes.camera import CapturedFrame
 
 TOP_K = 5
 
@@ -50,6 +47,19 @@ class Admission:
 
 
 ADMIT_ALL = Admission(True)
+
+
+class OffloadGate(Protocol):
+    """Decides, per frame, whether it goes to the encoder and the uplink."""
+
+    async def admit(self, frame: CapturedFrame) -> Admission: ...
+
+
+class OffloadEveryFrame:
+    """Offloading off: every frame goes to the encoder and the uplink."""
+
+    async def admit(self, frame: CapturedFrame) -> Admission:
+        return ADMIT_ALL
 
 
 class PolicyGate:

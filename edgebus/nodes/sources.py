@@ -20,6 +20,19 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"})
 UNKNOWN_LABEL = -1
 
 
+@dataclass(slots=True)
+class CapturedFrame:
+    """One frame as the camera took it from its source, with its deadline."""
+
+    frame_id: int
+    image: np.ndarray  # H×W×3 uint8
+    label: int
+    capture_ts: float  # wall clock, on the wire
+    capture_mono: float
+    deadline_mono: float  # when the next frame is due
+    deadline_ts: float
+
+
 class SourceError(ValueError):
     """A source spec, folder or file that cannot be used; the message is one line."""
 

@@ -146,8 +146,8 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:  # type: ignore[
 async def _writer(
     broker: str, node: str, data_dir: str, total: int, hold: bool, pause_s: float
 ) -> None:
+    from edgebus.actor.lifecycle import bus_for
     from edgebus.config import load_settings
-    from edgebus.nodes.base import bus_for
 
     settings = load_settings(overrides={"node_id": node, "broker": broker, "data_dir": data_dir})
     bus = bus_for(settings)

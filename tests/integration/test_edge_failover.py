@@ -14,11 +14,11 @@ import time
 
 import pytest
 
+from edgebus.actor.lifecycle import bus_for
 from edgebus.config import Settings
 from edgebus.coordinator.node import CoordinatorNode
 from edgebus.launch import far_links
 from edgebus.messages import FrameDropped, Result, SchedulingPolicy, Status
-from edgebus.nodes.base import bus_for
 from edgebus.nodes.camera import CameraNode
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ import msgpack
 import pytest
 
 from edgebus import messages
+from edgebus.actor.lifecycle import Node, bus_for
 from edgebus.broker.bus import Bus
 from edgebus.config import Settings
-from edgebus.coordinator.model_store import SHIPPED_POOL
 from edgebus.coordinator.node import CoordinatorNode
 from edgebus.messages import (
     DeadLetter,
@@ -29,10 +29,10 @@ from edgebus.messages import (
     QosRequest,
     SyncAck,
 )
-from edgebus.nodes.base import Node, bus_for
 from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.cloud import CloudNode
 from edgebus.nodes.edge import EdgeNode
+from edgebus.qos.model_store import SHIPPED_POOL
 from edgebus.storage.audit import audit, local_store_paths
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
+from edgebus.actor.lifecycle import Node, bus_for
 from edgebus.config import Settings
 from edgebus.messages import Heartbeat, Status
-from edgebus.nodes.base import Node, bus_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from edgebus.actor.lifecycle import bus_for
 from edgebus.codecs import get_codec
 from edgebus.config import Settings
 from edgebus.messages import Result
-from edgebus.nodes.base import bus_for
 from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.cloud import CloudNode
 from edgebus.nodes.edge import EdgeNode

@@ -7,11 +7,11 @@ import asyncio
 import dataclasses
 import time
 
+from edgebus.actor.lifecycle import bus_for
 from edgebus.broker.link import mqtt_publish_size
 from edgebus.codecs import get_codec
 from edgebus.config import Settings
 from edgebus.messages import EndOfFrame, FrameChunk, FrameDropped, Result, encode
-from edgebus.nodes.base import bus_for
 from edgebus.nodes.camera import CameraNode, SentFrame
 from edgebus.nodes.edge import EdgeNode
 from edgebus.nodes.sources import SyntheticSource

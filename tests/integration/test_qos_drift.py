@@ -12,11 +12,11 @@ import pytest
 from edgebus.broker.address import parse_broker_url
 from edgebus.broker.bus import Bus, BusOptions
 from edgebus.clock import RealClock
-from edgebus.coordinator.compression_search import QosRule
-from edgebus.coordinator.model_store import ModelPool
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.messages import DriftAlert
 from edgebus.nodes.drift_monitor import DriftConfigError, DriftMonitor, reconstruction_error
+from edgebus.qos.compression_search import QosRule
+from edgebus.qos.model_store import ModelPool
 
 pytestmark = pytest.mark.integration
 

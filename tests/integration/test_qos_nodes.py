@@ -11,15 +11,15 @@ import time
 
 import pytest
 
+from edgebus.actor.lifecycle import bus_for
 from edgebus.config import ConfigError, Settings
-from edgebus.coordinator.model_store import SHIPPED_POOL
 from edgebus.coordinator.node import CoordinatorNode
 from edgebus.experiments.qos_live import request_plan
 from edgebus.messages import EndOfFrame, FrameChunk, FrameDropped, Result
-from edgebus.nodes.base import bus_for
 from edgebus.nodes.camera import CameraNode, SentFrame
 from edgebus.nodes.edge import EdgeNode
 from edgebus.nodes.model_follower import RAW
+from edgebus.qos.model_store import SHIPPED_POOL
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,6 @@ import pytest
 from edgebus.broker.address import parse_broker_url
 from edgebus.broker.bus import Bus, BusOptions
 from edgebus.clock import RealClock
-from edgebus.coordinator.compression_search import QosRule
-from edgebus.coordinator.model_store import ModelPool, model_id_for
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.experiments.qos_live import PlanError, live_switching, request_plan
 from edgebus.messages import (
@@ -30,6 +28,8 @@ from edgebus.messages import (
 )
 from edgebus.nodes.latent_stream import LatentReceiver, LatentSender
 from edgebus.nodes.model_follower import ModelFollower
+from edgebus.qos.compression_search import QosRule
+from edgebus.qos.model_store import ModelPool, model_id_for
 
 pytestmark = pytest.mark.integration
 

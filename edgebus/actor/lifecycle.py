@@ -9,13 +9,13 @@ from collections import Counter
 from typing import ClassVar
 
 from edgebus import __version__
+from edgebus.actor.connect import bus_for
+from edgebus.actor.monitor import ResourceMonitor
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.transport import Will
 from edgebus.clock import Clock, RealClock
 from edgebus.config import Settings
 from edgebus.messages import Heartbeat, Result, Status, encode
-from edgebus.nodes.connect import bus_for
-from edgebus.nodes.monitor import ResourceMonitor
 from edgebus.storage.runtime import NodeStorage
 from edgebus.topics import Topics
 

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from edgebus.coordinator.compression_search import QosRule, Trial
+from edgebus.qos.compression_search import QosRule, Trial
 
 
 @dataclass(frozen=True, slots=True)

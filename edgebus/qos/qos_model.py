@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgebus.coordinator.compression_search import QosRule
+from edgebus.qos.compression_search import QosRule
 
 RAW = "raw"
 CONFIGURATIONS = ("CO", "ECO", "ECCD")

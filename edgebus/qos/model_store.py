@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from edgebus.codecs.model_bundle import bundle_digest, verify_bundle
-from edgebus.coordinator.compression_search import QosRule, SearchError, Trial
-from edgebus.coordinator.qos_map import QosMap
-from edgebus.coordinator.qos_model import RAW, PoolModel
 from edgebus.messages import ModelBundle
+from edgebus.qos.compression_search import QosRule, SearchError, Trial
+from edgebus.qos.qos_map import QosMap
+from edgebus.qos.qos_model import RAW, PoolModel
 
 POOL_FILE = "pool.json"
 # The `qos_pool` value that runs a coordinator without the QoS orchestrator.
