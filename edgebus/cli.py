@@ -80,7 +80,7 @@ def one_line_errors() -> Iterator[None]:
     from edgebus.broker.embedded import EmbeddedBrokerError
     from edgebus.broker.transport import ConnectFailed
     from edgebus.config import ConfigError
-    from edgebus.errors import LaunchError
+    from edgebus.errors import LaunchError, NodeFailed
     from edgebus.messages import DecodeError
     from edgebus.storage.errors import GlobalStoreError, QueryInputError, StorageError
     from edgebus.topics import TopicError
@@ -95,7 +95,7 @@ def one_line_errors() -> Iterator[None]:
         fail(str(exc), RUNTIME_ERROR)
     except (ConnectFailed, RequestTimeout, RequestFailed, OutgoingQueueFull, BusClosed) as exc:
         fail(str(exc), RUNTIME_ERROR)
-    except LaunchError as exc:
+    except (LaunchError, NodeFailed) as exc:
         fail(str(exc), RUNTIME_ERROR)
     except OSError as exc:  # a results folder that cannot be made, a file that cannot be read
         where = f"{exc.filename}: " if exc.filename else ""
@@ -606,7 +606,7 @@ def nodes(
             table.add_row(
                 status.node,
                 status.role,
-                status.state,
+                f"{status.state}: {status.reason}" if status.reason else status.state,
                 status.version,
                 ", ".join(status.capabilities),
                 since,

@@ -6,3 +6,7 @@ from __future__ import annotations
 
 class LaunchError(RuntimeError):
     """A node of `edgebus up` failed to start; the message is one line."""
+
+
+class NodeFailed(RuntimeError):
+    """A task a node depends on failed; the node went offline with this reason."""

@@ -61,6 +61,8 @@ class Status(Message):
     resources: dict[str, float] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)  # models loaded
     links_bps: dict[str, float] = field(default_factory=dict)  # peer -> measured bytes/s
+    # Why an offline node stopped, when it failed rather than being stopped.
+    reason: str = ""
 
 
 @dataclass(slots=True)

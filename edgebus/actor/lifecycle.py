@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from typing import ClassVar
+from collections.abc import Coroutine
+from typing import Any, ClassVar
 
 from edgebus import __version__
 from edgebus.actor.connect import bus_for
 from edgebus.actor.monitor import ResourceMonitor
 from edgebus.aio import cancel_and_wait
+from edgebus.broker.bus import BusError
 from edgebus.broker.transport import Will
 from edgebus.clock import Clock, RealClock
 from edgebus.config import Settings
+from edgebus.errors import NodeFailed
 from edgebus.messages import Heartbeat, Result, Status, encode
 from edgebus.storage.runtime import NodeStorage
 from edgebus.topics import Topics
@@ -51,6 +54,28 @@ class Node:
         # Set once the node's subscriptions are in place, so a launcher can start
         # producers only after their consumers listen.
         self.ready = asyncio.Event()
+        # Why the node stopped on its own: a supervised task failed (see supervise()).
+        self.failure: str | None = None
+
+    def supervise(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run one of the node's tasks so that it cannot die quietly: if it fails, the node
+        logs why, stops, and goes offline with the reason (and `run` raises NodeFailed).
+        A node that looks online while its classifier or sender is dead is the worst case."""
+        return self.watch(asyncio.create_task(coroutine, name=f"{self.node_id}-{name}"))
+
+    def watch(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        """Supervise a task a component of this node started (see supervise())."""
+        task.add_done_callback(self._task_ended)
+        return task
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if self.failure is None:
+            self.failure = f"{task.get_name()} failed: {type(exc).__name__}: {exc}"[:300]
+            log.error("%s; stopping %s", self.failure, self.node_id, exc_info=exc)
+        self.stopping.set()
 
     async def main(self) -> None:
         """The role's work; runs until cancelled. Sets `ready` once it listens."""
@@ -144,7 +169,7 @@ class Node:
                     self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
                 )
                 log.info("%s %s online at %s", self.role, self.node_id, self.bus.address.url)
-                heartbeat = asyncio.create_task(self._heartbeat(), name=f"{self.node_id}-heartbeat")
+                heartbeat = self.supervise(self._heartbeat(), "heartbeat")
             done, _ = await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
             if work in done and not work.cancelled() and work.exception() is not None:
                 raise work.exception()  # type: ignore[misc]
@@ -157,12 +182,16 @@ class Node:
                 await self.storage.stop()
             await self.stop_services()
             await self._publish_heartbeat()
-            with contextlib.suppress(Exception):
+            offline = self.status("offline")
+            offline.reason = self.failure or ""
+            with contextlib.suppress(BusError):
                 await self.bus.publish(
-                    self.topics.status(self.node_id), self.status("offline"), qos=1, retain=True
+                    self.topics.status(self.node_id), offline, qos=1, retain=True
                 )
             await self.bus.close(flush_timeout=5)
             log.info("%s %s stopped", self.role, self.node_id)
+        if self.failure is not None:
+            raise NodeFailed(f"{self.role} {self.node_id}: {self.failure}")
 
     def stop(self) -> None:
         self.stopping.set()
@@ -177,8 +206,9 @@ class Node:
         while True:
             await self.clock.sleep(self.settings.heartbeat_s)
             await self._publish_heartbeat()
-            # The retained status carries the monitor's figures; schedulers read them.
-            with contextlib.suppress(Exception):
+            # The retained status carries the monitor's figures; schedulers read them. A
+            # role hook that fails here fails the heartbeat, which stops the node loudly.
+            with contextlib.suppress(BusError):
                 await self.bus.publish(
                     self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
                 )
@@ -189,5 +219,5 @@ class Node:
         beat = Heartbeat(
             self.node_id, self.role, self._heartbeat_seq, self.stats(), ts=self.clock.time()
         )
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(BusError):
             await self.bus.publish(self.topics.heartbeat(self.node_id), beat, qos=0)

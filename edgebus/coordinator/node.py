@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from edgebus.actor.lifecycle import Node
+from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Subscription
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.coordinator.stream_scheduler import StreamScheduler
@@ -73,7 +74,9 @@ class CoordinatorNode(Node):
         self._drift_watch = await self.orchestrator.watch_drift()
         self._switch_guard = await self.orchestrator.guard_switches()
         log.info("QoS orchestrator on: %d models from %s", len(pool.models), pool.root)
-        return asyncio.create_task(self.orchestrator.run(requests))
+        self.watch(self._drift_watch)
+        self.watch(self._switch_guard)
+        return self.supervise(self.orchestrator.run(requests), "orchestrator")
 
     async def main(self) -> None:
         statuses = await self.bus.subscribe(self.topics.statuses(), qos=1)
@@ -85,21 +88,21 @@ class CoordinatorNode(Node):
                 self.topics.sched_policies(),
             )
         ]
-        recorders = [asyncio.create_task(self._record_events(s)) for s in events]
+        recorders = [self.supervise(self._record_events(s), "events") for s in events]
         orchestrating = await self._start_orchestrator()
         if orchestrating is not None:
             recorders.append(orchestrating)
         if self.scheduler is not None:
             heartbeats = await self.bus.subscribe(self.topics.heartbeats(), qos=0)
-            recorders.append(asyncio.create_task(self._feed_heartbeats(heartbeats)))
-            recorders.append(asyncio.create_task(self.scheduler.run()))
+            recorders.append(self.supervise(self._feed_heartbeats(heartbeats), "heartbeats"))
+            recorders.append(self.supervise(self.scheduler.run(), "scheduler"))
         self.ready.set()
         try:
             await self._track(statuses)
         finally:
-            for task in (*recorders, self._drift_watch, self._switch_guard):
-                if task is not None:
-                    task.cancel()
+            # A task that failed has stopped the node already, with its reason.
+            tasks = (*recorders, self._drift_watch, self._switch_guard)
+            await cancel_and_wait(tasks, suppress=(Exception,))
 
     async def _record_events(self, subscription: Subscription) -> None:
         """QoS requests, model switches and policy changes go to the store as events."""

@@ -305,7 +305,7 @@ class CameraNode(Node):
     async def main(self) -> None:
         period_s = self.settings.frame_period_ms / 1000.0
         await self._ask_about_earlier_runs()
-        sender = asyncio.create_task(self._send_loop(), name=f"{self.node_id}-send")
+        sender = self.supervise(self._send_loop(), "send")
         self.ready.set()
         try:
             next_capture = self.clock.monotonic()
@@ -329,8 +329,8 @@ class CameraNode(Node):
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._jobs.join(), 2 * period_s + 1.0)
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            # A sender that failed has stopped the node already, with its reason.
+            await asyncio.gather(sender, return_exceptions=True)
             # Their outcomes follow within a few periods (longer from a busy edge); what
             # is still open then is asked about again by the next start.
             with contextlib.suppress(asyncio.CancelledError):

@@ -142,8 +142,8 @@ class EdgeNode(Node):
     async def main(self) -> None:
         # Answers to repeated questions must survive a restart: read them back first.
         await self._load_ledger()
-        expiry = asyncio.create_task(self._expire_loop())
-        classifier = asyncio.create_task(self._classify_loop())
+        expiry = self.supervise(self._expire_loop(), "expiry")
+        classifier = self.supervise(self._classify_loop(), "classify")
         self._tasks = [expiry, classifier]
         try:
             if self.settings.scheduled:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 
 import pytest
 
 from edgebus.actor.lifecycle import Node, bus_for
 from edgebus.config import Settings
+from edgebus.errors import NodeFailed
 from edgebus.messages import Heartbeat, Status
 
 pytestmark = pytest.mark.integration
@@ -50,3 +52,36 @@ async def test_a_failing_node_still_goes_offline(mosquitto_url, tmp_path):
     assert states[0] == "online" and states[-1] == "offline"
     assert isinstance((await beats.get(2)).message, Heartbeat)
     await watcher.close()
+
+
+class NodeWithADyingTask(Node):
+    role = "edge"
+
+    async def main(self) -> None:
+        async def classify() -> None:
+            await asyncio.sleep(0.3)
+            raise ZeroDivisionError("batch of zero frames")
+
+        self.supervise(classify(), "classify")
+        self.ready.set()
+        await self.stopping.wait()
+
+
+async def test_a_node_whose_task_dies_goes_offline_with_the_reason(embedded_broker, tmp_path):
+    # Without supervision the task would die quietly and the node look alive forever.
+    settings = Settings(
+        broker=embedded_broker.url, protocol="3.1.1", site="life", node_id="edge-x",
+        heartbeat_s=0.1, data_dir=str(tmp_path), store_enabled=False,
+    )  # fmt: skip
+    watcher = bus_for(dataclasses.replace(settings, node_id="watcher"))
+    await watcher.start(5)
+    statuses = await watcher.subscribe(watcher.topics.status("edge-x"))
+    with pytest.raises(NodeFailed, match="edge-x-classify failed: ZeroDivisionError"):
+        await asyncio.wait_for(NodeWithADyingTask(settings).run(connect_timeout=5), 10)
+    last = None
+    with contextlib.suppress(TimeoutError):
+        while True:
+            last = (await statuses.get(1)).message
+    await watcher.close()
+    assert isinstance(last, Status) and last.state == "offline"
+    assert last.reason == "edge-x-classify failed: ZeroDivisionError: batch of zero frames"
