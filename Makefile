@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (Python 3.11 and the package registries are enough):
 #   make run    set everything up, then run the fleet on the embedded broker (edgebus up)
-#   make test   set everything up, then lint and run the whole test suite
+#   make test   set everything up, then lint, type-check and run the whole test suite
 # Set-up happens once, into .venv, and again whenever pyproject.toml changes.
 
 VENV := .venv
@@ -15,6 +15,7 @@ run: $(READY)
 test: $(READY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PYTHON) -m pytest -q
 
 setup: $(READY)

@@ -150,11 +150,11 @@ def tool_bus(settings: Settings, purpose: str) -> Bus:
     return bus_for(dataclasses.replace(settings, node_id=f"{purpose}-{settings.node_id}"))
 
 
-class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+class _CurrentStderr(logging.StreamHandler):
     """Writes to sys.stderr as it is at each record, not as it was at set-up: while `up`
     shows its live view, rich puts a proxy there that prints above the table."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 
@@ -767,7 +767,8 @@ def bench_sync(
         setup_logging("error")
         console = Console()
         local = LocalMosquitto() if broker is None else None
-        url = local.start().url if local is not None else broker
+        url = broker if local is None else local.start().url
+        assert url is not None  # one of the two
         try:
             results = bench.run_sync_bench(
                 url, target_list, node_counts, rows, postgres_url,
@@ -883,14 +884,15 @@ def bench_bus(
 # --- codecs and training ---
 
 
-def _step2_errors() -> tuple[type[Exception], ...]:
+def _model_errors(*more: type[Exception]) -> tuple[type[Exception], ...]:
+    """What training and model loading raise for bad input, plus `more`."""
     from edgebus.codecs.errors import CodecError
     from edgebus.ml.errors import MLError
 
-    return (CodecError, MLError)
+    return (CodecError, MLError, *more)
 
 
-def _step2_console() -> Console:
+def _wide_console() -> Console:
     # Wide tables when piped, so CSV-sized columns are not truncated.
     return Console(width=None if sys.stdout.isatty() else 160)
 
@@ -930,7 +932,7 @@ def train_classifiers(
     recipes = tuple(replace(r, epochs=epochs) if epochs else r for r in DEFAULT_RECIPES)
     try:
         cards = run_training(out, DataRecipe(seed=seed, train=train_images), recipes, progress)
-    except _step2_errors() as exc:
+    except _model_errors() as exc:
         fail(str(exc))
     table = Table(title=f"classifiers in {out}")
     for column in ("model", "params", "test top-1", "test top-5", "train s"):
@@ -943,7 +945,7 @@ def train_classifiers(
             f"{100 * card['test_top5']:.2f}%",
             f"{card['train_seconds']:.0f}",
         )
-    _step2_console().print(table)
+    _wide_console().print(table)
 
 
 def _train_autoencoders(
@@ -967,7 +969,7 @@ def _train_autoencoders(
             which, out, classifiers, seed, image_size, stride, 10, scale, train_images, distil,
             threads, progress, fixed_k,
         )  # fmt: skip
-    except _step2_errors() as exc:
+    except _model_errors() as exc:
         fail(str(exc))
     table = Table(title=f"{which} models in {out}")
     for column in ("model", "features", "bytes/unit (train)", "top-1 by kept features", "train s"):
@@ -981,7 +983,7 @@ def _train_autoencoders(
             " ".join(f"{100 * v:.0f}" for v in top1) or "-",
             f"{card['train_seconds']:.0f}",
         )
-    _step2_console().print(table)
+    _wide_console().print(table)
 
 
 _AE_OUT = Annotated[Path, typer.Option(help="Folder for models, tables and cards.")]
@@ -1053,16 +1055,16 @@ def train_costs(
     from edgebus.experiments.offloading_costs import classifier_costs, save_classifier_costs
 
     try:
-        with Progress(console=_step2_console()) as bar:
+        with Progress(console=_wide_console()) as bar:
             task = bar.add_task("costs", total=images)
             arrays, fitted = classifier_costs(
                 images, k, _assets_option(assets), threads, lambda n: bar.advance(task, n)
             )
         save_classifier_costs(out, arrays, fitted)
-    except (*_step2_errors(), ValueError) as exc:
+    except _model_errors(ValueError) as exc:
         fail(str(exc))
     weak, strong = arrays["wcost"].mean(), arrays["scost"].mean()
-    _step2_console().print(
+    _wide_console().print(
         f"wrote {out}: {images} images, top-{k} loss weak {weak:.4f}, strong {strong:.4f}"
     )
 
@@ -1093,15 +1095,15 @@ def train_dqn(
 
     try:
         scenario = scenario_from_options(rate, bucket, trace, spread, rprob, arrivals, gaps, tprob)
-        with Progress(console=_step2_console(), disable=not progress) as bar:
+        with Progress(console=_wide_console(), disable=not progress) as bar:
             task = bar.add_task("dqn", total=iterations)
             card = train_policy(
                 out, name, costs, scenario, history, iterations, seed, threads,
                 lambda i, loss: bar.update(task, completed=i, description=f"dqn loss {loss:.4f}"),
             )  # fmt: skip
-    except (*_step2_errors(), ValueError) as exc:
+    except _model_errors(ValueError) as exc:
         fail(str(exc))
-    _step2_console().print(f"wrote {card} and {card.with_suffix('.onnx')}")
+    _wide_console().print(f"wrote {card} and {card.with_suffix('.onnx')}")
 
 
 @experiment_app.command("offloading")
@@ -1127,7 +1129,7 @@ def experiment_offloading(
     for f in chosen or []:
         if f not in known:
             fail(f"--figures {f!r}: expected some of {', '.join(known)}")
-    console = _step2_console()
+    console = _wide_console()
     try:
         with Progress(console=console) as bar:
             task = bar.add_task("offloading", total=offloading.steps(preset, chosen, targets))
@@ -1135,7 +1137,7 @@ def experiment_offloading(
                 out, preset, costs, chosen,
                 lambda what: bar.update(task, advance=1, description=what), targets,
             )  # fmt: skip
-    except (*_step2_errors(), ValueError) as exc:
+    except _model_errors(ValueError) as exc:
         fail(str(exc))
     names = ("lower_bound", "baseline", "mdp", "dqn", "clairvoyant")
     table = Table(title=f"average loss per image ± s.e., {out / 'offloading.csv'}")
@@ -1177,7 +1179,7 @@ def experiment_scheduling(
         fail(f"--parts: expected some of {', '.join(known)}")
     results_dir(out)
     modules = {p: import_module(f"edgebus.experiments.scheduling_{p}") for p in chosen}
-    console = _step2_console()
+    console = _wide_console()
     reports = []
     try:
         with Progress(console=console) as bar:
@@ -1227,7 +1229,7 @@ def experiment_pnc_rate(
     from edgebus.experiments import pnc_rate
 
     budget_list = _int_list(budgets, "--budgets") if budgets else list(pnc_rate.DEFAULT_BUDGETS)
-    console = _step2_console()
+    console = _wide_console()
     try:
         with Progress(console=console) as bar:
             task = bar.add_task("pnc-rate", total=pnc_rate.STEPS)
@@ -1235,7 +1237,7 @@ def experiment_pnc_rate(
                 out, images, budget_list, _assets_option(assets), threads,
                 lambda what: bar.update(task, advance=1, description=what),
             )  # fmt: skip
-    except _step2_errors() as exc:
+    except _model_errors() as exc:
         fail(str(exc))
     table = Table(title=f"top-1 accuracy (%) against byte budget, {out / 'pnc_rate.csv'}")
     table.add_column("budget B", justify="right")
@@ -1280,7 +1282,7 @@ def experiment_offload(
             offload.run_and_report(
                 base, out, codecs.split(","), _int_list(periods, "--periods"),
                 scenarios.split(","), offload.parse_chunk_sizes(chunk_bytes), frames, broker,
-                _step2_console(), cameras_at_once,
+                _wide_console(), cameras_at_once,
             )  # fmt: skip
         except offload.OffloadInputError as exc:
             fail(str(exc))
@@ -1299,7 +1301,7 @@ def bench_codecs(
     from edgebus.experiments import codec_bench
 
     size_list = _int_list(sizes, "--sizes")
-    console = _step2_console()
+    console = _wide_console()
     try:
         with Progress(console=console) as bar:
             task = bar.add_task("bench codecs", total=codec_bench.METHODS_PER_SIZE * len(size_list))
@@ -1307,7 +1309,7 @@ def bench_codecs(
                 size_list, images, repeats, _assets_option(assets),
                 lambda what: bar.update(task, advance=1, description=what),
             )  # fmt: skip
-    except _step2_errors() as exc:
+    except _model_errors() as exc:
         fail(str(exc))
     table = Table(title=f"encode time per image, 1 thread, {images} images x {repeats}")
     for column in ("size", "method", "mean ms", "median ms", "bytes", "÷ WebP m6 q20",

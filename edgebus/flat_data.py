@@ -43,7 +43,7 @@ def grey_shape(seed: int, index: int, size: int = 28) -> tuple[np.ndarray, int]:
     # The drawing code of shapes.py, so the classes are the same shapes.
     _draw_shape(ImageDraw.Draw(image), SHAPE_CLASSES[label], centre, radius, angle,  # type: ignore[arg-type]
                 (brightness,) * 3, (0, 0, 0))  # fmt: skip
-    grey = np.asarray(image.convert("L").resize((size, size), Image.Resampling.BOX), np.float32)
+    grey = np.asarray(image.convert("L").resize((size, size), Image.Resampling.BOX), np.float64)
     grey = grey + rng.normal(0, rng.uniform(2, 12), grey.shape)
     return np.clip(grey, 0, 255).astype(np.uint8), label
 

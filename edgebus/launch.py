@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -88,7 +89,7 @@ EDGE_DOWNLINK_BPS = 12000.0
 
 # What makes a stream a sensor: the pool's data set, coded by the model in force. Offload
 # gates weigh image confidence, so a sensor sends every window.
-SENSOR_SETTINGS: dict[str, object] = {"codec": "qos", "source": "accelerometer", "offload": "off"}
+SENSOR_SETTINGS: dict[str, Any] = {"codec": "qos", "source": "accelerometer", "offload": "off"}
 
 
 def edge_ids(plan: UpPlan) -> list[str]:
@@ -244,7 +245,7 @@ def _node_settings(settings: Settings, plan: UpPlan) -> dict[str, Settings]:
     edges, cameras = edge_ids(plan), camera_ids(plan)
     scheduled = plan.edges > 1
 
-    def configured(role: str, node_id: str, **extra: object) -> Settings:
+    def configured(role: str, node_id: str, **extra: Any) -> Settings:
         return dataclasses.replace(settings, role=role, node_id=node_id, **extra)
 
     nodes = {
@@ -254,15 +255,17 @@ def _node_settings(settings: Settings, plan: UpPlan) -> dict[str, Settings]:
         "cloud": configured("cloud", "cloud"),
     }
     for edge in edges:
-        extra = {"scheduled": True, "edge_downlink_bps": EDGE_DOWNLINK_BPS} if scheduled else {}
-        nodes[edge] = configured("edge", edge, **extra)
+        edge_extra: dict[str, Any] = (
+            {"scheduled": True, "edge_downlink_bps": EDGE_DOWNLINK_BPS} if scheduled else {}
+        )
+        nodes[edge] = configured("edge", edge, **edge_extra)
     for index, camera in enumerate(cameras):
-        extra: dict[str, object] = (
+        camera_extra: dict[str, Any] = (
             {"scheduled": True, "peer_links": far_links(index, edges)} if scheduled else {}
         )
         if camera.startswith("sensor-"):
-            extra.update(SENSOR_SETTINGS)
-        nodes[camera] = configured("camera", camera, **extra)
+            camera_extra.update(SENSOR_SETTINGS)
+        nodes[camera] = configured("camera", camera, **camera_extra)
     return nodes
 
 

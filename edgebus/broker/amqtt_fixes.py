@@ -38,7 +38,7 @@ class SnapshotDict(dict[str, Any]):
         return dict(self).items()
 
 
-class FleetSafeBroker(Broker):  # type: ignore[misc]
+class FleetSafeBroker(Broker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._subscriptions = SnapshotDict()

@@ -80,7 +80,7 @@ def _summarise(cell: Cell, first_sent_ns: int, received: list[tuple[int, int]]) 
 # -- python clients behind the Bus ---------------------------------------------------
 
 
-def _bus(url: str, client: str, node: str):  # type: ignore[no-untyped-def]
+def _bus(url: str, client: str, node: str):
     from edgebus.broker.bus import Bus, BusOptions
 
     return Bus(

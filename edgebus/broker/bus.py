@@ -28,6 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from edgebus import messages
 from edgebus.aio import cancel_and_wait
@@ -314,7 +315,9 @@ class Bus:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(BusClosed("bus closed"))
-        tasks = [t for t in (self._supervisor, self._flusher) if t is not None]
+        tasks: list[asyncio.Task[Any]] = [
+            t for t in (self._supervisor, self._flusher) if t is not None
+        ]
         tasks += list(self._background)
         await cancel_and_wait(tasks, suppress=(Exception,))
         connection, self._connection = self._connection, None

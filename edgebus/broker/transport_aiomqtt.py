@@ -79,7 +79,7 @@ class AiomqttConnection:
                 self._callbacks.on_message(
                     Incoming(
                         str(message.topic),
-                        bytes(message.payload),  # type: ignore[arg-type]
+                        bytes(message.payload),
                         message.qos,
                         bool(message.retain),
                         getattr(props, "ResponseTopic", None) if props else None,

@@ -8,6 +8,7 @@ import logging
 import struct
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
@@ -293,7 +294,7 @@ class GmqttConnection:
         client = self._client
         if client is None or self._closing or not client.is_connected:
             raise NotConnected("not connected")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if response_topic is not None and self.protocol_version == MQTT5:
             kwargs["response_topic"] = response_topic
             if correlation is not None:

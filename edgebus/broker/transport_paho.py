@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -56,7 +57,7 @@ class PahoConnection:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         if self.protocol_version == MQTT5:
             kwargs["clean_start"] = options.clean_start
             if options.session_expiry_s:
@@ -165,7 +166,7 @@ class PahoConnection:
             raise NotConnected("not connected")
         future: asyncio.Future[None] = self._loop.create_future()
         rc, mid = self._client.subscribe(patterns)
-        if rc != paho.MQTT_ERR_SUCCESS:
+        if rc != paho.MQTT_ERR_SUCCESS or mid is None:
             raise NotConnected(paho.error_string(rc))
         self._suback[mid] = future
         await asyncio.wait_for(future, 10)

@@ -73,7 +73,7 @@ class Codec(ABC):
         start = time.perf_counter()
         units = self._encode_units(image)
         seconds = time.perf_counter() - start
-        return EncodedFrame(self.name, units, tuple(image.shape), seconds)  # type: ignore[arg-type]
+        return EncodedFrame(self.name, units, tuple(image.shape), seconds)
 
     def decode(self, units: Sequence[bytes]) -> np.ndarray:
         return self.decode_frame(units).image

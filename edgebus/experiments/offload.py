@@ -231,7 +231,7 @@ def summarise(
         top1 = np.mean([_hit(r, 1) for r in rows])
         top5 = np.mean([_hit(r, 5) for r in rows])
         frames = [r.sent for r in rows]
-        latencies = [r.result.latency_ms for r in scored]
+        latencies = [r.result.latency_ms for r in scored if r.result is not None]
         out.append(
             CellSummary(
                 cell,
@@ -320,15 +320,15 @@ def write_csv(out: Path, summaries: list[CellSummary], records: list[FrameRecord
         writer.writeheader()
         writer.writerows(rows)
     with (out / "offload_frames.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
+        frames = csv.writer(handle)
+        frames.writerow(
             ["codec", "period_ms", "scenario", "chunk_bytes", "frame_id", "capture_ts",
              "label", "top1", "top5", "units_sent", "units_total", "units_received",
              "wire_bytes", "link_rate", "first_unit_ms", "latency_ms", "overruns"]
         )  # fmt: skip
         for r in records:
             c, s, res = r.cell, r.sent, r.result
-            writer.writerow(
+            frames.writerow(
                 [c.codec, c.period_ms, c.scenario, c.chunk_bytes, s.frame_id,
                  f"{s.capture_ts:.4f}", s.label,
                  int(res is not None and res.top_k[0] == s.label),
@@ -478,7 +478,7 @@ def run_and_report(
             )
         )  # fmt: skip
     write_csv(out, summaries, records)
-    plots = [plot_grid(out, summaries)]
+    plots: list[Path | None] = [plot_grid(out, summaries)]
     middle = sorted(periods)[len(periods) // 2]  # T = 500 ms by default, as the paper's Fig. 9
     plots += [plot_switching(out, records, codec, middle) for codec in codecs]
     console.print(summary_table(summaries, f"offloading over the bus, {out}"))

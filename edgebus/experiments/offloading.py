@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -204,7 +205,7 @@ FULL = Preset(
 )
 
 # The issue's targets: r = 0.1, b = 4, periodic arrivals.
-TARGET_CASES = {
+TARGET_CASES: dict[str, dict[str, Any]] = {
     "correlated sp=0.1 rprob=0.01": {"spread": 0.1, "rprob": 0.01},
     "correlated sp=0.1 rprob=0.1": {"spread": 0.1, "rprob": 0.1},
     "uncorrelated sp=1": {"spread": 1.0, "rprob": 0.1},
@@ -359,9 +360,8 @@ def run_targets(
     DQNs when the costs are the shipped ones (else DQNs trained with the preset's budget)."""
     rows = []
     for label, knobs in TARGET_CASES.items():
-        scenario = replace(
-            Scenario(streams=preset.target_streams, length=preset.target_length), **knobs
-        )
+        base = Scenario(streams=preset.target_streams, length=preset.target_length)
+        scenario = replace(base, **knobs)
         point = Point("targets", label, "-", 0.0, scenario)
         rows.append(run_point(data, source, point, preset, expected_reward))
         if tick is not None:

@@ -47,7 +47,7 @@ def classifier_costs(
     scost = np.concatenate(strong_loss)
     data, fitted = costs_from_logits(all_logits, all_labels, scost, k=k)
     wcost = top_k_loss(all_logits, all_labels, k)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "metric": fitted(all_logits).astype(np.float32),
         "wcost": wcost.astype(np.uint8),
         "scost": scost.astype(np.uint8),
@@ -60,4 +60,4 @@ def save_classifier_costs(path: Path, arrays: dict[str, np.ndarray], fitted: Off
     """The costs and the fitted metric in one npz: cameras read the metric back
     (`policies.costs.load_camera_metric`) to score their weak model's logits."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays, **metric_arrays(fitted))
+    np.savez_compressed(path, **arrays, **metric_arrays(fitted))  # type: ignore[arg-type]

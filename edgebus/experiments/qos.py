@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import matplotlib
 
@@ -47,6 +48,7 @@ Step = Callable[[str], None]
 # core, trained long enough (8000 windows, 5 epochs) that QoS(d) is close to monotone.
 SEARCH_RECIPE = Recipe(hidden=(32,), head_hidden=16, epochs=5, batch_size=128, ce_weight=1.0)
 SEARCH_TRAIN, SEARCH_HELD_OUT = 8000, 1000
+T = TypeVar("T")
 
 
 # --- Table 3: search cost ------------------------------------------------------------------
@@ -97,10 +99,17 @@ def raw_wire(item_bytes: int) -> tuple[RawEncode, Callable[[bytes], np.ndarray]]
     )
 
 
-def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+def _timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     out = fn()
     return out, 1000 * (time.perf_counter() - start)
+
+
+def _classify_raw(
+    cloud_raw: Callable[[np.ndarray], np.ndarray], decode: Callable[[bytes], np.ndarray],
+    data: bytes,
+) -> np.ndarray:  # fmt: skip
+    return cloud_raw(decode(data)[None])[0]
 
 
 def job_cost(
@@ -118,26 +127,28 @@ def job_cost(
         payload = message = correct = 0
         for i, x in enumerate(frames.x):
             if codec is None:
-                data, e_ms = _timed(lambda x=x: raw_encode(x))
+                data, e_ms = _timed(partial(raw_encode, x))
                 d_ms = 0.0
-                logits, c_ms = _timed(lambda data=data: cloud_raw(raw_decode(data)[None])[0])
+                logits, c_ms = _timed(partial(_classify_raw, cloud_raw, raw_decode, data))
             else:
                 data, e_ms = _timed(partial(codec.encode, x))
                 d_ms = 0.0
                 if codec.configuration == "ECCD":
                     _, d_ms = _timed(partial(codec.reconstruct, data))
                 logits, c_ms = _timed(partial(codec.classify, data))
-            chunk = FrameChunk("cam-1", i, 0, "dense_ae", model_id, 0.0, data)  # type: ignore[arg-type]
+            chunk = FrameChunk("cam-1", i, 0, "dense_ae", model_id, 0.0, data)
             size = len(encode(chunk))
             t_ms = 1000 * 8 * size / bandwidth_bps
             totals += (e_ms, d_ms, c_ms, t_ms)
-            payload += len(data)  # type: ignore[arg-type]
+            payload += len(data)
             message += size
-            correct += int(np.argmax(logits) == frames.y[i])  # type: ignore[arg-type]
+            correct += int(np.argmax(logits) == frames.y[i])
         n = len(frames)
+        encode_ms, decode_ms, classify_ms, transfer_ms = (totals / n).tolist()
         rows.append(JobRow(
             configuration, model_id, 0 if codec is None else codec.latent_dim, n, payload,
-            message, 0.0, *(totals / n), float(totals.sum() / 1000), 0.0, correct / n,
+            message, 0.0, encode_ms, decode_ms, classify_ms, transfer_ms,
+            float(totals.sum() / 1000), 0.0, correct / n,
         ))  # fmt: skip
     co = rows[0]
     for row in rows:

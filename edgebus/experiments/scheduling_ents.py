@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -237,7 +237,9 @@ def _time_round(node_count: int, repeats: int, options: RoundOptions) -> dict[st
     }
 
 
-def _mean(runs, scheduler: str, variant: str = MAIN, **where) -> tuple[float, float]:
+def _mean(
+    runs, scheduler: str, where: Mapping[str, float], variant: str = MAIN
+) -> tuple[float, float]:
     chosen = [
         r
         for r in runs
@@ -253,7 +255,7 @@ def _mean(runs, scheduler: str, variant: str = MAIN, **where) -> tuple[float, fl
 
 def _sweeps(preset: Preset, runs) -> dict[str, list[dict[str, Any]]]:
     nodes, jobs, bandwidth = preset.default
-    axes = {
+    axes: dict[str, list[tuple[str, float, dict[str, float]]]] = {
         "nodes": [
             ("nodes", n, {"nodes": n, "jobs": jobs, "mbps": bandwidth}) for n in preset.nodes
         ],
@@ -267,7 +269,7 @@ def _sweeps(preset: Preset, runs) -> dict[str, list[dict[str, Any]]]:
         rows = []
         for column, value, where in cells:
             for scheduler in SCHEDULERS:
-                fps, wait = _mean(runs, scheduler, **where)
+                fps, wait = _mean(runs, scheduler, where)
                 rows.append(
                     {
                         column: value,
@@ -283,7 +285,7 @@ def _sweeps(preset: Preset, runs) -> dict[str, list[dict[str, Any]]]:
 def _checks(preset: Preset, runs, overhead) -> dict[str, bool]:
     nodes, jobs, bandwidth = preset.default
     at = {"nodes": nodes, "jobs": jobs, "mbps": bandwidth}
-    fps = {s: _mean(runs, s, **at)[0] for s in SCHEDULERS}
+    fps = {s: _mean(runs, s, at)[0] for s in SCHEDULERS}
     gain_lr, gain_br = fps["OTFA"] / fps["LR"], fps["OTFA"] / fps["BR"]
     fifty = next((row for row in overhead if row["nodes"] == 50), None)
     where = f"at {bandwidth:g} Mbps ({nodes} nodes, {jobs} jobs, {preset.seeds} seeds)"
@@ -319,7 +321,8 @@ def _table(preset: Preset, runs, sweeps, overhead) -> list[dict[str, Any]]:
     for variant in ablations(preset.options):
         row = {"knob": "ablation", "value": variant}
         for scheduler in ABLATION_SCHEDULERS:
-            fps, wait = _mean(runs, scheduler, variant, nodes=nodes, jobs=jobs, mbps=bandwidth)
+            at = {"nodes": nodes, "jobs": jobs, "mbps": bandwidth}
+            fps, wait = _mean(runs, scheduler, at, variant)
             row[scheduler] = f"{fps:.2f}/{wait:.0f}"
         rows.append(row)
     for entry in overhead:

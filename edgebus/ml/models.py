@@ -104,6 +104,7 @@ class Encoder(nn.Module):
         self.act = nn.ReLU(inplace=True)
         # Start mid-range: a clip has no gradient outside [0, 1], and features that begin
         # saturated stay dead for good.
+        assert self.conv2.bias is not None  # nn.Conv2d has one unless bias=False
         nn.init.constant_(self.conv2.bias, 0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,8 +27,11 @@ def _fold(module: nn.Module) -> None:
                 module,
                 name,
                 nn.Conv2d(
-                    child.in_channels, child.out_channels, child.kernel_size,
-                    stride=child.stride, padding=child.padding, bias=True,
+                    child.in_channels, child.out_channels,
+                    child.kernel_size,  # type: ignore[arg-type]  # torch types it as tuple[int, ...]
+                    stride=child.stride,  # type: ignore[arg-type]
+                    padding=child.padding,  # type: ignore[arg-type]
+                    bias=True,
                 ),
             )  # fmt: skip
         else:
@@ -63,6 +66,7 @@ def load_teacher(card_path: Path, image_size: int) -> nn.Module:
     with torch.no_grad():
         for layer, node in zip(layers, convs, strict=True):
             layer.weight.copy_(torch.from_numpy(weights[node.input[1]].copy()))
+            assert layer.bias is not None  # replaced above by convolutions with a bias
             layer.bias.copy_(torch.from_numpy(weights[node.input[2]].copy()))
         head = model.head[-1]
         assert isinstance(head, nn.Linear)

@@ -59,7 +59,7 @@ def build_classifier(kind: str, num_classes: int, width: int | None = None) -> t
     if kind not in CLASSIFIERS:
         raise TrainingError(f"classifier kind {kind!r}: expected one of {sorted(CLASSIFIERS)}")
     cls = CLASSIFIERS[kind]
-    return cls(num_classes) if width is None else cls(num_classes, width)  # type: ignore[call-arg]
+    return cls(num_classes) if width is None else cls(num_classes, width)
 
 
 def train_classifier(

@@ -226,7 +226,7 @@ def export_autoencoder(
 
 def evaluate_prefixes(
     codec_dir: Path, name: str, classifier: Path, test: ImageSet, limit: int = 1000
-) -> dict[str, list[float]]:
+) -> dict[str, list[float] | int]:
     """Runtime accuracy (int8 encoder, 6-bit features, Huffman) for every kept-prefix K."""
     from edgebus.codecs.classifier import Classifier
     from edgebus.codecs.pnc import PNCCodec

@@ -423,7 +423,6 @@ class EdgeNode(Node):
         self.counters["units_received"] += verdict.units_used
         self.counters["deadline_hits" if deadline_met else "deadline_misses"] += 1
         self.latencies_ms.append(latency_ms)
-        self.counters["latency_ms_sum"] += latency_ms
         return result
 
     def _record_drop(self, frame: PendingFrame, reason: str, now: float) -> None:

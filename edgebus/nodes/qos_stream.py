@@ -20,6 +20,7 @@ import concurrent.futures
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ class QosEncoder:
         return [data]
 
 
-def _log_drift_failure(observed: concurrent.futures.Future[object]) -> None:
+def _log_drift_failure(observed: concurrent.futures.Future[Any]) -> None:
     # The observation runs on the event loop on the encoder thread's behalf; a failure
     # there (say, a full outgoing queue) must not vanish with the future.
     if not observed.cancelled() and observed.exception() is not None:

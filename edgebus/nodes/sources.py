@@ -120,7 +120,7 @@ class VideoSource:
 
     def __init__(self, path: Path, size: int = 64) -> None:
         try:
-            import cv2  # type: ignore[import-not-found]
+            import cv2
         except ImportError:
             raise SourceError(
                 "video source: OpenCV is not installed (pip install 'edgebus[video]')"

@@ -137,14 +137,15 @@ def costs_from_logits(
 
 
 def metric_arrays(fitted: OffloadMetric) -> dict[str, np.ndarray]:
-    """The fields that store a fitted metric beside the costs (see `load_offload_metric`)."""
+    """The fields that store a fitted metric beside the costs (see `load_offload_metric`);
+    scalars as 0-d arrays, as np.savez stores them."""
     return {
-        "metric_beta": np.float64(fitted.beta),
+        "metric_beta": np.asarray(fitted.beta, np.float64),
         "metric_grid": fitted.regression.grid,
         "metric_table": fitted.regression.table,
-        "metric_width": np.float64(fitted.regression.width),
-        "metric_mean": np.float64(fitted.mean),
-        "metric_std": np.float64(fitted.std),
+        "metric_width": np.asarray(fitted.regression.width, np.float64),
+        "metric_mean": np.asarray(fitted.mean, np.float64),
+        "metric_std": np.asarray(fitted.std, np.float64),
     }
 
 

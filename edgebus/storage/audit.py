@@ -184,9 +184,7 @@ def _row_keys(engine: Engine, where: str) -> set[RowKey]:
     try:
         with engine.connect() as connection:
             for model in ROW_MODELS.values():
-                rows = connection.execute(
-                    select(model.node, model.store, model.seq)  # type: ignore[attr-defined]
-                ).all()
+                rows = connection.execute(select(model.node, model.store, model.seq)).all()
                 keys.update((n, s, int(q)) for n, s, q in rows)
     except SQLAlchemyError as exc:
         raise classify(exc, where) from None

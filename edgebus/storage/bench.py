@@ -134,7 +134,7 @@ async def _sync_run(broker: str, url: str, nodes: int, rows: int, workdir: Path)
         acks: list[list[tuple[int, float]]] = [[] for _ in run]
         for i, (_bus, store, agent) in enumerate(run):
             store.on_commit.append(_recorder(commits[i]))
-            agent.on_ack.append(lambda seq, t, out=acks[i]: out.append((seq, t)))
+            agent.on_ack.append(_ack_recorder(acks[i]))
         started = time.monotonic()
         await asyncio.gather(*(_produce(store, per_node) for _bus, store, _agent in run))
         drained = await asyncio.gather(*(agent.drain(300) for _bus, _store, agent in run))
@@ -166,6 +166,13 @@ def _count(url: str) -> int:
         return store.count("results")
     finally:
         store.close()
+
+
+def _ack_recorder(out: list[tuple[int, float]]) -> Callable[[int, float], None]:
+    def record(seq: int, acked_at: float) -> None:
+        out.append((seq, acked_at))
+
+    return record
 
 
 def _recorder(out: list[tuple[int, float]]) -> Callable[[int], None]:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.sql.dml import Insert
 
 from edgebus.storage.errors import GlobalStoreError, SchemaMismatch, classify
-from edgebus.storage.models import SCHEMA_VERSION, Base, SchemaInfo
+from edgebus.storage.models import SCHEMA_VERSION, Base, SchemaInfo, table_of
 
 SUPPORTED = ("sqlite", "postgresql")
 
@@ -100,7 +100,7 @@ def ensure_schema(engine: Engine, where: str) -> None:
             versions = connection.scalars(select(SchemaInfo.version)).all()
             if not versions:
                 # Another process may stamp a new store at the same moment.
-                stamp = upsert_ignore(engine, SchemaInfo.__table__, ("version",))
+                stamp = upsert_ignore(engine, table_of(SchemaInfo), ("version",))
                 connection.execute(stamp.values(version=SCHEMA_VERSION))
                 versions = connection.scalars(select(SchemaInfo.version)).all()
             if versions != [SCHEMA_VERSION]:

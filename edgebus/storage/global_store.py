@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from edgebus.storage.engine import ensure_schema, make_engine, safe_url, upsert_ignore
 from edgebus.storage.errors import GlobalStoreError, StorageError, classify, first_line
-from edgebus.storage.models import ROW_MODELS, QuarantinedRow, SyncProgress
+from edgebus.storage.models import ROW_MODELS, QuarantinedRow, SyncProgress, table_of
 
 log = logging.getLogger("edgebus.storage.global")
 
@@ -146,27 +146,28 @@ class GlobalStore:
                     item.row.get("store"), item.row.get("seq"), item.reason,
                 )  # fmt: skip
             connection.execute(
-                QuarantinedRow.__table__.insert(),  # type: ignore[attr-defined]
+                table_of(QuarantinedRow).insert(),
                 [item.as_row() for item in quarantined],
             )
         for (node, store), seq in advanced.items():
             updated = connection.execute(
-                SyncProgress.__table__.update()
+                table_of(SyncProgress)
+                .update()
                 .where(SyncProgress.node == node, SyncProgress.store == store)
                 .values(contiguous_seq=seq)
             ).rowcount
             if not updated:
                 connection.execute(
-                    upsert_ignore(self.engine, SyncProgress.__table__, ("node", "store")).values(
+                    upsert_ignore(self.engine, table_of(SyncProgress), ("node", "store")).values(
                         node=node, store=store, contiguous_seq=seq
                     )
                 )
 
     def count(self, kind: str, nodes: list[str] | None = None, since_ts: float = 0.0) -> int:
         model = ROW_MODELS[kind]
-        query = select(func.count()).select_from(model).where(model.ts >= since_ts)  # type: ignore[attr-defined]
+        query = select(func.count()).select_from(model).where(model.ts >= since_ts)
         if nodes:
-            query = query.where(model.node.in_(nodes))  # type: ignore[attr-defined]
+            query = query.where(model.node.in_(nodes))
         try:
             with self.engine.connect() as connection:
                 return int(connection.scalar(query) or 0)
@@ -178,12 +179,12 @@ class GlobalStore:
     ) -> list[dict[str, Any]]:
         model = ROW_MODELS[kind]
         query = (
-            select(model.__table__)  # type: ignore[attr-defined]
-            .where(model.ts >= since_ts)  # type: ignore[attr-defined]
-            .order_by(model.ts, model.node, model.seq)  # type: ignore[attr-defined]
+            select(*table_of(model).columns)
+            .where(model.ts >= since_ts)
+            .order_by(model.ts, model.node, model.seq)
         )
         if nodes:
-            query = query.where(model.node.in_(nodes))  # type: ignore[attr-defined]
+            query = query.where(model.node.in_(nodes))
         try:
             with self.engine.connect() as connection:
                 return [dict(row) for row in connection.execute(query).mappings()]

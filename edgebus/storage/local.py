@@ -37,6 +37,7 @@ from edgebus.storage.models import (
     StoreIdentity,
     SyncState,
     defaults,
+    table_of,
     wire_columns,
 )
 from edgebus.storage.row_check import row_problem
@@ -121,9 +122,7 @@ class LocalStore:
             self.store_id = self._identity()
             with self.engine.connect() as connection:
                 highest = [
-                    connection.scalar(
-                        select(func.max(model.seq)).where(model.node == self.node)  # type: ignore[attr-defined]
-                    )
+                    connection.scalar(select(func.max(model.seq)).where(model.node == self.node))
                     or 0
                     for model in ROW_MODELS.values()
                 ]
@@ -145,7 +144,7 @@ class LocalStore:
                 return str(known[0])
             store_id = uuid.uuid4().hex
             connection.execute(
-                insert(StoreIdentity.__table__),  # type: ignore[attr-defined]
+                insert(table_of(StoreIdentity)),
                 {"store": store_id, "node": self.node, "created_ts": time.time()},
             )
             log.info("%s: new store %s for node %s", self.where, store_id, self.node)
@@ -232,7 +231,7 @@ class LocalStore:
 
         def read() -> list[dict[str, Any]]:
             assert self.engine is not None
-            query = select(OpenFrame.__table__).order_by(OpenFrame.capture_ts)  # type: ignore[attr-defined]
+            query = select(table_of(OpenFrame)).order_by(OpenFrame.capture_ts)
             try:
                 with self.engine.connect() as connection:
                     return [dict(row) for row in connection.execute(query).mappings()]
@@ -348,7 +347,7 @@ class LocalStore:
         self, connection: Connection, changes: list[tuple[bool, dict[str, Any]]]
     ) -> None:
         assert self.engine is not None
-        table = OpenFrame.__table__  # type: ignore[attr-defined]
+        table = table_of(OpenFrame)
         keys = ("incarnation", "frame_id")
         for opened, frame in changes:
             if opened:
@@ -370,7 +369,7 @@ class LocalStore:
             by_kind.setdefault(kind, []).append(full)
             stamped.append((kind, full))
         for kind, rows in by_kind.items():
-            connection.execute(insert(ROW_MODELS[kind].__table__), rows)  # type: ignore[attr-defined]
+            connection.execute(insert(table_of(ROW_MODELS[kind])), rows)
         return seq, stamped
 
     def _insert_quarantined(
@@ -378,7 +377,7 @@ class LocalStore:
     ) -> None:
         if refused:
             connection.execute(
-                insert(QuarantinedRow.__table__),  # type: ignore[attr-defined]
+                insert(table_of(QuarantinedRow)),
                 [
                     {"node": self.node, "store": self.store_id, "seq": seq, "table_name": kind,
                      "reason": reason[:512], "row": _as_text(row), "ts": time.time()}
@@ -473,11 +472,11 @@ class LocalStore:
         try:
             with self.engine.connect() as connection:
                 for kind, model in ROW_MODELS.items():
-                    table = model.__table__  # type: ignore[attr-defined]
+                    table = table_of(model)
                     query = select(*(table.c[name] for name in _NAMES[kind])).where(
-                        model.node == self.node,  # type: ignore[attr-defined]
-                        model.seq > after_seq,  # type: ignore[attr-defined]
-                        model.seq <= upto_seq,  # type: ignore[attr-defined]
+                        model.node == self.node,
+                        model.seq > after_seq,
+                        model.seq <= upto_seq,
                     )
                     result = connection.execute(query)
                     values = [list(row) for row in result]
@@ -511,9 +510,9 @@ class LocalStore:
         model = ROW_MODELS[kind]
         after = self.acked_seq if after_seq is None else after_seq
         query = (
-            select(model.__table__)  # type: ignore[attr-defined]
-            .where(model.node == self.node, model.seq > after, model.ts >= since_ts)  # type: ignore[attr-defined]
-            .order_by(model.seq)  # type: ignore[attr-defined]
+            select(*table_of(model).columns)
+            .where(model.node == self.node, model.seq > after, model.ts >= since_ts)
+            .order_by(model.seq)
             .limit(limit)
         )
         try:
@@ -545,11 +544,12 @@ class LocalStore:
 
     def _save_ack(self, seq: int) -> None:
         assert self.engine is not None
-        statement = upsert_ignore(self.engine, SyncState.__table__, ("node",))
+        statement = upsert_ignore(self.engine, table_of(SyncState), ("node",))
         try:
             with self.engine.begin() as connection:
                 updated = connection.execute(
-                    SyncState.__table__.update()
+                    table_of(SyncState)
+                    .update()
                     .where(SyncState.node == self.node)
                     .values(acked_seq=seq)
                 ).rowcount
@@ -573,9 +573,9 @@ class LocalStore:
                 for model in ROW_MODELS.values():
                     removed += connection.execute(
                         delete(model).where(
-                            model.node == self.node,  # type: ignore[attr-defined]
-                            model.seq <= acked_seq,  # type: ignore[attr-defined]
-                            model.ts < older_than_ts,  # type: ignore[attr-defined]
+                            model.node == self.node,
+                            model.seq <= acked_seq,
+                            model.ts < older_than_ts,
                         )
                     ).rowcount
         except SQLAlchemyError as exc:
@@ -592,7 +592,7 @@ class LocalStore:
         with self.engine.connect() as connection:
             return int(
                 connection.scalar(
-                    select(func.count()).select_from(model).where(model.ts >= since_ts)  # type: ignore[attr-defined]
+                    select(func.count()).select_from(model).where(model.ts >= since_ts)
                 )
                 or 0
             )

@@ -12,9 +12,9 @@ start, so frame ids that restart at 0 never collide.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Float, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump on any change to the tables below; a store of another version is refused at start-up.
@@ -23,6 +23,12 @@ SCHEMA_VERSION = 2
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(model: type[Any]) -> Table:
+    """A model's Table. SQLAlchemy types `__table__` as any FromClause; every model here
+    is declared on one table."""
+    return cast(Table, model.__table__)
 
 
 class Keyed:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text
 
-from edgebus.storage.models import ROW_MODELS
+from edgebus.storage.models import ROW_MODELS, table_of
 
 INT64 = (-(2**63), 2**63 - 1)
 MAX_JSON_DEPTH = 16
@@ -62,7 +62,7 @@ def _problem(value: Any, column: Any) -> str | None:
 
 def row_problem(kind: str, row: dict[str, Any]) -> str | None:
     """Why table `kind` would refuse this row, in a few words; None if it would not."""
-    for column in ROW_MODELS[kind].__table__.columns:  # type: ignore[attr-defined]
+    for column in table_of(ROW_MODELS[kind]).columns:
         if column.name in ("node", "store", "seq"):
             continue  # the store sets these itself
         problem = _problem(row.get(column.name), column)

@@ -78,7 +78,9 @@ def simulate_partial(
     while events:
         ready, stream, stage = heapq.heappop(events)
         source, target = detect[stream], reid[stream]
+        assert source is not None  # only streams with a detecting device have events
         if stage == _TRANSFER:
+            assert target is not None  # a transfer goes to the re-identifying device
             link = (source, target)
             start = max(ready, link_free.get(link, 0.0))
             end = start + problem.transfer_s(source, target, stream)
@@ -86,9 +88,10 @@ def simulate_partial(
             heapq.heappush(events, (end, stream, _REID))
             continue
         device = source if stage == _DETECT else target
+        assert device is not None  # a re-identification event has its device
         start = max(ready, device_free[device])
         if stage == _DETECT:
-            end = start + problem.detect_s[device, stream]
+            end = start + float(problem.detect_s[device, stream])
             detect_end[stream] = end
             if target is None:
                 completion[stream] = end
@@ -96,7 +99,7 @@ def simulate_partial(
                 next_stage = _REID if target == source else _TRANSFER
                 heapq.heappush(events, (end, stream, next_stage))
         else:
-            end = start + problem.reid_s[device, stream]
+            end = start + float(problem.reid_s[device, stream])
             completion[stream] = end
         device_free[device] = end
     return detect_end, completion

@@ -48,22 +48,22 @@ def allocate_greedy(
     free = available.astype(float).copy()
     load = np.zeros(network.size)
     node_of = np.full(len(job.tasks), -1, dtype=int)
-    for task in job.order:
-        feasible = _fits(free, job.demands[task])
+    for step in job.order:
+        feasible = _fits(free, job.demands[step])
         if not feasible.any():
             return None
         transfer = np.zeros(network.size)
-        for pred, volume in job.inputs[task]:
+        for pred, volume in job.inputs[step]:
             if volume > 0:
                 origin = source if pred == SOURCE else node_of[pred]
                 with np.errstate(divide="ignore"):
                     transfer = np.maximum(transfer, volume / mean_bandwidth[origin])
-        cost = (load + job.workloads[task]) / network.compute + transfer
+        cost = (load + job.workloads[step]) / network.compute + transfer
         cost[~feasible] = np.inf
         chosen = int(np.flatnonzero(feasible)[np.argmin(cost[feasible])])
-        node_of[task] = chosen
-        free[chosen] -= job.demands[task]
-        load[chosen] += job.workloads[task]
+        node_of[step] = chosen
+        free[chosen] -= job.demands[step]
+        load[chosen] += job.workloads[step]
     return node_of
 
 

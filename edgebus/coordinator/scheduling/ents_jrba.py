@@ -111,6 +111,7 @@ def solve_relaxation(
         raise RuntimeError(f"P3-RELAX-CVX did not solve: {problem.status}")
     values = np.maximum(mass.value, 0.0) * scale
     split = np.cumsum([len(c) for c in candidates])[:-1]
+    assert bound.value is not None  # solved: every variable has a value
     return float(bound.value), list(np.split(values, split))
 
 

@@ -120,7 +120,7 @@ class FlowDemand:
     dst_task: int
 
 
-def placed_flows(job: Job, node_of: Sequence[int], source: int) -> list[FlowDemand]:
+def placed_flows(job: Job, node_of: Sequence[int] | np.ndarray, source: int) -> list[FlowDemand]:
     """The flows a placement implies; data between tasks on one node costs no network time,
     so it makes no flow."""
     flows = []
@@ -132,7 +132,7 @@ def placed_flows(job: Job, node_of: Sequence[int], source: int) -> list[FlowDema
     return flows
 
 
-def compute_time(job: Job, node_of: Sequence[int], network: Network) -> float:
+def compute_time(job: Job, node_of: Sequence[int] | np.ndarray, network: Network) -> float:
     """max over nodes of the job's workload there / PS: a node runs the job's tasks it holds
     one after another on each frame (the thesis' 55/200 for a whole job on e1), while
     different nodes work on successive frames as a pipeline."""

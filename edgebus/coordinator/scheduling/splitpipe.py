@@ -91,8 +91,10 @@ def backward_first_order(clients: int) -> list[Task]:
 def peak_memory(profile: ModelProfile, splits: Sequence[int], order: Sequence[Task]) -> int:
     """Peak server bytes over one step run in `order` (each client's F before its B, once)."""
     footprints = client_footprints(profile, splits)
-    order = [(str(kind), int(client)) for kind, client in order]
-    tasks = sorted(order, key=lambda task: (task[1], task[0] == "B"))
+    tasks = sorted(
+        ((str(kind), int(client)) for kind, client in order),
+        key=lambda task: (task[1], task[0] == "B"),
+    )
     if tasks != backward_first_order(len(splits)):
         raise EdgeSplitError(
             f"task order: expected one F and one B per client 0..{len(splits) - 1}, got {order}"

@@ -162,7 +162,9 @@ class Network:
     def _pair_links(self) -> tuple[sparse.csr_matrix, np.ndarray]:
         """(pairs x links) incidence of every pair's shortest route, and its hop counts."""
         size = self.size
-        rows, cols, hops = [], [], np.zeros(size * size)
+        rows: list[int] = []
+        cols: list[int] = []
+        hops = np.zeros(size * size)
         for src, targets in self._hop_paths.items():
             for dst, path in targets.items():
                 links = self.route_of(path).links
