@@ -33,7 +33,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
 
-from edgebus.broker.local_mosquitto import LocalMosquitto
+from edgebus.bench.mosquitto import LocalMosquitto
 from edgebus.config import Settings
 from edgebus.launch import UpPlan, run_up
 from edgebus.reports import write_csv

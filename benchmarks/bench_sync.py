@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgebus.broker.local_mosquitto import LocalMosquitto
-from edgebus.storage.bench import check_postgres, run_sync_bench, write_csv
+from edgebus.bench.mosquitto import LocalMosquitto
+from edgebus.bench.sync import check_postgres, run_sync_bench, write_csv
 
 
 def main() -> None:

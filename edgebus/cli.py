@@ -751,8 +751,8 @@ def bench_sync(
     out: Annotated[Path | None, typer.Option(help="Also write bench_sync.csv here.")] = None,
 ) -> None:
     """Rows/s and p99 lag of the store sync over MQTT, against a direct bulk insert."""
-    from edgebus.broker.local_mosquitto import LocalMosquitto, mosquitto_binary
-    from edgebus.storage import bench
+    from edgebus.bench import sync as bench
+    from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
 
     with one_line_errors():
         target_list = [t.strip() for t in targets.split(",") if t.strip()]
@@ -811,8 +811,8 @@ def bench_bus(
     ),
 ) -> None:
     """msg/s and p50/p99 latency per MQTT client behind the Bus, against Mosquitto."""
-    from edgebus.broker import bench
-    from edgebus.broker.local_mosquitto import LocalMosquitto, mosquitto_binary
+    from edgebus.bench import bus as bench
+    from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
     from edgebus.broker.transport import client_names
     from edgebus.reports import bar_chart, write_csv
 

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
+from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
 from edgebus.broker.embedded import EmbeddedBroker
-from edgebus.broker.local_mosquitto import LocalMosquitto, mosquitto_binary
 
 REQUIRE_SERVICES = os.environ.get("EDGEBUS_REQUIRE_SERVICES") == "1"
 

@@ -21,20 +21,23 @@ HEIGHTS = {
         0,
     ),
     "broker": 1,
-    **dict.fromkeys(("codecs", "policies", "storage", "qos"), 2),
+    **dict.fromkeys(("codecs", "policies", "storage", "qos", "scheduling"), 2),
     "actor": 3,
     **dict.fromkeys(("nodes", "coordinator"), 4),
     **dict.fromkeys(
         ("cli", "cli_qos", "cli_acl", "launch", "dashboard", "audit_view", "reports",
-         "experiments", "__main__"),
+         "experiments", "bench", "__main__"),
         5,
     ),
 }  # fmt: skip
 SERVICES_HEIGHT = 2
 INDEPENDENT_HEIGHTS = {4}
-# Training (torch) is imported only by the training commands and the experiments.
+# Training (torch) is imported only by the training commands and the experiments, and
+# the algorithms reproduced for the figures only by the experiments.
 TRAINING = "ml"
 MAY_IMPORT_TRAINING = {"cli", "cli_qos", "experiments", TRAINING}
+RESEARCH = "research"
+MAY_IMPORT_RESEARCH = {"experiments", RESEARCH}
 
 
 def module_name(path: Path) -> str:
@@ -100,6 +103,15 @@ def violations(every: dict[str, set[str]]) -> list[str]:
             layer = layer_of(target)
             if layer == source:
                 continue
+            if layer == RESEARCH:
+                if source not in MAY_IMPORT_RESEARCH:
+                    found.append(f"{module} imports research code {target}")
+                continue
+            if source == RESEARCH:
+                layer_height = HEIGHTS.get(layer, 99)
+                if layer_height > SERVICES_HEIGHT:
+                    found.append(f"research code {module} imports {target}")
+                continue
             if layer == TRAINING or source == TRAINING:
                 if layer == TRAINING and source not in MAY_IMPORT_TRAINING:
                     found.append(f"{module} imports training code {target}")
@@ -139,6 +151,9 @@ def test_the_checker_sees_a_wrong_arrow_and_a_cycle():
     ]
     assert violations({"edgebus.policies.dqn": {"edgebus.ml.export"}}) == [
         "edgebus.policies.dqn imports training code edgebus.ml.export"
+    ]
+    assert violations({"edgebus.coordinator.node": {"edgebus.research.ents"}}) == [
+        "edgebus.coordinator.node imports research code edgebus.research.ents"
     ]
     circle = nx.DiGraph([("edgebus.a", "edgebus.b"), ("edgebus.b", "edgebus.a")])
     assert list(nx.simple_cycles(circle))

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebus.coordinator.scheduling.dcei import (
+from edgebus.experiments import scheduling_jstsh
+from edgebus.scheduling.dcei import (
     DceiInfeasibleError,
     DceiInputError,
     DceiPlacement,
@@ -32,7 +33,6 @@ from edgebus.coordinator.scheduling.dcei import (
     stream_latencies,
     wmno,
 )
-from edgebus.experiments import scheduling_jstsh
 
 DETECT_MB, REID_MB = 600.0, 700.0
 
@@ -280,7 +280,7 @@ def test_no_device_with_memory_is_infeasible() -> None:
 
 def test_scheduling_layer_does_not_import_torch() -> None:
     code = (
-        "import sys, edgebus.coordinator.scheduling.dcei as d; "
+        "import sys, edgebus.scheduling.dcei as d; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

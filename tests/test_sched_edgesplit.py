@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebus.coordinator.scheduling import edgesplit as es
-from edgebus.coordinator.scheduling import splitpipe
-from edgebus.coordinator.scheduling.edgesplit_model import (
+from edgebus.research import edgesplit as es
+from edgebus.research import splitpipe
+from edgebus.research.edgesplit_model import (
     DEVICE_CLASSES,
     SERVER_CLASS,
     DeviceClass,
@@ -21,7 +21,7 @@ from edgebus.coordinator.scheduling.edgesplit_model import (
     mbps_to_bytes_per_s,
     round_times,
 )
-from edgebus.coordinator.scheduling.edgesplit_profile import (
+from edgebus.research.edgesplit_profile import (
     EdgeSplitError,
     LayerCost,
     ModelProfile,

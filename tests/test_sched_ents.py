@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebus.coordinator.scheduling.ents import (
+from edgebus.research.ents import (
     InfeasibleJobError,
     Job,
     JobError,
@@ -19,10 +19,10 @@ from edgebus.coordinator.scheduling.ents import (
     route_shortest,
     schedule_round,
 )
-from edgebus.coordinator.scheduling.ents_model import placed_flows
-from edgebus.coordinator.scheduling.ents_state import plan_run
-from edgebus.coordinator.scheduling.ents_workload import object_attribute_job
-from edgebus.coordinator.scheduling.topology import (
+from edgebus.research.ents_model import placed_flows
+from edgebus.research.ents_state import plan_run
+from edgebus.research.ents_workload import object_attribute_job
+from edgebus.research.topology import (
     EdgeNode,
     Link,
     Network,
@@ -238,8 +238,8 @@ def test_the_scheduler_runs_without_torch():
     import sys
 
     probe = (
-        "import sys, edgebus.coordinator.scheduling.ents, "
-        "edgebus.coordinator.scheduling.ents_workload; "
+        "import sys, edgebus.research.ents, "
+        "edgebus.research.ents_workload; "
         "print('torch' in sys.modules)"
     )
     result = subprocess.run(

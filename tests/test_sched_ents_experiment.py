@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 
-from edgebus.coordinator.scheduling.ents import SCHEDULERS
 from edgebus.experiments import scheduling_ents
 from edgebus.experiments.scheduling_ents import Preset
+from edgebus.research.ents import SCHEDULERS
 
 MICRO = Preset(
     seeds=1,

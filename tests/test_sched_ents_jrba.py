@@ -7,21 +7,21 @@ import itertools
 import numpy as np
 import pytest
 
-from edgebus.coordinator.scheduling.ents_jrba import (
+from edgebus.research.ents_jrba import (
     RoutingError,
     improve_routes,
     jrba,
     round_heaviest,
     solve_relaxation,
 )
-from edgebus.coordinator.scheduling.ents_model import FlowDemand
-from edgebus.coordinator.scheduling.ents_sharing import (
+from edgebus.research.ents_model import FlowDemand
+from edgebus.research.ents_sharing import (
     bottleneck_time,
     fair_share,
     link_loads,
     proportional_share,
 )
-from edgebus.coordinator.scheduling.topology import (
+from edgebus.research.topology import (
     NoRouteError,
     TopologyError,
     random_network,
@@ -181,7 +181,7 @@ def test_loads_count_each_link_of_each_route():
 
 
 def test_disconnected_nodes_have_no_route():
-    from edgebus.coordinator.scheduling.topology import EdgeNode, Link, Network, Resources
+    from edgebus.research.topology import EdgeNode, Link, Network, Resources
 
     box = Resources(cpu=1, memory=1)
     network = Network([EdgeNode(n, 1.0, box) for n in ("a", "b", "c")], [Link("a", "b", 1.0)])

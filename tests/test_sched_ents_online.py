@@ -6,17 +6,17 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from edgebus.coordinator.scheduling.ents import SCHEDULERS, RoundOptions, simulate
-from edgebus.coordinator.scheduling.ents_online import Arrival, SimulationError
-from edgebus.coordinator.scheduling.ents_rounds import (
+from edgebus.research.ents import SCHEDULERS, RoundOptions, simulate
+from edgebus.research.ents_online import Arrival, SimulationError
+from edgebus.research.ents_rounds import (
     _greedy,
     _lp_router,
     one_by_one_round,
     run_round,
 )
-from edgebus.coordinator.scheduling.ents_state import ClusterState
-from edgebus.coordinator.scheduling.ents_workload import object_attribute_job, poisson_arrivals
-from edgebus.coordinator.scheduling.topology import (
+from edgebus.research.ents_state import ClusterState
+from edgebus.research.ents_workload import object_attribute_job, poisson_arrivals
+from edgebus.research.topology import (
     EdgeNode,
     Link,
     Network,

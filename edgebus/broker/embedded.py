@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebus.broker.local_mosquitto import free_port
+from edgebus.broker.ports import free_port
 
 BIND_HOST = "127.0.0.1"
 

@@ -33,7 +33,8 @@ import numpy as np
 
 from edgebus.broker.bus import Bus
 from edgebus.clock import Clock
-from edgebus.coordinator.scheduling.dcei import (
+from edgebus.messages import Heartbeat, SchedulingPolicy, Status
+from edgebus.scheduling.dcei import (
     DceiInputError,
     DceiProblem,
     Device,
@@ -41,7 +42,6 @@ from edgebus.coordinator.scheduling.dcei import (
     jstsh,
     round_cost,
 )
-from edgebus.messages import Heartbeat, SchedulingPolicy, Status
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.stream_scheduler")

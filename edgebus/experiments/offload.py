@@ -31,7 +31,7 @@ from rich.table import Table
 
 from edgebus.actor.lifecycle import bus_for
 from edgebus.broker.link import TraceError, trace_from_spec
-from edgebus.broker.local_mosquitto import free_port, wait_for_port
+from edgebus.broker.ports import free_port, wait_for_port
 from edgebus.codecs.errors import CodecError
 from edgebus.config import Settings
 from edgebus.messages import Result

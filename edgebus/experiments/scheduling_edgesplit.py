@@ -26,12 +26,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from edgebus.coordinator.scheduling import edgesplit as es
-from edgebus.coordinator.scheduling import splitpipe
-from edgebus.coordinator.scheduling.edgesplit_model import SplitProblem, build_problem
-from edgebus.coordinator.scheduling.edgesplit_profile import ProfileSet, load_profiles
 from edgebus.experiments.scheduling_report import PartReport, Tick
 from edgebus.reports import write_csv
+from edgebus.research import edgesplit as es
+from edgebus.research import splitpipe
+from edgebus.research.edgesplit_model import SplitProblem, build_problem
+from edgebus.research.edgesplit_profile import ProfileSet, load_profiles
 
 SEED = 2024
 DEVICE_MIX = {"rpi4": 0.4, "jetson_nano": 0.3, "laptop": 0.3}

@@ -19,19 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.ents import (
+from edgebus.experiments.scheduling_report import PartReport, Tick
+from edgebus.reports import write_csv
+from edgebus.research.ents import (
     SCHEDULERS,
     RoundOptions,
     allocate_greedy,
     jrba,
     simulate,
 )
-from edgebus.coordinator.scheduling.ents_model import placed_flows
-from edgebus.coordinator.scheduling.ents_state import ClusterState, flow_caps
-from edgebus.coordinator.scheduling.ents_workload import object_attribute_job, poisson_arrivals
-from edgebus.coordinator.scheduling.topology import mbps, random_network
-from edgebus.experiments.scheduling_report import PartReport, Tick
-from edgebus.reports import write_csv
+from edgebus.research.ents_model import placed_flows
+from edgebus.research.ents_state import ClusterState, flow_caps
+from edgebus.research.ents_workload import object_attribute_job, poisson_arrivals
+from edgebus.research.topology import mbps, random_network
 
 Point = tuple[int, int, float]  # (nodes, jobs, mean Mbps)
 

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.dcei import (
+from edgebus.experiments.scheduling_report import PartReport, Tick
+from edgebus.reports import write_csv
+from edgebus.scheduling.dcei import (
     DceiPlacement,
     DceiProblem,
     Device,
@@ -45,8 +47,6 @@ from edgebus.coordinator.scheduling.dcei import (
     stream_latencies,
     wmno,
 )
-from edgebus.experiments.scheduling_report import PartReport, Tick
-from edgebus.reports import write_csv
 
 DETECT_GFLOP = 16.5
 REID_GFLOP_PER_PERSON = 8.2 * (256 * 128) / (224 * 224)

@@ -11,12 +11,8 @@ import sys
 
 import pytest
 
-from edgebus.broker.local_mosquitto import (
-    LocalMosquitto,
-    free_port,
-    mosquitto_binary,
-    wait_for_port,
-)
+from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
+from edgebus.broker.ports import free_port, wait_for_port
 from tests.conftest import missing_service
 from tests.integration.fleet import Fleet, logged, wait_for
 from tests.integration.test_cli import ENV

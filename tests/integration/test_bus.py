@@ -122,7 +122,7 @@ async def test_every_transport_works_behind_the_bus(mosquitto_url, client):
 
 
 async def test_refused_connection_is_one_line():
-    from edgebus.broker.local_mosquitto import free_port
+    from edgebus.broker.ports import free_port
 
     bus = make_bus(
         f"mqtt://127.0.0.1:{free_port()}", "x", reconnect_min_s=0.05, reconnect_max_s=0.1
@@ -133,7 +133,7 @@ async def test_refused_connection_is_one_line():
 
 
 async def test_queue_is_bounded_while_disconnected():
-    from edgebus.broker.local_mosquitto import free_port
+    from edgebus.broker.ports import free_port
 
     bus = make_bus(f"mqtt://127.0.0.1:{free_port()}", "q", queue_limit=5)
     bus._supervisor = asyncio.create_task(bus._supervise())

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from edgebus.broker.local_mosquitto import free_port
+from edgebus.broker.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from edgebus.bench.mosquitto import mosquitto_binary
 from edgebus.broker.address import TlsOptions, parse_broker_url
 from edgebus.broker.bus import Bus, BusOptions
 from edgebus.broker.embedded import EmbeddedBroker, add_user
-from edgebus.broker.local_mosquitto import free_port, mosquitto_binary, wait_for_port
+from edgebus.broker.ports import free_port, wait_for_port
 from edgebus.broker.transport import ConnectFailed
 from edgebus.messages import Status
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from edgebus.broker.local_mosquitto import mosquitto_binary
+from edgebus.bench.mosquitto import mosquitto_binary
 
 pytestmark = pytest.mark.integration
 

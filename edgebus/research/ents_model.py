@@ -11,7 +11,7 @@ from functools import cached_property
 import networkx as nx
 import numpy as np
 
-from edgebus.coordinator.scheduling.topology import Network, Resources
+from edgebus.research.topology import Network, Resources
 
 SOURCE = -1  # task index standing for the job's source node in a flow
 

@@ -14,20 +14,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.ents_alloc import (
+from edgebus.research.ents_alloc import (
     InfeasibleJobError,
     allocate_greedy,
     place_balanced,
     place_least_requested,
 )
-from edgebus.coordinator.scheduling.ents_jrba import (
+from edgebus.research.ents_jrba import (
     Routing,
     RoutingError,
     jrba,
     route_shortest,
     solve_relaxation,
 )
-from edgebus.coordinator.scheduling.ents_model import (
+from edgebus.research.ents_model import (
     SOURCE,
     FlowDemand,
     Job,
@@ -37,16 +37,16 @@ from edgebus.coordinator.scheduling.ents_model import (
     placed_flows,
     throughput,
 )
-from edgebus.coordinator.scheduling.ents_online import Arrival, SimResult, simulate
-from edgebus.coordinator.scheduling.ents_rounds import SCHEDULERS, RoundOptions, otfa_round
-from edgebus.coordinator.scheduling.ents_sharing import (
+from edgebus.research.ents_online import Arrival, SimResult, simulate
+from edgebus.research.ents_rounds import SCHEDULERS, RoundOptions, otfa_round
+from edgebus.research.ents_sharing import (
     bottleneck_time,
     equal_share,
     fair_share,
     proportional_share,
 )
-from edgebus.coordinator.scheduling.ents_state import ClusterState, JobRun, plan_run
-from edgebus.coordinator.scheduling.topology import Network
+from edgebus.research.ents_state import ClusterState, JobRun, plan_run
+from edgebus.research.topology import Network
 
 __all__ = [
     "SCHEDULERS",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.dcei_model import DceiInfeasibleError, DceiProblem
+from edgebus.scheduling.dcei_model import DceiInfeasibleError, DceiProblem
 
 
 class MemoryLedger:

@@ -16,15 +16,15 @@ from typing import Literal
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.ents_alloc import (
+from edgebus.research.ents_alloc import (
     allocate_greedy,
     place_balanced,
     place_least_requested,
 )
-from edgebus.coordinator.scheduling.ents_jrba import Routing, Sharing, jrba, route_shortest
-from edgebus.coordinator.scheduling.ents_model import FlowDemand, Job, JobError, placed_flows
-from edgebus.coordinator.scheduling.ents_state import ClusterState, JobRun, flow_caps, plan_run
-from edgebus.coordinator.scheduling.topology import Network
+from edgebus.research.ents_jrba import Routing, Sharing, jrba, route_shortest
+from edgebus.research.ents_model import FlowDemand, Job, JobError, placed_flows
+from edgebus.research.ents_state import ClusterState, JobRun, flow_caps, plan_run
+from edgebus.research.topology import Network
 
 SCHEDULERS = ("OTFA", "OTFS", "TP", "LR", "BR")
 

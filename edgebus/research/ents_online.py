@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from edgebus.coordinator.scheduling.ents_model import Job, JobError
-from edgebus.coordinator.scheduling.ents_rounds import SCHEDULERS, RoundOptions, run_round
-from edgebus.coordinator.scheduling.ents_state import ClusterState
-from edgebus.coordinator.scheduling.topology import Network
+from edgebus.research.ents_model import Job, JobError
+from edgebus.research.ents_rounds import SCHEDULERS, RoundOptions, run_round
+from edgebus.research.ents_state import ClusterState
+from edgebus.research.topology import Network
 
 _EPS = 1e-9
 

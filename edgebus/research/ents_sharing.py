@@ -9,7 +9,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 from scipy import sparse
 
-from edgebus.coordinator.scheduling.topology import Route
+from edgebus.research.topology import Route
 
 _TIE = 1e-9  # relative slack under which a link counts as full
 

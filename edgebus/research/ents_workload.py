@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.ents_model import Job, JobError, Task
-from edgebus.coordinator.scheduling.ents_online import Arrival
-from edgebus.coordinator.scheduling.topology import GB, GFLOPS, Network, Resources
+from edgebus.research.ents_model import Job, JobError, Task
+from edgebus.research.ents_online import Arrival
+from edgebus.research.topology import GB, GFLOPS, Network, Resources
 
 KB = 1e3
 MB = 1e6

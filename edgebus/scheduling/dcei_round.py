@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.dcei_model import (
+from edgebus.scheduling.dcei_model import (
     DceiPlacement,
     DceiProblem,
     check_placement,

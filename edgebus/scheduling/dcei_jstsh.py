@@ -14,18 +14,18 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.dcei_memory import (
+from edgebus.scheduling.dcei_memory import (
     MemoryLedger,
     require_local_feasible,
     require_offloading_feasible,
 )
-from edgebus.coordinator.scheduling.dcei_model import (
+from edgebus.scheduling.dcei_model import (
     DceiInfeasibleError,
     DceiPlacement,
     DceiProblem,
     check_indices,
 )
-from edgebus.coordinator.scheduling.dcei_round import simulate_partial
+from edgebus.scheduling.dcei_round import simulate_partial
 
 RoundCost = tuple[float, float]  # (makespan s, total latency s), compared in that order
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.ents_jrba import Routing
-from edgebus.coordinator.scheduling.ents_model import (
+from edgebus.research.ents_jrba import Routing
+from edgebus.research.ents_model import (
     FlowDemand,
     Job,
     JobError,
@@ -17,7 +17,7 @@ from edgebus.coordinator.scheduling.ents_model import (
     frame_floor,
     throughput,
 )
-from edgebus.coordinator.scheduling.topology import Network, Route
+from edgebus.research.topology import Network, Route
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.edgesplit_profile import EdgeSplitError, ModelProfile
+from edgebus.research.edgesplit_profile import EdgeSplitError, ModelProfile
 
 Task = tuple[Literal["F", "B"], int]
 

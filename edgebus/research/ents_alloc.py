@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.ents_model import SOURCE, Job, JobError
-from edgebus.coordinator.scheduling.topology import Network
+from edgebus.research.ents_model import SOURCE, Job, JobError
+from edgebus.research.topology import Network
 
 _SLACK = 1e-9  # relative tolerance on resource comparisons, for float sums of demands
 

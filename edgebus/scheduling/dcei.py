@@ -11,7 +11,7 @@ is mapped to (x_ik) and its re-ID may be offloaded to another device (y_jk).
 
 from __future__ import annotations
 
-from edgebus.coordinator.scheduling.dcei_jstsh import (
+from edgebus.scheduling.dcei_jstsh import (
     RoundCost,
     cost_below,
     jstsh,
@@ -22,7 +22,7 @@ from edgebus.coordinator.scheduling.dcei_jstsh import (
     round_cost,
     wmno,
 )
-from edgebus.coordinator.scheduling.dcei_model import (
+from edgebus.scheduling.dcei_model import (
     DceiInfeasibleError,
     DceiInputError,
     DceiPlacement,
@@ -33,7 +33,7 @@ from edgebus.coordinator.scheduling.dcei_model import (
     memory_use,
     stream_latencies,
 )
-from edgebus.coordinator.scheduling.dcei_round import (
+from edgebus.scheduling.dcei_round import (
     RoundSchedule,
     round_throughput,
     simulate_round,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
-from edgebus.coordinator.scheduling.edgesplit_model import SplitProblem, round_times
-from edgebus.coordinator.scheduling.edgesplit_profile import EdgeSplitError
+from edgebus.research.edgesplit_model import SplitProblem, round_times
+from edgebus.research.edgesplit_profile import EdgeSplitError
 
 DEFAULT_MAX_ITERATIONS = 50
 # "While T improves": a relative gain below this is solver noise, not an improvement.

@@ -20,14 +20,14 @@ import cvxpy as cp
 import numpy as np
 from scipy import sparse
 
-from edgebus.coordinator.scheduling.ents_model import FlowDemand
-from edgebus.coordinator.scheduling.ents_sharing import (
+from edgebus.research.ents_model import FlowDemand
+from edgebus.research.ents_sharing import (
     equal_share,
     fair_share,
     link_loads,
     proportional_share,
 )
-from edgebus.coordinator.scheduling.topology import Network, Route
+from edgebus.research.topology import Network, Route
 
 _TIE = 1e-9  # relative change below which two objective values count as equal
 Sharing = Literal["fair", "proportional"]

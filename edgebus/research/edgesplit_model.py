@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgebus.coordinator.scheduling.edgesplit_profile import EdgeSplitError, ModelProfile
+from edgebus.research.edgesplit_profile import EdgeSplitError, ModelProfile
 
 BYTES_PER_MBPS = 1e6 / 8
 
