@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgebus.cli import app
-from edgebus.cli_qos import parse_rate
+from edgebus.cli.qos import parse_rate
 from edgebus.qos.compression_search import QosRule
 from edgebus.qos.model_store import ModelPool, model_id_for
 

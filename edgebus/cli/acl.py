@@ -1,5 +1,4 @@
-"""`edgebus acl`: print the least-access ACL for a fleet's nodes (acl.py), registered on
-the main app by cli.py."""
+"""`edgebus acl`: print the least-access ACL for a fleet's nodes (edgebus/acl.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +6,11 @@ from typing import Annotated
 
 import typer
 
+from edgebus.cli.app import app
+from edgebus.cli.common import fail
 
+
+@app.command("acl")
 def acl(
     members: Annotated[
         list[str],
@@ -25,7 +28,6 @@ def acl(
 ) -> None:
     """Print an ACL that gives each node (its user name is its node id) what its role needs."""
     from edgebus.acl import AclError, parse_members, render
-    from edgebus.cli import fail
     from edgebus.topics import TopicError
 
     try:

@@ -1,5 +1,5 @@
-"""`edgebus qos …`, `edgebus models …` and `edgebus experiment qos`, registered on
-the main app by cli.py. Kept apart so the QoS commands stay one small module."""
+"""The QoS orchestrator's commands: `qos set|show|diag`, `models list|train|search` and
+`experiment qos`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,16 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from edgebus.cli.app import app, experiment_app
+from edgebus.cli.common import (
+    fail,
+    one_line_errors,
+    settings_from,
+    setup_logging,
+    tool_bus,
+    tool_settings,
+)
 
 if TYPE_CHECKING:
     from edgebus.messages import QosDecision
@@ -45,14 +55,12 @@ BrokerOption = Annotated[str | None, typer.Option("--broker", "-b", help="Broker
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    from edgebus.cli import fail
 
     fail(message, code)
     return typer.Exit(code)  # unreachable: fail raises
 
 
 def _pool(pool: Path | None, config: Path | None = None):
-    from edgebus.cli import settings_from
     from edgebus.qos.model_store import ModelPool, PoolError, resolve_pool
 
     if pool is None:
@@ -94,7 +102,6 @@ def qos_set(
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the reply.")] = 5.0,
 ) -> None:
     """Send a QoS request; print the model the orchestrator chose and why."""
-    from edgebus.cli import one_line_errors, setup_logging, tool_bus, tool_settings
     from edgebus.messages import QosDecision, QosRequest
 
     request = QosRequest("cli", accuracy, parse_rate(bandwidth), edge_cpu, edge_memory,
@@ -137,7 +144,6 @@ def qos_show(
     wait: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for it.")] = 2.0,
 ) -> None:
     """The model in force: the retained model/switch event."""
-    from edgebus.cli import one_line_errors, setup_logging, tool_bus, tool_settings
     from edgebus.messages import ModelSwitch, to_dict
 
     with one_line_errors():
@@ -374,3 +380,8 @@ def experiment_qos(
     if prefetch:
         console.print(f"prefetch of the whole pool by 3 nodes: {live.fetch_seconds:.2f} s")
     console.print(f"wrote {out}/search_cost.csv, job_cost.csv, live_switching.csv, qos.png")
+
+
+app.add_typer(qos_app, name="qos")
+app.add_typer(models_app, name="models")
+experiment_app.command("qos")(experiment_qos)

@@ -1,0 +1,212 @@
+"""Training the shipped models: `train classifiers|pnc|fixed-rate|costs|dqn`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from edgebus.cli.app import train_app
+from edgebus.cli.common import (
+    ThreadsOption,
+    assets_option,
+    fail,
+    int_list,
+    model_errors,
+    wide_console,
+)
+
+
+@train_app.command("classifiers")
+def train_classifiers(
+    out: Annotated[Path, typer.Option(help="Folder for the ONNX models and cards.")] = Path(
+        "edgebus/assets"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the procedural data and training.")] = 0,
+    train_images: Annotated[int, typer.Option(min=10, help="Training images.")] = 12000,
+    epochs: Annotated[int, typer.Option(min=0, help="Epochs per model; 0 = recipe.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the strong (edge) and weak (camera) classifiers and export them to ONNX."""
+    from dataclasses import replace
+
+    from edgebus.ml.train_classifiers import DEFAULT_RECIPES, DataRecipe
+    from edgebus.ml.train_classifiers import train_and_export_classifiers as run_training
+
+    recipes = tuple(replace(r, epochs=epochs) if epochs else r for r in DEFAULT_RECIPES)
+    try:
+        cards = run_training(out, DataRecipe(seed=seed, train=train_images), recipes, progress)
+    except model_errors() as exc:
+        fail(str(exc))
+    table = Table(title=f"classifiers in {out}")
+    for column in ("model", "params", "test top-1", "test top-5", "train s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for kind, card in cards.items():
+        table.add_row(
+            kind,
+            f"{card['parameters']:,}",
+            f"{100 * card['test_top1']:.2f}%",
+            f"{100 * card['test_top5']:.2f}%",
+            f"{card['train_seconds']:.0f}",
+        )
+    wide_console().print(table)
+
+
+def _train_autoencoders(
+    which: str,
+    out: Path,
+    classifiers: Path,
+    seed: int,
+    image_size: int,
+    stride: int,
+    scale: float,
+    train_images: int,
+    distil: bool,
+    threads: int,
+    progress: bool,
+    fixed_k: tuple[int, ...] = (2, 4, 6, 8, 10),
+) -> None:
+    from edgebus.ml.train_pnc import train_and_export
+
+    try:
+        cards = train_and_export(
+            which, out, classifiers, seed, image_size, stride, 10, scale, train_images, distil,
+            threads, progress, fixed_k,
+        )  # fmt: skip
+    except model_errors() as exc:
+        fail(str(exc))
+    table = Table(title=f"{which} models in {out}")
+    for column in ("model", "features", "bytes/unit (train)", "top-1 by kept features", "train s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for card in cards:
+        top1 = card.get("test", {}).get("top1_by_features", [])
+        table.add_row(
+            card["name"],
+            "x".join(str(v) for v in card["feature_shape"]),
+            f"{sum(card['mean_unit_bytes_train']) / len(card['mean_unit_bytes_train']):.1f}",
+            " ".join(f"{100 * v:.0f}" for v in top1) or "-",
+            f"{card['train_seconds']:.0f}",
+        )
+    wide_console().print(table)
+
+
+_AE_OUT = Annotated[Path, typer.Option(help="Folder for models, tables and cards.")]
+_AE_CLF = Annotated[Path, typer.Option(help="Folder holding strong_classifier.json.")]
+_AE_SIZE = Annotated[int, typer.Option(min=16, help="Image size in pixels.")]
+_AE_STRIDE = Annotated[int, typer.Option(help="Total encoder stride: 2, 4, 7 or 8.")]
+_AE_SCALE = Annotated[float, typer.Option(min=0.0001, help="Multiplier on training steps.")]
+_AE_TRAIN = Annotated[int, typer.Option(min=10, help="Training images.")]
+_AE_DISTIL = Annotated[bool, typer.Option(help="Run stage 2 (distillation).")]
+
+
+@train_app.command("pnc")
+def train_pnc(
+    out: _AE_OUT = Path("edgebus/assets"),
+    classifiers: _AE_CLF = Path("edgebus/assets"),
+    seed: Annotated[int, typer.Option(help="Seed of the data split.")] = 0,
+    image_size: _AE_SIZE = 64,
+    stride: _AE_STRIDE = 4,
+    scale: _AE_SCALE = 1.0,
+    train_images: _AE_TRAIN = 12000,
+    distil: _AE_DISTIL = True,
+    threads: ThreadsOption = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train PNC (stochastic taildrop, MSE then distillation) and ship encoder, decoder and
+    Huffman tables. The 224 px timing model: --image-size 224 --stride 7 --no-distil."""
+    _train_autoencoders(
+        "pnc", out, classifiers, seed, image_size, stride, scale, train_images, distil,
+        threads, progress,
+    )  # fmt: skip
+
+
+@train_app.command("fixed-rate")
+def train_fixed_rate(
+    out: _AE_OUT = Path("edgebus/assets"),
+    classifiers: _AE_CLF = Path("edgebus/assets"),
+    seed: Annotated[int, typer.Option(help="Seed of the data split.")] = 0,
+    image_size: _AE_SIZE = 64,
+    stride: _AE_STRIDE = 4,
+    scale: _AE_SCALE = 1.0,
+    train_images: _AE_TRAIN = 12000,
+    distil: _AE_DISTIL = True,
+    threads: ThreadsOption = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    k: Annotated[str, typer.Option("--k", help="Feature counts to train.")] = "2,4,6,8,10",
+) -> None:
+    """Train the fixed-rate comparators (K = 2, 4, 6, 8, 10 features, no taildrop)."""
+    fixed_k = tuple(int_list(k, "--k"))
+    _train_autoencoders(
+        "fixed-rate", out, classifiers, seed, image_size, stride, scale, train_images, distil,
+        threads, progress, fixed_k,
+    )  # fmt: skip
+
+
+@train_app.command("costs")
+def train_costs(
+    out: Annotated[Path, typer.Option(help="The costs npz to write.")] = Path(
+        "edgebus/assets/offloading_costs_top1.npz"
+    ),
+    images: Annotated[int, typer.Option(min=8, help="Held-out images to score.")] = 30_000,
+    k: Annotated[int, typer.Option("--k", min=1, max=10, help="Top-k loss.")] = 1,
+    assets: Annotated[Path | None, typer.Option(help="Models folder (default: shipped).")] = None,
+    threads: Annotated[int, typer.Option(min=1, max=16, help="onnxruntime threads.")] = 2,
+) -> None:
+    """Score the weak and strong classifiers on held-out images and fit the offloading metric:
+    the costs npz (wcost, scost, metric and the fitted metric) that the offloading policies
+    and cameras use."""
+    from edgebus.experiments.offloading_costs import classifier_costs, save_classifier_costs
+
+    try:
+        with Progress(console=wide_console()) as bar:
+            task = bar.add_task("costs", total=images)
+            arrays, fitted = classifier_costs(
+                images, k, assets_option(assets), threads, lambda n: bar.advance(task, n)
+            )
+        save_classifier_costs(out, arrays, fitted)
+    except model_errors(ValueError) as exc:
+        fail(str(exc))
+    weak, strong = arrays["wcost"].mean(), arrays["scost"].mean()
+    wide_console().print(
+        f"wrote {out}: {images} images, top-{k} loss weak {weak:.4f}, strong {strong:.4f}"
+    )
+
+
+@train_app.command("dqn")
+def train_dqn(
+    out: Annotated[Path, typer.Option(help="Folder for the ONNX policy and card.")] = Path(
+        "edgebus/assets"
+    ),
+    name: Annotated[str, typer.Option(help="File stem; default from the traces.")] = "",
+    costs: Annotated[Path | None, typer.Option(help="Costs npz (default: shipped).")] = None,
+    rate: Annotated[float, typer.Option(help="Token rate r per slot.")] = 0.1,
+    bucket: Annotated[float, typer.Option(help="Bucket depth b in tokens.")] = 4.0,
+    trace: Annotated[str, typer.Option(help="Image trace: locreset or iid.")] = "locreset",
+    spread: Annotated[float, typer.Option(help="locreset spread sp.")] = 0.1,
+    rprob: Annotated[float, typer.Option(help="locreset reset probability.")] = 0.1,
+    arrivals: Annotated[str, typer.Option(help="periodic or markov.")] = "periodic",
+    gaps: Annotated[str, typer.Option(help="Markov gaps I1,I2.")] = "1,3",
+    tprob: Annotated[str, typer.Option(help="Markov switching tprob1,tprob2.")] = "0.001,0.0005",
+    history: Annotated[int, typer.Option(min=2, help="History T (T-1 metrics in X).")] = 97,
+    iterations: Annotated[int, typer.Option(min=1, help="Q iterations.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of traces and weights.")] = 0,
+    threads: ThreadsOption = 1,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a DQN offloading policy on the training split of a costs file and export it."""
+    from edgebus.experiments.offloading import scenario_from_options, train_policy
+
+    try:
+        scenario = scenario_from_options(rate, bucket, trace, spread, rprob, arrivals, gaps, tprob)
+        with Progress(console=wide_console(), disable=not progress) as bar:
+            task = bar.add_task("dqn", total=iterations)
+            card = train_policy(
+                out, name, costs, scenario, history, iterations, seed, threads,
+                lambda i, loss: bar.update(task, completed=i, description=f"dqn loss {loss:.4f}"),
+            )  # fmt: skip
+    except model_errors(ValueError) as exc:
+        fail(str(exc))
+    wide_console().print(f"wrote {card} and {card.with_suffix('.onnx')}")
