@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 
 import pytest
 
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
 from edgebus.broker.embedded import EmbeddedBroker
+from edgebus.broker.memory import MemoryBroker
 
 REQUIRE_SERVICES = os.environ.get("EDGEBUS_REQUIRE_SERVICES") == "1"
 
@@ -68,10 +70,33 @@ def stock_mosquitto():
     local.__exit__(None, None, None)
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture
+def memory_broker():
+    """A broker inside the test's process (memory://), private to the test."""
+    broker = MemoryBroker(f"test-{uuid.uuid4().hex[:8]}").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(params=["memory", "embedded"])
+async def actor_broker_url(request):
+    """Actor tests run in memory and on the embedded amqtt broker: the same suite, so a
+    unit test of a node needs no broker process and the real broker still checks it."""
+    if request.param == "memory":
+        yield request.getfixturevalue("memory_broker").url
+    else:
+        broker = await EmbeddedBroker(port=0).start()
+        yield broker.url
+        await broker.stop()
+
+
+@pytest.fixture(params=["memory", "embedded", "mosquitto"])
 async def broker_url(request):
-    """Each bus test runs against the embedded amqtt broker and a real mosquitto."""
-    if request.param == "embedded":
+    """Each bus test runs in memory, against the embedded amqtt broker and against a
+    real mosquitto: the same suite, three brokers."""
+    if request.param == "memory":
+        yield request.getfixturevalue("memory_broker").url
+    elif request.param == "embedded":
         broker = await EmbeddedBroker(port=0).start()
         yield broker.url
         await broker.stop()

@@ -26,8 +26,8 @@ def add_events(store: LocalStore, count: int, ts: float | None = None) -> None:
         store.add("events", kind="policy_change", detail={"i": i}, **({"ts": ts} if ts else {}))
 
 
-async def test_agent_resends_until_a_late_sink_acks(embedded_broker, tmp_path):
-    node_bus, cloud_bus = bus(embedded_broker.url, "n1"), bus(embedded_broker.url, "cloud")
+async def test_agent_resends_until_a_late_sink_acks(actor_broker_url, tmp_path):
+    node_bus, cloud_bus = bus(actor_broker_url, "n1"), bus(actor_broker_url, "cloud")
     await node_bus.start(5)
     await cloud_bus.start(5)
     store = LocalStore(tmp_path / "n1.sqlite3", "n1")
@@ -51,13 +51,13 @@ async def test_agent_resends_until_a_late_sink_acks(embedded_broker, tmp_path):
     await cloud_bus.close()
 
 
-async def test_restart_resumes_after_the_last_ack(embedded_broker, tmp_path):
-    cloud_bus = bus(embedded_broker.url, "cloud")
+async def test_restart_resumes_after_the_last_ack(actor_broker_url, tmp_path):
+    cloud_bus = bus(actor_broker_url, "cloud")
     await cloud_bus.start(5)
     sink = SyncSink(cloud_bus, GlobalStore(f"sqlite:///{tmp_path / 'global.sqlite3'}"))
     await sink.start()
     for round_rows in (100, 30):
-        node_bus = bus(embedded_broker.url, "n1")
+        node_bus = bus(actor_broker_url, "n1")
         await node_bus.start(5)
         store = LocalStore(tmp_path / "n1.sqlite3", "n1")
         await store.start()
@@ -74,8 +74,8 @@ async def test_restart_resumes_after_the_last_ack(embedded_broker, tmp_path):
     await cloud_bus.close()
 
 
-async def test_unsynced_rows_on_request_and_retention(embedded_broker, tmp_path):
-    node_bus, asker = bus(embedded_broker.url, "n1"), bus(embedded_broker.url, "asker")
+async def test_unsynced_rows_on_request_and_retention(actor_broker_url, tmp_path):
+    node_bus, asker = bus(actor_broker_url, "n1"), bus(actor_broker_url, "asker")
     await node_bus.start(5)
     await asker.start(5)
     store = LocalStore(tmp_path / "n1.sqlite3", "n1")

@@ -1,4 +1,5 @@
-"""Broker URLs: ``mqtt://user:pass@host:port`` and ``mqtts://…`` with TLS options."""
+"""Broker URLs: ``mqtt://user:pass@host:port`` and ``mqtts://…`` with TLS options, and
+``memory://<name>`` for a broker inside the process (broker/memory.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "memory": 0}
 
 
 class BrokerUrlError(ValueError):
@@ -42,10 +43,13 @@ class BrokerAddress:
     username: str | None = None
     password: str | None = None
     tls_options: TlsOptions = TlsOptions()
+    in_memory: bool = False  # memory://<host>: the in-process broker of that name
 
     @property
     def url(self) -> str:
         """The URL without the password, safe to log."""
+        if self.in_memory:
+            return f"memory://{self.host}"
         scheme = "mqtts" if self.tls else "mqtt"
         user = f"{self.username}@" if self.username else ""
         return f"{scheme}://{user}{self.host}:{self.port}"
@@ -66,7 +70,8 @@ def parse_broker_url(url: str, tls_options: TlsOptions | None = None) -> BrokerA
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise BrokerUrlError(
-            f"broker URL {url!r} has scheme {parts.scheme!r}; expected mqtt:// or mqtts://"
+            f"broker URL {url!r} has scheme {parts.scheme!r}; expected mqtt:// or mqtts:// "
+            "(memory://name for a broker inside the process)"
         )
     if not parts.hostname:
         raise BrokerUrlError(f"broker URL {url!r} has no host; expected {scheme}://host:port")
@@ -87,4 +92,5 @@ def parse_broker_url(url: str, tls_options: TlsOptions | None = None) -> BrokerA
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls_options=options,
+        in_memory=scheme == "memory",
     )

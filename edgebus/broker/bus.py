@@ -36,6 +36,7 @@ from edgebus.broker.address import BrokerAddress
 from edgebus.broker.backoff import Backoff
 from edgebus.broker.deadletter import DeadLetterReporter
 from edgebus.broker.matching import topic_matches, validate_filter
+from edgebus.broker.memory import open_connection as memory_connection
 from edgebus.broker.transport import (
     MQTT5,
     ConnectFailed,
@@ -241,7 +242,9 @@ class Bus:
         self.deadletters = DeadLetterReporter(self.node_id, log)
         self.backoff = Backoff(self.options.reconnect_min_s, self.options.reconnect_max_s)
         self.protocol_version = MQTT5
-        self._factory = connection_factory(self.options.client)
+        self._factory = (
+            memory_connection if address.in_memory else connection_factory(self.options.client)
+        )
         self._connection: Connection | None = None
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()

@@ -67,10 +67,10 @@ class NodeWithADyingTask(Node):
         await self.stopping.wait()
 
 
-async def test_a_node_whose_task_dies_goes_offline_with_the_reason(embedded_broker, tmp_path):
+async def test_a_node_whose_task_dies_goes_offline_with_the_reason(actor_broker_url, tmp_path):
     # Without supervision the task would die quietly and the node look alive forever.
     settings = Settings(
-        broker=embedded_broker.url, protocol="3.1.1", site="life", node_id="edge-x",
+        broker=actor_broker_url, protocol="3.1.1", site="life", node_id="edge-x",
         heartbeat_s=0.1, data_dir=str(tmp_path), store_enabled=False,
     )  # fmt: skip
     watcher = bus_for(dataclasses.replace(settings, node_id="watcher"))

@@ -104,9 +104,9 @@ def _replay_float_bucket(decisions: list[dict]) -> list[bool]:
 
 
 @pytest.mark.parametrize("mode", ["never", "always", "baseline", "mdp", "dqn"])
-async def test_each_offload_mode_gives_one_result_per_frame(embedded_broker, tmp_path, mode):
+async def test_each_offload_mode_gives_one_result_per_frame(actor_broker_url, tmp_path, mode):
     base = Settings(
-        broker=embedded_broker.url,
+        broker=actor_broker_url,
         protocol="3.1.1",
         frame_period_ms=PERIOD_MS,
         data_dir=str(tmp_path),

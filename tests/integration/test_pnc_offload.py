@@ -124,8 +124,8 @@ async def test_two_cameras_one_edge(broker_url, request):
     assert min(fast) > max(slow) >= 0
 
 
-async def test_lost_end_marker_is_decided_by_the_grace_timeout(embedded_broker):
-    base = _base(embedded_broker.url, embedded=True)
+async def test_lost_end_marker_is_decided_by_the_grace_timeout(actor_broker_url):
+    base = _base(actor_broker_url, embedded=True)
     edge = EdgeNode(dataclasses.replace(base, role="edge", node_id="edge-g"), grace_s=0.3)
     publisher = bus_for(dataclasses.replace(base, node_id="pub"))
     observer = bus_for(dataclasses.replace(base, node_id="obs"))

@@ -37,10 +37,10 @@ def test_bad_settings_are_refused(kwargs, message):
         DriftMonitor(None, None, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_drift_alert_reaches_the_orchestrator_once_per_crossing(embedded_broker, tmp_path):
+async def test_drift_alert_reaches_the_orchestrator_once_per_crossing(actor_broker_url, tmp_path):
     def bus(name: str) -> Bus:
         options = BusOptions(site="d", node_id=f"{name}-{uuid.uuid4().hex[:6]}")
-        return Bus(parse_broker_url(embedded_broker.url), options)
+        return Bus(parse_broker_url(actor_broker_url), options)
 
     coord, edge = bus("coord"), bus("edge")
     for b in (coord, edge):

@@ -27,9 +27,9 @@ PERIOD_MS = 50
 FRAMES = 120
 
 
-async def test_camera_and_edge_switch_models_at_frame_boundaries(embedded_broker):
+async def test_camera_and_edge_switch_models_at_frame_boundaries(actor_broker_url):
     base = Settings(
-        broker=embedded_broker.url, protocol="3.1.1", store_enabled=False,
+        broker=actor_broker_url, protocol="3.1.1", store_enabled=False,
         frame_period_ms=PERIOD_MS, qos_pool=str(SHIPPED_POOL),
     )  # fmt: skip
     coordinator = CoordinatorNode(dataclasses.replace(base, role="coordinator",

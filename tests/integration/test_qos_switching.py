@@ -137,9 +137,9 @@ class Fleet:
         raise AssertionError(f"receiver saw {dict(self.receiver.counters)}, expected {count}")
 
 
-async def test_switch_mid_stream_decodes_every_frame_with_its_own_model(embedded_broker, tmp_path):
+async def test_switch_mid_stream_decodes_every_frame_with_its_own_model(actor_broker_url, tmp_path):
     pool = make_pool(tmp_path / "pool")
-    async with Fleet(embedded_broker.url, pool) as fleet:
+    async with Fleet(actor_broker_url, pool) as fleet:
         first = await fleet.qos(0.55)
         assert (first.model_id, first.latent_dim, first.switched) == ("toy-eco-d4", 4, True)
         assert "smallest ECO latent" in first.reasons[0]
@@ -165,7 +165,7 @@ async def test_switch_mid_stream_decodes_every_frame_with_its_own_model(embedded
         assert not same.switched  # Algorithm 2 keeps the current model
 
 
-async def test_tampered_bundle_is_refused_and_its_frames_rejected(embedded_broker, tmp_path):
+async def test_tampered_bundle_is_refused_and_its_frames_rejected(actor_broker_url, tmp_path):
     pool = make_pool(tmp_path / "pool")
     honest = pool.bundle
 
@@ -177,7 +177,7 @@ async def test_tampered_bundle_is_refused_and_its_frames_rejected(embedded_broke
         return dataclasses.replace(bundle, files=files)  # the sha256 still claims the original
 
     pool.bundle = tampered
-    async with Fleet(embedded_broker.url, pool) as fleet:
+    async with Fleet(actor_broker_url, pool) as fleet:
         await fleet.qos(0.55)
         await fleet.wait_acks("toy-eco-d4")
         decision = await fleet.qos(0.75)
@@ -199,10 +199,10 @@ async def test_tampered_bundle_is_refused_and_its_frames_rejected(embedded_broke
         assert fleet.receiver.counters["wrong_model"] == 0
 
 
-async def test_corrupt_pool_file_is_caught_by_the_coordinator(embedded_broker, tmp_path):
+async def test_corrupt_pool_file_is_caught_by_the_coordinator(actor_broker_url, tmp_path):
     pool = make_pool(tmp_path / "pool")
     (tmp_path / "pool" / "toy-eco-d16" / "w.npy").write_bytes(b"broken")
-    async with Fleet(embedded_broker.url, pool) as fleet:
+    async with Fleet(actor_broker_url, pool) as fleet:
         await fleet.qos(0.85)
         await asyncio.sleep(0.5)
         for follower in fleet.followers.values():
@@ -239,16 +239,16 @@ def test_request_plan_refuses_a_pool_that_cannot_switch(tmp_path):
 
 
 async def test_the_switch_guard_settles_after_a_forged_switch_meets_its_own(
-    embedded_broker, tmp_path
+    actor_broker_url, tmp_path
 ):
     # Two of the coordinator's own switches in flight and a forged one among them: the
     # guard restores its switch once. It used to take the echo of its older switch for a
     # forgery too, restore again, meet that echo, and so on without end.
     pool = make_pool(tmp_path / "pool")
-    async with Fleet(embedded_broker.url, pool) as fleet:
+    async with Fleet(actor_broker_url, pool) as fleet:
         guard = await fleet.orchestrator.guard_switches()
         fleet.tasks.append(guard)
-        watcher = bus(embedded_broker.url, "watch")
+        watcher = bus(actor_broker_url, "watch")
         await watcher.start(5)
         try:
             seen = await watcher.subscribe(fleet.topics.model_switch(), qos=1)

@@ -57,9 +57,9 @@ def test_up_syncs_every_frame_and_result(tmp_path):
     }
 
 
-async def test_coordinator_records_events_into_the_global_store(embedded_broker, tmp_path):
+async def test_coordinator_records_events_into_the_global_store(actor_broker_url, tmp_path):
     base = Settings(
-        broker=embedded_broker.url,
+        broker=actor_broker_url,
         protocol="3.1.1",
         data_dir=str(tmp_path),
         sync_interval_s=0.2,
