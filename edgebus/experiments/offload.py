@@ -35,9 +35,10 @@ from edgebus.broker.ports import free_port, wait_for_port
 from edgebus.codecs.errors import CodecError
 from edgebus.config import Settings
 from edgebus.messages import Result
-from edgebus.nodes.camera import CameraNode, SentFrame
+from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.codec_choice import parse_codec
 from edgebus.nodes.edge import EdgeNode
+from edgebus.nodes.frame_sender import SentFrame
 from edgebus.nodes.sources import SyntheticSource
 
 # The procedural test split of the shipped models (seed 0, images 13000-14999).

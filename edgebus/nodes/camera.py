@@ -5,12 +5,9 @@ Pipeline, as asyncio tasks:
 
     capture (every T) -> gate -> encoder (worker thread) -> sender (paced by the link)
 
-- The encoder runs in a worker thread and hands each unit to the sender as soon as it is
-  coded, so the first feature goes out while the rest are still being Huffman coded.
-- Frame i's deadline is the instant frame i+1 is due. The sender starts a chunk only if the
-  emulated link carries it, and the end marker after it, before then; it also stops as soon
-  as frame i+1's first unit is ready (the paper's rule). A frame's chunks therefore never
-  interleave with the next frame's.
+- The encoder and the sender (`frame_sender.py`) own the deadline: a frame's units go out
+  most important first until frame i+1 is due or its first unit is ready, paced by the
+  emulated link, then the end marker.
 - The gate decides per frame whether it goes to the edge at all. By default every frame
   does, truncated at its deadline (the PNC system). With `offload` set (never, always,
   baseline, mdp, dqn) the gate is the offloading paper's: the weak model classifies every
@@ -30,12 +27,10 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from edgebus.actor.lifecycle import Node
 from edgebus.broker.bus import BusError, OutgoingQueueFull
-from edgebus.broker.link import LinkEmulator, TraceError, mqtt_publish_size, trace_from_spec
+from edgebus.broker.link import LinkEmulator, TraceError, trace_from_spec
 from edgebus.clock import Clock
 from edgebus.codecs.base import Codec
 from edgebus.codecs.errors import CodecError
@@ -43,15 +38,14 @@ from edgebus.config import ConfigError, Settings
 from edgebus.flat_data import FLAT_KINDS
 from edgebus.messages import (
     EndOfFrame,
-    FrameChunk,
     FrameDropped,
     Result,
-    encode,
     to_dict,
 )
-from edgebus.nodes.chunking import BYTE_CODEC_BLOCK, Chunk, Chunker, count_chunks
+from edgebus.nodes.chunking import BYTE_CODEC_BLOCK
 from edgebus.nodes.codec_choice import parse_codec
 from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
+from edgebus.nodes.frame_sender import EncodeJob, FrameSender, SenderSetup, SentFrame
 from edgebus.nodes.offload_gate import (
     OffloadEveryFrame,
     OffloadGate,
@@ -64,39 +58,6 @@ from edgebus.nodes.stream_policy import ANY_PEER, CameraSchedule
 from edgebus.storage.models import DROPPED, SENT
 
 log = logging.getLogger("edgebus.camera")
-
-
-@dataclass(slots=True)
-class EncodeJob:
-    """One frame on its way through the encoder; units arrive on `units` (None ends)."""
-
-    frame: CapturedFrame
-    coding: FrameCoding
-    edge: str = ""  # under a scheduling policy, the edge assigned when it was captured
-    units: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    unit_sizes: list[int] = field(default_factory=list)
-    chunks_out: int = 0  # chunks handed to the bus so far
-    first_ready_mono: float | None = None
-    encoded: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(frozen=True, slots=True)
-class SentFrame:
-    """What the sender did with one frame (for experiments and the store)."""
-
-    camera: str
-    frame_id: int
-    label: int
-    capture_ts: float
-    first_unit_s: float  # capture -> first unit ready
-    units_sent: int
-    units_total: int
-    chunks_sent: int
-    payload_bytes: int  # codec bytes in the chunks sent
-    wire_bytes: int  # what the link carried, MQTT framing and end marker included
-    overruns: int  # chunks whose emulated arrival was after the deadline (must be 0)
-    link_rate: float  # trace rate at the frame's capture, bytes/s (0 without a link)
-    model_id: str = ""  # the model the frame was coded with, as its chunks name it
 
 
 class CameraNode(Node):
@@ -167,8 +128,16 @@ class CameraNode(Node):
         self.max_frames = max_frames
         self.on_sent = on_sent
         self._jobs: asyncio.Queue[EncodeJob] = asyncio.Queue()
-        self._newest_ready = -1  # newest frame whose first unit is ready
-        self._encoder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-encode")
+        self.sender = FrameSender(
+            self.bus, self.topics, self.clock,
+            SenderSetup(self.node_id, self.incarnation, settings.frame_width,
+                        settings.frame_height, self.block_bytes, self.whole_frames),
+            self._link_for, self.counters,
+        )  # fmt: skip
+
+    def _link_for(self, edge: str) -> LinkEmulator | None:
+        # Under a schedule each edge has its own (capped) link; else the one uplink.
+        return self.schedule.route.link_to(edge) if self.schedule is not None else self.link
 
     @staticmethod
     def _check_data_path(settings: Settings) -> None:
@@ -335,7 +304,7 @@ class CameraNode(Node):
             # is still open then is asked about again by the next start.
             with contextlib.suppress(asyncio.CancelledError):
                 await self.outcomes.settle(self.outcomes.timings.settle_s)
-            self._encoder.shutdown(wait=False, cancel_futures=True)
+            self.sender.close()
             self.source.close()
 
     async def _capture(self, frame_id: int, deadline_mono: float) -> None:
@@ -364,9 +333,7 @@ class CameraNode(Node):
             return
         edge = self.schedule.edge if self.schedule is not None else None
         job = EncodeJob(captured, self._coding_for(captured), edge or "")
-        loop = asyncio.get_running_loop()
-        encoding = loop.run_in_executor(self._encoder, self._encode_blocking, job, loop)
-        encoding.add_done_callback(self._encode_failed)
+        self.sender.encode(job)
         self._jobs.put_nowait(job)
 
     def _record_decision(self, frame: CapturedFrame, weak: WeakAnswer) -> None:
@@ -420,38 +387,15 @@ class CameraNode(Node):
             self.counters["results_unpublished"] += 1
             log.debug("local result of frame %d not published: %s", frame.frame_id, exc)
 
-    def _encode_failed(self, encoding: asyncio.Future[None]) -> None:
-        # The frame still ends (with what was coded) because the worker always closes the
-        # unit stream; the failure is counted and logged here.
-        if not encoding.cancelled() and encoding.exception() is not None:
-            self.counters["encode_errors"] += 1
-            log.error("encoder failed: %s", encoding.exception())
-
-    def _encode_blocking(self, job: EncodeJob, loop: asyncio.AbstractEventLoop) -> None:
-        """Worker thread: hand every unit to the event loop the moment it is coded."""
-        try:
-            for unit in job.coding.units(job.frame.image):
-                loop.call_soon_threadsafe(self._unit_ready, job, unit)
-        finally:
-            loop.call_soon_threadsafe(self._unit_ready, job, None)
-
-    def _unit_ready(self, job: EncodeJob, unit: bytes | None) -> None:
-        if unit is None:
-            job.encoded.set()
-        else:
-            job.unit_sizes.append(len(unit))
-            if job.first_ready_mono is None:
-                job.first_ready_mono = self.clock.monotonic()
-                self._newest_ready = max(self._newest_ready, job.frame.frame_id)
-        job.units.put_nowait(unit)
-
     # -- sending --------------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
         while True:
             job = await self._jobs.get()
             try:
-                await self._send(job)
+                sent, marker = await self.sender.send(job)
+                self.outcomes.sent(marker)
+                self._account(sent, job.coding, job.edge)
             except OutgoingQueueFull as exc:
                 self.counters["frames_dropped"] += 1
                 log.debug("frame %d not sent whole: %s", job.frame.frame_id, exc)
@@ -473,147 +417,7 @@ class CameraNode(Node):
             return
         # Some chunks are out and an edge may decide the frame from them: follow it to its
         # outcome instead of recording a second one here.
-        self.outcomes.sent(self._end_marker(job, job.chunks_out, 0, 0))
-
-    def _end_marker(
-        self, job: EncodeJob, chunks_sent: int, payload_bytes: int, units_sent: int
-    ) -> EndOfFrame:
-        frame = job.frame
-        return EndOfFrame(
-            self.node_id,
-            frame.frame_id,
-            chunks_sent,
-            count_chunks(job.unit_sizes, self.block_bytes),
-            payload_bytes,
-            job.coding.codec,
-            job.coding.model_id,
-            frame.capture_ts,
-            frame.deadline_ts,
-            self.settings.frame_width,
-            self.settings.frame_height,
-            units_sent,
-            frame.label,
-            job.edge,
-            self.incarnation,
-        )
-
-    def _marker_wire_bytes(self, job: EncodeJob) -> int:
-        # The marker's size barely varies; sizing it with generous counts over-reserves by
-        # a byte or two at most.
-        frame = job.frame
-        probe = EndOfFrame(
-            self.node_id,
-            frame.frame_id,
-            0xFFFF,
-            0xFFFF,
-            0xFFFFFF,
-            job.coding.codec,
-            job.coding.model_id,
-            frame.capture_ts,
-            frame.deadline_ts,
-            self.settings.frame_width,
-            self.settings.frame_height,
-            0xFFFF,
-            frame.label,
-            job.edge,
-            self.incarnation,
-        )
-        topic = self.topics.frame_end(self.node_id, frame.frame_id)
-        return mqtt_publish_size(topic, len(encode(probe)), qos=1)
-
-    async def _next_unit(self, job: EncodeJob) -> bytes | None:
-        """The next unit of the frame, or None at its end or when the deadline comes first."""
-        if self.whole_frames:
-            return await job.units.get()
-        remaining = job.frame.deadline_mono - self.clock.monotonic()
-        if remaining <= 0:
-            return None
-        try:
-            return await asyncio.wait_for(job.units.get(), remaining)
-        except TimeoutError:
-            return None
-
-    def _pending_chunks(self, chunker: Chunker, unit: bytes | None) -> list[Chunk]:
-        return chunker.add(unit) if unit is not None else chunker.flush()
-
-    async def _send(self, job: EncodeJob) -> None:
-        frame = job.frame
-        # A frame goes to the edge it was captured for, over that edge's link, even if the
-        # policy moved the camera meanwhile: the edges hand a camera over at a frame boundary.
-        link = self.schedule.route.link_to(job.edge) if self.schedule is not None else self.link
-        marker_wire = self._marker_wire_bytes(job)
-        chunker = Chunker(self.block_bytes)
-        chunks_sent = units_sent = payload_bytes = wire_bytes = overruns = 0
-        link_rate = link.rate_now() if link is not None else 0.0
-        stopped = False
-        while not stopped:
-            unit = await self._next_unit(job)
-            for chunk in self._pending_chunks(chunker, unit):
-                if self._newest_ready > frame.frame_id and not self.whole_frames:
-                    stopped = True  # the next frame's first unit is ready: the deadline
-                    break
-                message = FrameChunk(
-                    self.node_id,
-                    frame.frame_id,
-                    chunks_sent,
-                    job.coding.codec,
-                    job.coding.model_id,
-                    frame.capture_ts,
-                    chunk.data,
-                    job.edge,
-                    self.incarnation,
-                )
-                topic = self.topics.frame_chunk(self.node_id, frame.frame_id, chunks_sent)
-                payload = encode(message)
-                wire = mqtt_publish_size(topic, len(payload))
-                if link is not None and self.whole_frames:
-                    await link.transmit(wire)
-                elif link is not None:
-                    arrival = await link.transmit_before(wire, frame.deadline_mono, marker_wire)
-                    if arrival is None:
-                        stopped = True  # this chunk and the end marker would miss the deadline
-                        break
-                    if link.monotonic_of(arrival) > frame.deadline_mono:
-                        overruns += 1  # crossed the emulated link after the deadline
-                elif not self.whole_frames and self.clock.monotonic() >= frame.deadline_mono:
-                    stopped = True
-                    break
-                await self.bus.publish(topic, payload, qos=0)
-                chunks_sent += 1
-                job.chunks_out = chunks_sent
-                units_sent = chunk.units_complete
-                payload_bytes += len(chunk.data)
-                wire_bytes += wire
-            if unit is None:
-                break
-        if not job.encoded.is_set():
-            # Rare: the deadline came before the encoder finished; totals wait for it.
-            await job.encoded.wait()
-        first_unit_s = (
-            job.first_ready_mono - frame.capture_mono if job.first_ready_mono is not None else -1.0
-        )
-        if link is not None:
-            await link.transmit(marker_wire)
-        wire_bytes += marker_wire
-        sent = SentFrame(
-            self.node_id,
-            frame.frame_id,
-            frame.label,
-            frame.capture_ts,
-            first_unit_s,
-            units_sent,
-            len(job.unit_sizes),
-            chunks_sent,
-            payload_bytes,
-            wire_bytes,
-            overruns,
-            link_rate,
-            job.coding.model_id,
-        )
-        marker = self._end_marker(job, sent.chunks_sent, sent.payload_bytes, sent.units_sent)
-        await self.bus.publish(self.topics.frame_end(self.node_id, frame.frame_id), marker, qos=1)
-        self.outcomes.sent(marker)
-        self._account(sent, job.coding, job.edge)
+        self.outcomes.sent(self.sender.end_marker(job, job.chunks_out, 0, 0))
 
     def _account(self, sent: SentFrame, coding: FrameCoding, edge: str) -> None:
         complete = sent.units_sent == sent.units_total

@@ -12,8 +12,9 @@ from edgebus.broker.link import mqtt_publish_size
 from edgebus.codecs import get_codec
 from edgebus.config import Settings
 from edgebus.messages import EndOfFrame, FrameChunk, FrameDropped, Result, encode
-from edgebus.nodes.camera import CameraNode, SentFrame
+from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.edge import EdgeNode
+from edgebus.nodes.frame_sender import SentFrame
 from edgebus.nodes.sources import SyntheticSource
 from edgebus.topics import Topics
 

@@ -16,8 +16,9 @@ from edgebus.config import ConfigError, Settings
 from edgebus.coordinator.node import CoordinatorNode
 from edgebus.experiments.qos_live import request_plan
 from edgebus.messages import EndOfFrame, FrameChunk, FrameDropped, Result
-from edgebus.nodes.camera import CameraNode, SentFrame
+from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.edge import EdgeNode
+from edgebus.nodes.frame_sender import SentFrame
 from edgebus.nodes.model_follower import RAW
 from edgebus.qos.model_store import SHIPPED_POOL
 

@@ -1,0 +1,258 @@
+"""A camera's frame sender: encode off the event loop, then send the frame's units most
+important first until its deadline, paced by the emulated link, and close it with an
+end marker (the PNC paper's device side, Sec. V-G).
+
+- The encoder runs in a worker thread and hands each unit to the loop as soon as it is
+  coded, so the first feature goes out while the rest are still being Huffman coded.
+- Frame i's deadline is the instant frame i+1 is due. A chunk starts only if the link
+  carries it, and the end marker after it, before then; sending also stops as soon as
+  frame i+1's first unit is ready (the paper's rule), so a frame's chunks never
+  interleave with the next frame's.
+- Under a token bucket (`whole_frames`) an offloaded frame is sent whole: the decision
+  bought the strong model's answer on the full frame, not on what a deadline lets
+  through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from edgebus.broker.bus import Bus
+from edgebus.broker.link import LinkEmulator, mqtt_publish_size
+from edgebus.clock import Clock
+from edgebus.messages import EndOfFrame, FrameChunk, encode
+from edgebus.nodes.chunking import Chunk, Chunker, count_chunks
+from edgebus.nodes.qos_stream import FrameCoding
+from edgebus.nodes.sources import CapturedFrame
+from edgebus.topics import Topics
+
+log = logging.getLogger("edgebus.camera")
+
+
+@dataclass(slots=True)
+class EncodeJob:
+    """One frame on its way through the encoder; units arrive on `units` (None ends)."""
+
+    frame: CapturedFrame
+    coding: FrameCoding
+    edge: str = ""  # under a scheduling policy, the edge assigned when it was captured
+    units: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    unit_sizes: list[int] = field(default_factory=list)
+    chunks_out: int = 0  # chunks handed to the bus so far
+    first_ready_mono: float | None = None
+    encoded: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class SentFrame:
+    """What the sender did with one frame (for experiments and the store)."""
+
+    camera: str
+    frame_id: int
+    label: int
+    capture_ts: float
+    first_unit_s: float  # capture -> first unit ready
+    units_sent: int
+    units_total: int
+    chunks_sent: int
+    payload_bytes: int  # codec bytes in the chunks sent
+    wire_bytes: int  # what the link carried, MQTT framing and end marker included
+    overruns: int  # chunks whose emulated arrival was after the deadline (must be 0)
+    link_rate: float  # trace rate at the frame's capture, bytes/s (0 without a link)
+    model_id: str = ""  # the model the frame was coded with, as its chunks name it
+
+
+@dataclass(frozen=True, slots=True)
+class SenderSetup:
+    camera: str
+    incarnation: int
+    frame_width: int
+    frame_height: int
+    block_bytes: int  # 0: one codec unit per chunk, else byte blocks of this size
+    whole_frames: bool
+
+
+class FrameSender:
+    def __init__(
+        self, bus: Bus, topics: Topics, clock: Clock, setup: SenderSetup,
+        link_for: Callable[[str], LinkEmulator | None], counters: Counter[str],
+    ) -> None:  # fmt: skip
+        self.bus = bus
+        self.topics = topics
+        self.clock = clock
+        self.setup = setup
+        # The link a frame crosses, by the edge it was captured for.
+        self.link_for = link_for
+        self.counters = counters
+        self._newest_ready = -1  # newest frame whose first unit is ready
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix=f"{setup.camera}-encode")
+
+    def close(self) -> None:
+        self._encoder.shutdown(wait=False, cancel_futures=True)
+
+    # -- encoding, in the worker thread -----------------------------------------------
+
+    def encode(self, job: EncodeJob) -> None:
+        loop = asyncio.get_running_loop()
+        encoding = loop.run_in_executor(self._encoder, self._encode_blocking, job, loop)
+        encoding.add_done_callback(self._encode_failed)
+
+    def _encode_failed(self, encoding: asyncio.Future[None]) -> None:
+        # The frame still ends (with what was coded) because the worker always closes the
+        # unit stream; the failure is counted and logged here.
+        if not encoding.cancelled() and encoding.exception() is not None:
+            self.counters["encode_errors"] += 1
+            log.error("encoder failed: %s", encoding.exception())
+
+    def _encode_blocking(self, job: EncodeJob, loop: asyncio.AbstractEventLoop) -> None:
+        """Worker thread: hand every unit to the event loop the moment it is coded."""
+        try:
+            for unit in job.coding.units(job.frame.image):
+                loop.call_soon_threadsafe(self._unit_ready, job, unit)
+        finally:
+            loop.call_soon_threadsafe(self._unit_ready, job, None)
+
+    def _unit_ready(self, job: EncodeJob, unit: bytes | None) -> None:
+        if unit is None:
+            job.encoded.set()
+        else:
+            job.unit_sizes.append(len(unit))
+            if job.first_ready_mono is None:
+                job.first_ready_mono = self.clock.monotonic()
+                self._newest_ready = max(self._newest_ready, job.frame.frame_id)
+        job.units.put_nowait(unit)
+
+    # -- the end marker ---------------------------------------------------------------
+
+    def end_marker(
+        self, job: EncodeJob, chunks_sent: int, payload_bytes: int, units_sent: int
+    ) -> EndOfFrame:
+        frame, setup = job.frame, self.setup
+        return EndOfFrame(
+            setup.camera,
+            frame.frame_id,
+            chunks_sent,
+            count_chunks(job.unit_sizes, setup.block_bytes),
+            payload_bytes,
+            job.coding.codec,
+            job.coding.model_id,
+            frame.capture_ts,
+            frame.deadline_ts,
+            setup.frame_width,
+            setup.frame_height,
+            units_sent,
+            frame.label,
+            job.edge,
+            setup.incarnation,
+        )
+
+    def _marker_wire_bytes(self, job: EncodeJob) -> int:
+        # The marker's size barely varies; sizing it with generous counts over-reserves by
+        # a byte or two at most.
+        frame, setup = job.frame, self.setup
+        probe = EndOfFrame(
+            setup.camera,
+            frame.frame_id,
+            0xFFFF,
+            0xFFFF,
+            0xFFFFFF,
+            job.coding.codec,
+            job.coding.model_id,
+            frame.capture_ts,
+            frame.deadline_ts,
+            setup.frame_width,
+            setup.frame_height,
+            0xFFFF,
+            frame.label,
+            job.edge,
+            setup.incarnation,
+        )
+        topic = self.topics.frame_end(setup.camera, frame.frame_id)
+        return mqtt_publish_size(topic, len(encode(probe)), qos=1)
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def _next_unit(self, job: EncodeJob) -> bytes | None:
+        """The next unit of the frame, or None at its end or when the deadline comes first."""
+        if self.setup.whole_frames:
+            return await job.units.get()
+        remaining = job.frame.deadline_mono - self.clock.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(job.units.get(), remaining)
+        except TimeoutError:
+            return None
+
+    @staticmethod
+    def _pending_chunks(chunker: Chunker, unit: bytes | None) -> list[Chunk]:
+        return chunker.add(unit) if unit is not None else chunker.flush()
+
+    async def send(self, job: EncodeJob) -> tuple[SentFrame, EndOfFrame]:
+        """Send one frame until its deadline, then its end marker (QoS 1); returns what
+        was sent and the marker, for the camera to follow and record."""
+        frame, setup = job.frame, self.setup
+        camera, whole = setup.camera, setup.whole_frames
+        # A frame goes to the edge it was captured for, over that edge's link, even if the
+        # policy moved the camera meanwhile: the edges hand a camera over at a frame boundary.
+        link = self.link_for(job.edge)
+        marker_wire = self._marker_wire_bytes(job)
+        chunker = Chunker(setup.block_bytes)
+        chunks_sent = units_sent = payload_bytes = wire_bytes = overruns = 0
+        link_rate = link.rate_now() if link is not None else 0.0
+        stopped = False
+        while not stopped:
+            unit = await self._next_unit(job)
+            for chunk in self._pending_chunks(chunker, unit):
+                if self._newest_ready > frame.frame_id and not whole:
+                    stopped = True  # the next frame's first unit is ready: the deadline
+                    break
+                message = FrameChunk(
+                    camera, frame.frame_id, chunks_sent, job.coding.codec, job.coding.model_id,
+                    frame.capture_ts, chunk.data, job.edge, setup.incarnation,
+                )  # fmt: skip
+                topic = self.topics.frame_chunk(camera, frame.frame_id, chunks_sent)
+                payload = encode(message)
+                wire = mqtt_publish_size(topic, len(payload))
+                if link is not None and whole:
+                    await link.transmit(wire)
+                elif link is not None:
+                    arrival = await link.transmit_before(wire, frame.deadline_mono, marker_wire)
+                    if arrival is None:
+                        stopped = True  # this chunk and the end marker would miss the deadline
+                        break
+                    if link.monotonic_of(arrival) > frame.deadline_mono:
+                        overruns += 1  # crossed the emulated link after the deadline
+                elif not whole and self.clock.monotonic() >= frame.deadline_mono:
+                    stopped = True
+                    break
+                await self.bus.publish(topic, payload, qos=0)
+                chunks_sent += 1
+                job.chunks_out = chunks_sent
+                units_sent = chunk.units_complete
+                payload_bytes += len(chunk.data)
+                wire_bytes += wire
+            if unit is None:
+                break
+        if not job.encoded.is_set():
+            # Rare: the deadline came before the encoder finished; totals wait for it.
+            await job.encoded.wait()
+        first_unit_s = (
+            job.first_ready_mono - frame.capture_mono if job.first_ready_mono is not None else -1.0
+        )
+        if link is not None:
+            await link.transmit(marker_wire)
+        wire_bytes += marker_wire
+        sent = SentFrame(
+            camera, frame.frame_id, frame.label, frame.capture_ts, first_unit_s, units_sent,
+            len(job.unit_sizes), chunks_sent, payload_bytes, wire_bytes, overruns, link_rate,
+            job.coding.model_id,
+        )  # fmt: skip
+        marker = self.end_marker(job, sent.chunks_sent, sent.payload_bytes, sent.units_sent)
+        await self.bus.publish(self.topics.frame_end(camera, frame.frame_id), marker, qos=1)
+        return sent, marker
