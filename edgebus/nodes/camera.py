@@ -212,17 +212,17 @@ class CameraNode(Node):
                    if f["incarnation"] != self.incarnation]  # fmt: skip
         markers = [
             EndOfFrame(
-                self.node_id,
-                f["frame_id"],
-                0,
-                0,
-                f["bytes_sent"],
-                f["codec"],
-                f["model_id"],
-                f["capture_ts"],
-                f["deadline_ts"],
-                self.settings.frame_width,
-                self.settings.frame_height,
+                camera=self.node_id,
+                frame_id=f["frame_id"],
+                chunks_sent=0,
+                total_chunks=0,
+                bytes_sent=f["bytes_sent"],
+                codec=f["codec"],
+                model_id=f["model_id"],
+                capture_ts=f["capture_ts"],
+                deadline_ts=f["deadline_ts"],
+                width=self.settings.frame_width,
+                height=self.settings.frame_height,
                 edge=f["edge"],
                 incarnation=f["incarnation"],
                 attempt=1,
@@ -311,13 +311,13 @@ class CameraNode(Node):
         now_mono, now_ts = self.clock.monotonic(), self.clock.time()
         frame = self.source.frame(frame_id)
         captured = CapturedFrame(
-            frame_id,
-            frame.image,
-            frame.label,
-            now_ts,
-            now_mono,
-            deadline_mono,
-            now_ts + (deadline_mono - now_mono),
+            frame_id=frame_id,
+            image=frame.image,
+            label=frame.label,
+            capture_ts=now_ts,
+            capture_mono=now_mono,
+            deadline_mono=deadline_mono,
+            deadline_ts=now_ts + (deadline_mono - now_mono),
         )
         if self.schedule is not None and self.schedule.edge is None:
             self.counters["frames_unassigned"] += 1

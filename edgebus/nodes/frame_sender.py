@@ -132,47 +132,37 @@ class FrameSender:
     def end_marker(
         self, job: EncodeJob, chunks_sent: int, payload_bytes: int, units_sent: int
     ) -> EndOfFrame:
+        return self._marker(job, chunks_sent, count_chunks(job.unit_sizes, self.setup.block_bytes),
+                            payload_bytes, units_sent)  # fmt: skip
+
+    def _marker(
+        self, job: EncodeJob, chunks_sent: int, total_chunks: int, payload_bytes: int,
+        units_sent: int,
+    ) -> EndOfFrame:  # fmt: skip
         frame, setup = job.frame, self.setup
         return EndOfFrame(
-            setup.camera,
-            frame.frame_id,
-            chunks_sent,
-            count_chunks(job.unit_sizes, setup.block_bytes),
-            payload_bytes,
-            job.coding.codec,
-            job.coding.model_id,
-            frame.capture_ts,
-            frame.deadline_ts,
-            setup.frame_width,
-            setup.frame_height,
-            units_sent,
-            frame.label,
-            job.edge,
-            setup.incarnation,
+            camera=setup.camera,
+            frame_id=frame.frame_id,
+            chunks_sent=chunks_sent,
+            total_chunks=total_chunks,
+            bytes_sent=payload_bytes,
+            codec=job.coding.codec,
+            model_id=job.coding.model_id,
+            capture_ts=frame.capture_ts,
+            deadline_ts=frame.deadline_ts,
+            width=setup.frame_width,
+            height=setup.frame_height,
+            units_sent=units_sent,
+            label=frame.label,
+            edge=job.edge,
+            incarnation=setup.incarnation,
         )
 
     def _marker_wire_bytes(self, job: EncodeJob) -> int:
         # The marker's size barely varies; sizing it with generous counts over-reserves by
         # a byte or two at most.
-        frame, setup = job.frame, self.setup
-        probe = EndOfFrame(
-            setup.camera,
-            frame.frame_id,
-            0xFFFF,
-            0xFFFF,
-            0xFFFFFF,
-            job.coding.codec,
-            job.coding.model_id,
-            frame.capture_ts,
-            frame.deadline_ts,
-            setup.frame_width,
-            setup.frame_height,
-            0xFFFF,
-            frame.label,
-            job.edge,
-            setup.incarnation,
-        )
-        topic = self.topics.frame_end(setup.camera, frame.frame_id)
+        probe = self._marker(job, 0xFFFF, 0xFFFF, 0xFFFFFF, 0xFFFF)
+        topic = self.topics.frame_end(self.setup.camera, job.frame.frame_id)
         return mqtt_publish_size(topic, len(encode(probe)), qos=1)
 
     # -- sending ----------------------------------------------------------------------
@@ -213,9 +203,16 @@ class FrameSender:
                     stopped = True  # the next frame's first unit is ready: the deadline
                     break
                 message = FrameChunk(
-                    camera, frame.frame_id, chunks_sent, job.coding.codec, job.coding.model_id,
-                    frame.capture_ts, chunk.data, job.edge, setup.incarnation,
-                )  # fmt: skip
+                    camera=camera,
+                    frame_id=frame.frame_id,
+                    chunk_index=chunks_sent,
+                    codec=job.coding.codec,
+                    model_id=job.coding.model_id,
+                    capture_ts=frame.capture_ts,
+                    data=chunk.data,
+                    edge=job.edge,
+                    incarnation=setup.incarnation,
+                )
                 topic = self.topics.frame_chunk(camera, frame.frame_id, chunks_sent)
                 payload = encode(message)
                 wire = mqtt_publish_size(topic, len(payload))
@@ -249,10 +246,20 @@ class FrameSender:
             await link.transmit(marker_wire)
         wire_bytes += marker_wire
         sent = SentFrame(
-            camera, frame.frame_id, frame.label, frame.capture_ts, first_unit_s, units_sent,
-            len(job.unit_sizes), chunks_sent, payload_bytes, wire_bytes, overruns, link_rate,
-            job.coding.model_id,
-        )  # fmt: skip
+            camera=camera,
+            frame_id=frame.frame_id,
+            label=frame.label,
+            capture_ts=frame.capture_ts,
+            first_unit_s=first_unit_s,
+            units_sent=units_sent,
+            units_total=len(job.unit_sizes),
+            chunks_sent=chunks_sent,
+            payload_bytes=payload_bytes,
+            wire_bytes=wire_bytes,
+            overruns=overruns,
+            link_rate=link_rate,
+            model_id=job.coding.model_id,
+        )
         marker = self.end_marker(job, sent.chunks_sent, sent.payload_bytes, sent.units_sent)
         await self.bus.publish(self.topics.frame_end(camera, frame.frame_id), marker, qos=1)
         return sent, marker
