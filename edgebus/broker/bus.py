@@ -34,9 +34,19 @@ from edgebus import messages
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.address import BrokerAddress
 from edgebus.broker.backoff import Backoff
+from edgebus.broker.bus_errors import (
+    BusClosed,
+    BusError,
+    OutgoingQueueFull,
+    PublishRefused,
+    Refusal,
+    RequestFailed,
+    RequestTimeout,
+)
 from edgebus.broker.deadletter import DeadLetterReporter
 from edgebus.broker.matching import topic_matches, validate_filter
 from edgebus.broker.memory import open_connection as memory_connection
+from edgebus.broker.subscription import Delivery, Subscription
 from edgebus.broker.transport import (
     MQTT5,
     ConnectFailed,
@@ -48,56 +58,24 @@ from edgebus.broker.transport import (
     NotConnected,
     Will,
     connection_factory,
-    refusal_text,
 )
 from edgebus.messages import DecodeError, Message
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.bus")
 
+# The Bus's interface: its errors and deliveries live in their own modules.
+__all__ = [
+    "Bus", "BusClosed", "BusError", "BusOptions", "BusStats", "Delivery", "OutgoingQueueFull",
+    "PublishRefused", "Refusal", "RequestFailed", "RequestHandler", "RequestTimeout",
+    "Subscription",
+]  # fmt: skip
+
 WRITE_HIGH_WATER = 1 << 20
 WRITE_LOW_WATER = 256 << 10
 # Never more than this many QoS > 0 messages in flight, whatever an MQTT 5 broker grants:
 # each one is held in memory until its PUBACK.
 MAX_WINDOW = 1024
-
-
-class BusError(RuntimeError):
-    """Base of the errors the Bus raises; a client library's own never escape it."""
-
-
-class OutgoingQueueFull(BusError):
-    """The bus is disconnected and its outgoing queue holds queue_limit messages already."""
-
-
-class RequestTimeout(TimeoutError):
-    pass
-
-
-class RequestFailed(BusError):
-    """The responder answered with an ErrorReply."""
-
-
-class BusClosed(BusError):
-    pass
-
-
-class PublishRefused(BusError):
-    """The client library refused this one message (a topic it cannot send, say)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A received message; `message` is None only for foreign payloads in raw subscriptions."""
-
-    topic: str
-    payload: bytes
-    message: Message | None
-    qos: int = 0
-    retain: bool = False
-    response_topic: str | None = None
-    correlation: bytes | None = None
-    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -125,80 +103,8 @@ class BusStats:
     unacknowledged: int = 0  # queued or in flight when the bus closed
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A message the broker acknowledged but refused (an MQTT 5 PUBACK reason >= 0x80)."""
-
-    topic: str
-    reason_code: int
-
-    def __str__(self) -> str:
-        return f"the broker refused the publish to {self.topic}: {refusal_text(self.reason_code)}"
-
-
 # The newest refusals a Bus keeps for its owner to report.
 REFUSALS_KEPT = 100
-
-
-_END = object()
-
-
-class Subscription:
-    """An async iterator of deliveries matching one topic filter."""
-
-    def __init__(self, bus: Bus, pattern: str, qos: int, raw: bool, maxsize: int) -> None:
-        self.bus = bus
-        self.pattern = pattern
-        self.qos = qos
-        self.raw = raw
-        self._queue: asyncio.Queue[Delivery | object] = asyncio.Queue(maxsize)
-        self.closed = False
-
-    def matches(self, topic: str) -> bool:
-        return topic_matches(self.pattern, topic)
-
-    def _offer(self, delivery: Delivery) -> None:
-        if self.closed:
-            return
-        if self._queue.full():
-            # A consumer that cannot keep up loses the oldest message, loudly, rather than
-            # stalling every other subscription of this connection.
-            self._queue.get_nowait()
-            self.bus.stats.slow_consumer_drops += 1
-            if self.bus.stats.slow_consumer_drops in (1, 100, 10_000) or (
-                self.bus.stats.slow_consumer_drops % 100_000 == 0
-            ):
-                log.error(
-                    "subscriber of %s is too slow: %d messages dropped so far",
-                    self.pattern,
-                    self.bus.stats.slow_consumer_drops,
-                )
-        self._queue.put_nowait(delivery)
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> Delivery:
-        if self.closed and self._queue.empty():
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if item is _END:
-            raise StopAsyncIteration
-        return item  # type: ignore[return-value]
-
-    async def get(self, timeout: float | None = None) -> Delivery:
-        """The next delivery; raises TimeoutError after `timeout` seconds."""
-        try:
-            return await asyncio.wait_for(self.__anext__(), timeout)
-        except StopAsyncIteration:
-            raise BusClosed(f"subscription to {self.pattern} is closed") from None
-
-    async def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(_END)
-            await self.bus._unsubscribe(self)
 
 
 RequestHandler = Callable[[Message], Awaitable[Message]]
@@ -312,9 +218,7 @@ class Bus:
             log.warning("closing with %d message(s) not acknowledged by the broker", unsent)
         self._closing = True
         for subscription in list(self._subscriptions):
-            subscription.closed = True
-            with contextlib.suppress(asyncio.QueueFull):
-                subscription._queue.put_nowait(_END)
+            subscription.end()
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(BusClosed("bus closed"))
