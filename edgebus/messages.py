@@ -123,6 +123,18 @@ class EndOfFrame(Message):
     attempt: int = 0
 
 
+# A result is on time when it is out within this long after its frame's deadline (the
+# next capture): the time to decode and classify what arrived.
+RESULT_SLACK_S = 0.1
+
+
+def answered_in_time(answered_ts: float, deadline_ts: float) -> bool:
+    """`Result.deadline_met`, the one definition: the answer (the edge's, or a camera's
+    own weak-model answer) came out by the frame's deadline plus RESULT_SLACK_S. A
+    frame row's `deadline_met` is the sender's: every chunk crossed the link in time."""
+    return answered_ts <= deadline_ts + RESULT_SLACK_S
+
+
 @dataclass(slots=True)
 class Result(Message):
     TYPE_CODE: ClassVar[int] = 5

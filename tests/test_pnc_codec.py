@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgebus.codecs import get_codec
-from edgebus.codecs.errors import ModelFileError
+from edgebus.codecs.errors import CodecError, ModelFileError
 from edgebus.codecs.pnc import PNCCodec
 from edgebus.codecs.pnc_wire import pack_unit, parse_unit, split_stream
 from edgebus.ml.datasets import procedural_split
@@ -131,3 +131,34 @@ def test_shipped_pnc_round_trip() -> None:
 def test_recipe_replace_keeps_config() -> None:
     recipe = AERecipe("x", AEConfig())
     assert replace(recipe, taildrop=False).config == recipe.config
+
+
+def test_a_batch_decodes_each_frame_as_alone_and_a_bad_stream_fails_alone(
+    codec: PNCCodec, images: np.ndarray
+) -> None:
+    # The edge hands a decoder all its frames at once; what arrived of each (here every
+    # prefix length) must decode exactly as that frame on its own would.
+    frames = [codec.encode(image).units for image in images]
+    streams = [b"".join(units[: n % (CHANNELS + 1)]) for n, units in enumerate(frames)]
+    streams.append(b"\xff\x00 not a feature unit")
+    decoded = codec.decode_batch(streams)
+    assert len(decoded) == len(streams)
+    for stream, got in zip(streams[:-1], decoded[:-1], strict=True):
+        alone = codec.decode_frame(split_stream(stream)[0])
+        assert not isinstance(got, CodecError)
+        # The network runs on a batch: float noise of the batched kernels stays under a
+        # grey level.
+        diff = np.abs(got.image.astype(int) - alone.image.astype(int))
+        assert diff.max() <= 1 and got.units_used == alone.units_used
+    last = decoded[-1]
+    assert isinstance(last, CodecError) or last.units_used == 0
+
+
+def test_a_file_codec_decodes_a_batch_frame_by_frame(images: np.ndarray) -> None:
+    jpeg = get_codec("jpeg", quality=50)
+    files = [b"".join(jpeg.encode(image).units) for image in images]
+    decoded = jpeg.decode_batch([*files, b""])
+    for data, got in zip(files, decoded, strict=False):
+        assert not isinstance(got, CodecError)
+        assert np.array_equal(got.image, jpeg.decode([data]))
+    assert len(decoded) == len(files) + 1

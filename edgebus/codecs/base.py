@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgebus.codecs.errors import ImageShapeError
+from edgebus.codecs.errors import CodecError, ImageShapeError
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class Codec(ABC):
     name: str = "codec"
     #: True when `decode` of any strict prefix of the units gives a usable image.
     progressive: bool = False
+    #: True when each unit is meaningful on its own and framed on the wire (PNC features);
+    #: False for a file format, whose frame is one unit that counts only whole.
+    unit_stream: bool = False
 
     def __init__(self, image_size: int | None = None) -> None:
         self.image_size = image_size
@@ -82,6 +85,19 @@ class Codec(ABC):
         start = time.perf_counter()
         image, used, rejected = self._decode_units(list(units))
         return DecodedFrame(image, time.perf_counter() - start, used, rejected)
+
+    def decode_batch(self, streams: Sequence[bytes]) -> list[DecodedFrame | CodecError]:
+        """Decode several frames, each given as the bytes its chunks carried, in order. A
+        frame that cannot be decoded gets its CodecError and the others are decoded. Here
+        each stream is one (maybe cut) file, decoded frame by frame; a codec with a network
+        decoder runs the batch through it at once (PNC)."""
+        out: list[DecodedFrame | CodecError] = []
+        for stream in streams:
+            try:
+                out.append(self.decode_frame([stream] if stream else []))
+            except CodecError as exc:
+                out.append(exc)
+        return out
 
     def encode_stream(self, image: np.ndarray) -> Iterator[bytes]:
         """Yield units as they become ready; codecs that can hand out the first unit early

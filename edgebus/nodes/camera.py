@@ -40,6 +40,7 @@ from edgebus.messages import (
     EndOfFrame,
     FrameDropped,
     Result,
+    answered_in_time,
     to_dict,
 )
 from edgebus.nodes.chunking import BYTE_CODEC_BLOCK
@@ -372,7 +373,7 @@ class CameraNode(Node):
             chunks_received=0,
             latency_ms=latency_ms,
             offloaded=False,
-            deadline_met=now <= frame.deadline_ts,
+            deadline_met=answered_in_time(now, frame.deadline_ts),
             ts=now,
             codec="weak",
             label=frame.label,

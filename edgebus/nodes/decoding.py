@@ -9,8 +9,6 @@ import numpy as np
 from edgebus.codecs.base import Codec
 from edgebus.codecs.classifier import Classifier, softmax
 from edgebus.codecs.errors import CodecError
-from edgebus.codecs.pnc import PNCCodec
-from edgebus.codecs.pnc_wire import split_stream
 from edgebus.nodes.assembler import PendingFrame
 from edgebus.nodes.codec_choice import decoder_for
 
@@ -57,31 +55,40 @@ class FrameClassifier:
         return out
 
     def _decode_all(self, frames: list[PendingFrame]) -> list[tuple[np.ndarray, int] | str]:
-        """Decoded images and units used, or a one-line reason per frame. PNC frames of one
-        model go through the decoder network as one batch: cameras that capture in step
-        deliver their frames together, and a batch costs little more than one frame."""
+        """Decoded images and units used, or a one-line reason per frame. The frames of one
+        decoder go to it as one batch (`Codec.decode_batch`)."""
         out: list[tuple[np.ndarray, int] | str] = [""] * len(frames)
-        batches: dict[int, tuple[PNCCodec, list[tuple[int, np.ndarray, int]]]] = {}
+        groups: dict[int, tuple[Codec, list[int]]] = {}
         for i, frame in enumerate(frames):
             try:
                 decoder = self._decoder(frame.codec, frame.model_id, self._size(frame))
-                if isinstance(decoder, PNCCodec):
-                    units, _ = split_stream(b"".join(frame.ordered_chunks()))
-                    sym, have, _ = decoder.decode_symbols(units)
-                    batch = batches.setdefault(id(decoder), (decoder, []))[1]
-                    batch.append((i, decoder.dequantise(sym, have), int(have.sum())))
-                else:
-                    out[i] = self._decode(frame)
             except CodecError as exc:
                 out[i] = str(exc)
-        for decoder, items in batches.values():
-            images = decoder.reconstruct(np.stack([z for _, z, _ in items]))
-            for (i, _, used), image in zip(items, images, strict=True):
+                continue
+            groups.setdefault(id(decoder), (decoder, []))[1].append(i)
+        for decoder, indices in groups.values():
+            streams = [b"".join(frames[i].ordered_chunks()) for i in indices]
+            for i, decoded in zip(indices, decoder.decode_batch(streams), strict=True):
+                if isinstance(decoded, CodecError):
+                    out[i] = str(decoded)
+                    continue
                 try:
-                    out[i] = self._checked(frames[i], image), used
+                    image = self._checked(frames[i], decoded.image)
                 except CodecError as exc:
                     out[i] = str(exc)
+                    continue
+                out[i] = image, self._units_used(frames[i], decoder, decoded.units_used)
         return out
+
+    @staticmethod
+    def _units_used(frame: PendingFrame, decoder: Codec, decoded_units: int) -> int:
+        """Features for a unit-stream codec; a file format's one unit counts only if every
+        chunk of it came (a cut file may still decode, progressively)."""
+        if decoder.unit_stream:
+            return decoded_units
+        end = frame.end
+        whole = end is not None and len(frame.ordered_chunks()) == end.chunks_sent
+        return end.units_sent if whole and end is not None else 0
 
     def _size(self, frame: PendingFrame) -> int:
         end = frame.end
@@ -94,14 +101,3 @@ class FrameClassifier:
                 f"takes {self.classifier.image_size}x{self.classifier.image_size}x3"
             )
         return image
-
-    def _decode(self, frame: PendingFrame) -> tuple[np.ndarray, int]:
-        """A byte codec: decode the contiguous prefix of chunks as one (maybe cut) file."""
-        decoder = self._decoder(frame.codec, frame.model_id, self._size(frame))
-        chunks = frame.ordered_chunks()
-        data = b"".join(chunks)
-        image = self._checked(frame, decoder.decode_frame([data] if data else []).image)
-        # A byte codec's one unit is its whole file: it counts only if every chunk came.
-        end = frame.end
-        whole = end is not None and len(chunks) == end.chunks_sent
-        return image, end.units_sent if whole and end is not None else 0

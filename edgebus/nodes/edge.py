@@ -38,6 +38,7 @@ from edgebus.messages import (
     Message,
     Result,
     SchedulingPolicy,
+    answered_in_time,
 )
 from edgebus.nodes.assembler import FrameAssembler, PendingFrame
 from edgebus.nodes.decoding import Classified, FrameClassifier
@@ -52,9 +53,6 @@ from edgebus.topics import TopicError, parse
 
 log = logging.getLogger("edgebus.edge")
 
-# A result counts as on time when it is out within this long after its frame's deadline
-# (the next capture): the time to decode and classify what arrived.
-RESULT_SLACK_S = 0.1
 MAX_BATCH = 32
 
 
@@ -381,7 +379,7 @@ class EdgeNode(Node):
     def _record_result(self, frame: PendingFrame, verdict: Classified, now: float) -> Result:
         latency_ms = (now - frame.capture_ts) * 1000.0 if frame.capture_ts else 0.0
         end = frame.end
-        deadline_met = end is not None and now <= end.deadline_ts + RESULT_SLACK_S
+        deadline_met = end is not None and answered_in_time(now, end.deadline_ts)
         result = Result(
             node=self.node_id,
             camera=frame.camera,
