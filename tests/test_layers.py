@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "edgebus"
 # independent: the actors (a camera never reaches into the coordinator, nor back).
 HEIGHTS = {
     **dict.fromkeys(
-        ("edgebus", "errors", "clock", "aio", "topics", "messages", "config", "shapes",
-         "flat_data", "fleet_file", "acl"),
+        ("edgebus", "errors", "clock", "aio", "topics", "messages", "message_limits", "config",
+         "shapes", "flat_data", "fleet_file", "acl"),
         0,
     ),
     "broker": 1,

@@ -7,7 +7,7 @@ import math
 import msgpack
 import pytest
 
-from edgebus import messages
+from edgebus import message_limits, messages
 from edgebus.messages import (
     DecodeError,
     EndOfFrame,
@@ -65,7 +65,7 @@ def test_out_of_range_values_are_refused_with_the_field_named(message, field):
 
 
 def test_an_oversized_payload_is_refused_before_it_is_unpacked():
-    body = msgpack.packb(["cam", 1, 0, "pnc", "m", 1.0, b"\0" * (messages.MAX_PAYLOAD + 1)])
+    body = msgpack.packb(["cam", 1, 0, "pnc", "m", 1.0, b"\0" * (message_limits.MAX_PAYLOAD + 1)])
     payload = bytes((messages.MAGIC, messages.SCHEMA_VERSION, FrameChunk.TYPE_CODE)) + body
     with pytest.raises(DecodeError, match="exceeds"):
         decode(payload)
@@ -77,7 +77,7 @@ def test_bulk_messages_may_be_larger():
 
 
 def test_in_range_edges_still_decode():
-    marker = end_marker(frame_id=messages.MAX_ID, capture_ts=0.0, label=-1)
+    marker = end_marker(frame_id=message_limits.MAX_ID, capture_ts=0.0, label=-1)
     assert decode(encode(marker)) == marker
     ack = messages.ModelSwitchAck("edge-1", "m", 1, -1, ts=1.0)  # -1: no frame yet
     assert decode(encode(ack)) == ack

@@ -15,7 +15,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from edgebus import messages
+from edgebus import message_limits, messages
 from edgebus.actor.lifecycle import Node, bus_for
 from edgebus.broker.bus import Bus
 from edgebus.config import Settings
@@ -219,7 +219,7 @@ async def test_a_forged_sync_ack_marks_no_unsent_row_synced(fleet):
 async def test_an_oversized_payload_is_a_dead_letter(fleet):
     topics = fleet.attacker.topics
     huge = _raw(FrameChunk, ["camera-1", 9, 0, "pnc", "pnc64", time.time(),
-                             b"\0" * (messages.MAX_PAYLOAD + 1)])  # fmt: skip
+                             b"\0" * (message_limits.MAX_PAYLOAD + 1)])  # fmt: skip
     before = fleet.edge.bus.deadletters.total
     await fleet.attacker.publish(topics.frame_chunk("camera-1", 9, 0), huge, qos=1)
     await _until(lambda: fleet.edge.bus.deadletters.total > before, 10, "the dead letter")
