@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus
 from edgebus.clock import Clock
 from edgebus.codecs.classifier import softmax
@@ -127,7 +126,6 @@ class QosClassifier:
             bus, topics, node_id, coordinator_id, load_codec, clock, fetch_raw=True
         )
         self._started = False
-        self._prefetch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # Following the switches acknowledges them and fetches each model before its
@@ -135,20 +133,9 @@ class QosClassifier:
         if not self._started:
             self._started = True
             await self.follower.start()
-            # Sensors send raw windows until the first switch, and no switch announces
-            # "raw": fetch its classifier now rather than in the middle of the first batch,
-            # where the round trip to the coordinator would hold every frame of it back.
-            self._prefetch = asyncio.create_task(self._prefetch_raw(), name="prefetch-raw")
-
-    async def _prefetch_raw(self) -> None:
-        try:
-            await self.follower.prefetch([RAW])
-        except UnknownModel as exc:  # no coordinator with a pool yet: fetched on demand
-            log.debug("raw classifier not prefetched: %s", exc)
 
     async def stop(self) -> None:
         if self._started:
-            await cancel_and_wait((self._prefetch,))
             await self.follower.stop()
 
     async def model(self, model_id: str) -> DenseAECodec:
