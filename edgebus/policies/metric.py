@@ -7,8 +7,8 @@ Fitting, on training images only:
    chosen by 2-fold (even/odd) cross-validation and f tabulated on a grid;
 4. metric = (f(h) - μ) / s with the training mean and standard deviation of f(h).
 
-Because step 4 is affine, the metric also gives E[R | metric] ≈ μ + s·metric, which the
-clairvoyant reference needs.
+Because the standardisation in 4. is affine, the metric also gives
+E[R | metric] ≈ μ + s·metric, which the clairvoyant reference needs.
 """
 
 from __future__ import annotations
