@@ -180,6 +180,10 @@ class GmqttConnection:
                 version=version,
             )
         )
+        # Whoever stops waiting (a timeout, or open() itself cancelled when a node gives
+        # up) leaves the attempt to fail on its own: its error is read here, so asyncio
+        # does not print it as a traceback.
+        connect.add_done_callback(lambda task: task.cancelled() or task.exception())
         try:
             done, _ = await asyncio.wait(
                 {connect, self._handshake_lost},
