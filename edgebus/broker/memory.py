@@ -230,6 +230,9 @@ class MemoryConnection:
     def pending_bytes(self) -> int:
         return 0
 
+    async def drained(self) -> None:
+        return  # routed synchronously: nothing ever waits to be written
+
     async def subscribe(self, patterns: list[tuple[str, int]]) -> None:
         if not self.open:
             raise NotConnected("not connected")

@@ -18,6 +18,11 @@ from typing import Protocol
 
 from edgebus.broker.address import BrokerAddress
 
+# A publisher waits once more than WRITE_HIGH_WATER bytes are waiting for the socket, until
+# no more than WRITE_LOW_WATER are: QoS 0 has no acks to pace it.
+WRITE_HIGH_WATER = 1 << 20
+WRITE_LOW_WATER = 256 << 10
+
 MQTT5 = 5
 MQTT311 = 4
 
@@ -124,6 +129,11 @@ class Connection(Protocol):
 
     def pending_bytes(self) -> int:
         """Bytes written but not yet taken by the socket (for publisher backpressure)."""
+        ...
+
+    async def drained(self) -> None:
+        """Return once at most WRITE_LOW_WATER bytes wait for the socket, or the connection
+        is gone; woken by the library's own write progress, never by polling."""
         ...
 
     async def subscribe(self, patterns: list[tuple[str, int]]) -> None: ...

@@ -13,6 +13,7 @@ from paho.mqtt.properties import Properties
 from edgebus.broker.transport import (
     MQTT5,
     MQTT311,
+    WRITE_LOW_WATER,
     ConnectFailed,
     ConnectionCallbacks,
     ConnectOptions,
@@ -95,6 +96,10 @@ class AiomqttConnection:
         # Each pending publish is a task; weigh them so the Bus's 1 MiB high-water mark
         # caps them near a thousand.
         return len(self._publishes) * 1024
+
+    async def drained(self) -> None:
+        while not self._closing and self.pending_bytes() > WRITE_LOW_WATER:
+            await asyncio.wait(set(self._publishes), return_when=asyncio.FIRST_COMPLETED)
 
     def publish(
         self, topic, payload, qos, retain, token, response_topic=None, correlation=None

@@ -17,6 +17,8 @@ from gmqtt.storage import PersistentStorage
 from edgebus.broker.transport import (
     MQTT5,
     MQTT311,
+    WRITE_HIGH_WATER,
+    WRITE_LOW_WATER,
     ConnectFailed,
     ConnectionCallbacks,
     ConnectOptions,
@@ -237,6 +239,7 @@ class GmqttConnection:
     def _coalesce_writes(client: gmqtt.Client) -> None:
         # gmqtt keeps the transport in two places: the connection and its protocol.
         connection = client._connection
+        connection._transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         coalescing = _CoalescingTransport(connection._transport)
         connection._transport = coalescing
         connection._protocol._transport = coalescing
@@ -315,6 +318,17 @@ class GmqttConnection:
         connection = self._client._connection if self._client is not None else None
         transport = getattr(connection, "_transport", None)
         return transport.get_write_buffer_size() if transport is not None else 0
+
+    async def drained(self) -> None:
+        connection = self._client._connection if self._client is not None else None
+        if connection is None or self._closing:
+            return
+        # Hand this turn's coalesced writes to the socket, whose flow control (limits set
+        # at connect) pauses the protocol above WRITE_HIGH_WATER and resumes it at or
+        # below WRITE_LOW_WATER; asyncio's drain waits for that resume.
+        connection._transport.flush()
+        with contextlib.suppress(ConnectionError):
+            await connection._protocol._drain_helper()
 
     async def subscribe(self, patterns: list[tuple[str, int]]) -> None:
         client = self._client

@@ -13,6 +13,7 @@ from paho.mqtt.properties import Properties
 from edgebus.broker.transport import (
     MQTT5,
     MQTT311,
+    WRITE_LOW_WATER,
     ConnectFailed,
     ConnectionCallbacks,
     ConnectOptions,
@@ -30,6 +31,11 @@ class PahoConnection:
         self._connected: asyncio.Future[int] = self._loop.create_future()
         self._suback: dict[int, asyncio.Future[None]] = {}
         self._closing = False
+        # Set whenever paho reports a packet written (QoS 0) or acked, and when the
+        # connection is lost: what wakes a publisher waiting for the socket to drain.
+        self._written = asyncio.Event()
+        self._unwritten: dict[int, int] = {}
+        self._unwritten_bytes = 0
         self.protocol_version = protocol_version
         self.session_present = False
         # paho queues what exceeds its own in-flight cap, so nothing overflows here; the
@@ -108,6 +114,7 @@ class PahoConnection:
         self._loop.call_soon_threadsafe(self._lost)
 
     def _lost(self) -> None:
+        self._written.set()
         if not self._closing:
             self._closing = True
             self._callbacks.on_lost(None)
@@ -128,6 +135,8 @@ class PahoConnection:
         self._loop.call_soon_threadsafe(self._acked, mid, int(code or 0))
 
     def _acked(self, mid: int, reason_code: int) -> None:
+        self._unwritten_bytes -= self._unwritten.pop(mid, 0)
+        self._written.set()
         token = self._tokens.pop(mid, None)
         if token is not None:
             self._callbacks.on_ack(token, reason_code)
@@ -141,8 +150,14 @@ class PahoConnection:
             future.set_result(None)
 
     def pending_bytes(self) -> int:
-        # paho keeps its own out-packet deque; count packets as a size proxy.
-        return len(self._client._out_packet) * 256
+        # paho's out-packet queue belongs to its thread; count what we handed it instead,
+        # until paho reports it written (QoS 0) or acknowledged.
+        return self._unwritten_bytes
+
+    async def drained(self) -> None:
+        while not self._closing and self.pending_bytes() > WRITE_LOW_WATER:
+            self._written.clear()
+            await self._written.wait()
 
     def publish(
         self, topic, payload, qos, retain, token, response_topic=None, correlation=None
@@ -160,6 +175,9 @@ class PahoConnection:
             raise NotConnected(paho.error_string(info.rc))
         if qos > 0:
             self._tokens[info.mid] = token
+        size = len(payload) + len(topic)
+        self._unwritten[info.mid] = size
+        self._unwritten_bytes += size
 
     async def subscribe(self, patterns: list[tuple[str, int]]) -> None:
         if self._closing:
@@ -177,6 +195,7 @@ class PahoConnection:
 
     async def close(self) -> None:
         self._closing = True
+        self._written.set()
         self._client.disconnect()
         await self._loop.run_in_executor(None, self._client.loop_stop)
 

@@ -136,7 +136,7 @@ async def test_queue_is_bounded_while_disconnected():
     from edgebus.broker.ports import free_port
 
     bus = make_bus(f"mqtt://127.0.0.1:{free_port()}", "q", queue_limit=5)
-    bus._supervisor = asyncio.create_task(bus._supervise())
+    bus.begin()  # connecting in the background, to a port nobody listens on
     for _ in range(5):
         await bus.publish("t/q", b"x", qos=1)
     with pytest.raises(OutgoingQueueFull, match="queue full"):
@@ -215,6 +215,41 @@ async def test_the_embedded_broker_serves_a_fleet_that_connects_at_once(embedded
             got = await asyncio.gather(*(sub.get(10) for sub in subs))
             assert [d.message.node for d in got] == [f"n{i}" for i in range(len(buses))]
             # Nobody but the holder subscribed to t/retained/#: nothing of it arrived.
-            assert all(not bus._unclaimed for bus in buses)
+            assert all(bus.inbox.unclaimed == 0 for bus in buses)
         finally:
             await asyncio.gather(*(bus.close() for bus in buses), return_exceptions=True)
+
+
+@pytest.mark.parametrize("client", ["gmqtt", "paho", "aiomqtt"])
+async def test_qos0_publisher_waits_for_a_stalled_broker_without_buffering_unbounded(
+    stock_mosquitto, client
+):
+    """A broker that stops reading (SIGSTOP) fills the socket: QoS 0 has no acks to pace
+    it, so publish() must wait for the socket to drain instead of buffering everything,
+    and carry on by itself once the broker reads again."""
+    import os
+    import signal
+
+    from edgebus.broker.transport import WRITE_HIGH_WATER
+
+    async with make_bus(stock_mosquitto.url, "flood", client=client) as bus:
+        payload = b"x" * (64 << 10)
+        pid = stock_mosquitto.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            stalled = False
+            for _ in range(2_000):  # 128 MiB: far beyond any kernel socket buffer
+                try:
+                    await asyncio.wait_for(bus.publish("t/flood", payload), 0.5)
+                except TimeoutError:
+                    stalled = True
+                    break
+            assert stalled, "publish never waited although the broker read nothing"
+            connection = bus._connection
+            assert connection is not None
+            assert connection.pending_bytes() <= WRITE_HIGH_WATER + 2 * len(payload)
+            published = bus.stats.published
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await asyncio.wait_for(bus.publish("t/flood", payload), 10)
+        assert bus.stats.published == published + 1
