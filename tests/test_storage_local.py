@@ -154,7 +154,7 @@ async def test_a_row_the_store_cannot_take_is_quarantined_and_the_rest_written(t
     store.add("results", **result(4))
     assert await store.flush() == 2  # the two good rows, gapless
     assert seqs(store) == [1, 2]
-    assert store.stats["rows_quarantined"] == 3
+    assert store.stats.rows_quarantined == 3
     with store.engine.connect() as connection:  # type: ignore[union-attr]
         kept = connection.exec_driver_sql("SELECT table_name, reason, row FROM quarantine").all()
     assert [k[0] for k in kept] == ["results", "results", "frames"]

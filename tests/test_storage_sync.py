@@ -37,12 +37,12 @@ async def test_agent_resends_until_a_late_sink_acks(actor_broker_url, tmp_path):
     add_events(store, 120)
     await store.flush()
     await asyncio.sleep(0.3)  # batches go out to nobody
-    assert store.acked_seq == 0 and agent.stats["batches_sent"] >= 1
+    assert store.acked_seq == 0 and agent.stats.batches_sent >= 1
     global_store = GlobalStore(f"sqlite:///{tmp_path / 'global.sqlite3'}")
     sink = SyncSink(cloud_bus, global_store)
     await sink.start()
     assert await agent.drain(10)
-    assert agent.stats["resends"] >= 1 and store.acked_seq == 120
+    assert agent.stats.resends >= 1 and store.acked_seq == 120
     assert global_store.count("events", ["n1"]) == 120
     await agent.stop()
     await store.close()
@@ -65,11 +65,11 @@ async def test_restart_resumes_after_the_last_ack(actor_broker_url, tmp_path):
         await agent.start()
         add_events(store, round_rows)
         assert await agent.drain(10)
-        assert agent.stats["rows_sent"] == round_rows  # nothing acked is sent again
+        assert agent.stats.rows_sent == round_rows  # nothing acked is sent again
         await agent.stop()
         await store.close()
         await node_bus.close()
-    assert sink.store.count("events", ["n1"]) == 130 and sink.stats["batches_rejected"] == 0
+    assert sink.store.count("events", ["n1"]) == 130 and sink.stats.batches_rejected == 0
     await sink.stop()
     await cloud_bus.close()
 
@@ -92,10 +92,10 @@ async def test_unsynced_rows_on_request_and_retention(actor_broker_url, tmp_path
     with pytest.raises(RequestFailed, match="unknown table 'nope'"):
         await asker.request(topic, StoreQuery("nope"), timeout=5)
     await asyncio.sleep(0.3)
-    assert store.stats["rows_pruned"] == 0  # old but not synced: kept
+    assert store.stats.rows_pruned == 0  # old but not synced: kept
     await store.mark_synced(8)
     await asyncio.sleep(0.3)
-    assert store.stats["rows_pruned"] == 5
+    assert store.stats.rows_pruned == 5
     assert [r["seq"] for r in store.all_rows("events")] == [6, 7, 8]
     await agent.stop()
     await store.close()

@@ -27,7 +27,7 @@ class CloudNode(Node):
     def stats(self) -> dict[str, float]:
         stats = super().stats()
         if self.sink is not None:
-            stats["global_rows_stored"] = float(self.sink.stats["rows_stored"])
+            stats["global_rows_stored"] = float(self.sink.stats.rows_stored)
         return stats
 
     async def main(self) -> None:

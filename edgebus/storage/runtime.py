@@ -71,7 +71,7 @@ class NodeStorage:
         return {
             "rows_stored": float(self.store.last_seq),
             "rows_unsynced": float(self.agent.backlog + self.store.pending),
-            "store_errors": float(self.store.stats["write_errors"]),
+            "store_errors": float(self.store.stats.write_errors),
         }
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus, BusClosed, OutgoingQueueFull, Subscription
 from edgebus.messages import SyncAck, SyncBatch
+from edgebus.storage.counters import SinkStats
 from edgebus.storage.errors import StorageError
 from edgebus.storage.global_store import GlobalStore, Progress, Quarantined, Rows, StreamKey
 from edgebus.storage.row_check import row_problem
@@ -36,7 +36,7 @@ class SyncSink:
     def __init__(self, bus: Bus, store: GlobalStore) -> None:
         self.bus = bus
         self.store = store
-        self.stats: Counter[str] = Counter()
+        self.stats = SinkStats()
         self.progress: dict[StreamKey, Progress] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sync-sink")
         self._queue: asyncio.Queue[SyncBatch] = asyncio.Queue()
@@ -65,14 +65,14 @@ class SyncSink:
         async for delivery in subscription:
             batch = delivery.message
             if not isinstance(batch, SyncBatch):
-                self.stats["unexpected_messages"] += 1
+                self.stats.unexpected_messages += 1
                 continue
             try:
                 sender = parse(delivery.topic).node
             except TopicError:
                 sender = None
             if sender != batch.node:
-                self.stats["batches_rejected"] += 1
+                self.stats.batches_rejected += 1
                 log.warning(
                     "rejected sync batch for node %s on topic %s: a node syncs only its own rows",
                     batch.node, delivery.topic,
@@ -119,7 +119,7 @@ class SyncSink:
             try:
                 rows = unpack(batch.node, batch.store, batch.first_seq, batch.last_seq, batch.rows)
             except BadBatch as exc:
-                self.stats["batches_rejected"] += 1
+                self.stats.batches_rejected += 1
                 log.warning("rejected sync batch: %s", exc)
                 continue
             valid.append((batch, self._screen(rows, quarantined)))
@@ -134,7 +134,7 @@ class SyncSink:
             )  # fmt: skip
         except StorageError as exc:
             # Not acked: every node resends after its ack timeout, once the store is back.
-            self.stats["store_errors"] += 1
+            self.stats.store_errors += 1
             if str(exc) != self._last_error:
                 log.error("%s", exc)
                 self._last_error = str(exc)
@@ -144,9 +144,9 @@ class SyncSink:
             log.warning("global store writable again")
             self._last_error = ""
         self.progress.update(progress)
-        self.stats["batches_stored"] += len(valid)
-        self.stats["rows_quarantined"] += refused
-        self.stats["rows_stored"] += sum(block_rows(b.rows) for b, _ in valid) - refused
+        self.stats.batches_stored += len(valid)
+        self.stats.rows_quarantined += refused
+        self.stats.rows_stored += sum(block_rows(b.rows) for b, _ in valid) - refused
         for (node, store), stream in progress.items():
             await self._ack(node, store, stream.contiguous)
 
@@ -162,6 +162,6 @@ class SyncSink:
         try:
             ack = SyncAck(node, seq, store=store)
             await self.bus.publish(self.bus.topics.sync_ack(node), ack, qos=1)
-            self.stats["acks_sent"] += 1
+            self.stats.acks_sent += 1
         except (OutgoingQueueFull, BusClosed) as exc:
             log.debug("ack to %s not sent: %s", node, exc)

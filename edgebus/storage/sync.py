@@ -17,13 +17,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus, OutgoingQueueFull
 from edgebus.messages import Message, StoreQuery, StoreRows, SyncAck, SyncBatch
+from edgebus.storage.counters import SyncStats
 from edgebus.storage.errors import StorageError
 from edgebus.storage.local import LocalStore
 from edgebus.storage.models import ROW_MODELS
@@ -50,7 +50,7 @@ class SyncAgent:
         self.store = store
         self.options = options or SyncOptions()
         self.node = store.node
-        self.stats: Counter[str] = Counter()
+        self.stats = SyncStats()
         self.sent_upto = 0
         # The highest seq published since start: acks are capped here, not at the last
         # committed row, which may never have left this node.
@@ -143,7 +143,7 @@ class SyncAgent:
             elif (
                 self.sent_upto > self.acked and now - self._progress_at > self.options.ack_timeout_s
             ):
-                self.stats["resends"] += 1
+                self.stats.resends += 1
                 log.info(
                     "%s: no sync ack for %g s; resending from seq %d",
                     self.node,
@@ -189,8 +189,8 @@ class SyncAgent:
         self.highest_sent = max(self.highest_sent, last)
         self.sent_upto = max(self.sent_upto, last)
         self._last_send = now
-        self.stats["batches_sent"] += 1
-        self.stats["rows_sent"] += count
+        self.stats.batches_sent += 1
+        self.stats.rows_sent += count
 
     async def _receive_acks(self, acks: object) -> None:
         async for delivery in acks:  # type: ignore[attr-defined]
@@ -198,7 +198,7 @@ class SyncAgent:
             if not isinstance(ack, SyncAck) or ack.node != self.node:
                 continue
             if ack.store != self.store.store_id:
-                self.stats["acks_for_other_stores"] += 1
+                self.stats.acks_for_other_stores += 1
                 continue
             if ack.highest_contiguous_seq < self.acked and self.sent_upto > self.acked:
                 self._report_regression(ack.highest_contiguous_seq)
@@ -208,13 +208,13 @@ class SyncAgent:
             # synced that never left this node.
             seq = min(ack.highest_contiguous_seq, self.highest_sent)
             if seq <= self.acked:
-                self.stats["acks_beyond_sent"] += 1
+                self.stats.acks_beyond_sent += 1
                 continue
             await self.store.mark_synced(seq)
             now = time.monotonic()
             self._progress_at = now
             self.sent_upto = max(self.sent_upto, seq)
-            self.stats["acks"] += 1
+            self.stats.acks += 1
             for callback in self.on_ack:
                 callback(seq, now)
             self._acked.set()
@@ -223,8 +223,8 @@ class SyncAgent:
     def _report_regression(self, seq: int) -> None:
         # A replaced or restored global store acks below an earlier ack while newer rows
         # are in flight, batch after batch; a single late duplicate ack is no sign of it.
-        self.stats["ack_regressions"] += 1
-        if self.stats["ack_regressions"] == 3:
+        self.stats.ack_regressions += 1
+        if self.stats.ack_regressions == 3:
             log.error(
                 "%s: the global store acknowledges only up to seq %d, but acknowledged "
                 "up to %d before: was it replaced? New rows are stored, but acks will "
