@@ -1,7 +1,7 @@
 """What a decoded message may hold. Every payload comes from the network, so decoding
 checks values, not only types: a NaN timestamp or a frame id of 10^12 is as hostile as a
 wrong type. Integers stay within what JSON and a 64-bit database column hold exactly.
-messages.py builds one validator per field of each message type from these rules."""
+message_wire.py builds one validator per field of each message type from these rules."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 
 from edgebus.dashboard import RECENT_RESULTS, FleetView
-from edgebus.launch import print_wide, relay_output
+from edgebus.launch import print_wide
+from edgebus.launch_children import relay_output
 from edgebus.messages import Heartbeat, Result
 
 

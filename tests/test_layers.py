@@ -16,8 +16,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "edgebus"
 # independent: the actors (a camera never reaches into the coordinator, nor back).
 HEIGHTS = {
     **dict.fromkeys(
-        ("edgebus", "errors", "clock", "aio", "topics", "messages", "message_limits", "config",
-         "shapes", "flat_data", "fleet_file", "acl"),
+        ("edgebus", "errors", "clock", "aio", "topics", "messages", "message_limits",
+         "message_wire", "control_messages", "config", "shapes", "flat_data", "fleet_file",
+         "acl"),
         0,
     ),
     "broker": 1,
@@ -25,8 +26,8 @@ HEIGHTS = {
     "actor": 3,
     **dict.fromkeys(("nodes", "coordinator"), 4),
     **dict.fromkeys(
-        ("cli", "launch", "dashboard", "audit_view", "reports", "experiments", "bench",
-         "__main__"),
+        ("cli", "launch", "launch_plan", "launch_fleet", "launch_children", "dashboard",
+         "audit_view", "reports", "experiments", "bench", "__main__"),
         5,
     ),
 }  # fmt: skip

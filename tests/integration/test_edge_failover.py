@@ -17,7 +17,7 @@ import pytest
 from edgebus.actor.lifecycle import bus_for
 from edgebus.config import Settings
 from edgebus.coordinator.node import CoordinatorNode
-from edgebus.launch import far_links
+from edgebus.launch_plan import far_links
 from edgebus.messages import FrameDropped, Result, SchedulingPolicy, Status
 from edgebus.nodes.camera import CameraNode
 

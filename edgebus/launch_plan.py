@@ -1,0 +1,84 @@
+"""What one `edgebus up` runs: the plan given on the command line, the ids of its nodes,
+and each node's settings (one edge as configured, or several under JSTSH)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from edgebus.config import Settings
+
+
+@dataclass(slots=True)
+class UpPlan:
+    cameras: int = 2
+    duration_s: float = 10.0
+    broker: str | None = None
+    processes: bool = False
+    dashboard: bool = True
+    # Cameras' uplink trace: the PNC system's point is accuracy that follows the bandwidth.
+    link: str = "switching"
+    # More than one edge: the coordinator maps cameras to edges by JSTSH.
+    edges: int = 1
+    kill_edge_after_s: float | None = None  # --processes: SIGKILL the last edge then
+    # Sensor streams: accelerometer windows coded with the model the QoS orchestrator
+    # chose. They follow its model switches, so `edgebus qos set` changes what they send.
+    sensors: int = 1
+
+
+# A camera reaches its nearest edge over its uplink trace and every other edge over a
+# slower emulated link (the light-jamming rate), so the mapping has something to weigh.
+FAR_EDGE_BPS = 2400.0
+# Each edge's ingress, shared by the cameras mapped to it: two cameras' unjammed uplinks.
+EDGE_DOWNLINK_BPS = 12000.0
+
+
+# What makes a stream a sensor: the pool's data set, coded by the model in force. Offload
+# gates weigh image confidence, so a sensor sends every window.
+SENSOR_SETTINGS: dict[str, Any] = {"codec": "qos", "source": "accelerometer", "offload": "off"}
+
+
+def edge_ids(plan: UpPlan) -> list[str]:
+    return [f"edge-{j + 1}" for j in range(plan.edges)]
+
+
+def camera_ids(plan: UpPlan) -> list[str]:
+    """Every stream's id (the role is camera for both): image cameras, then sensors."""
+    images = [f"camera-{i + 1}" for i in range(plan.cameras)]
+    return images + [f"sensor-{i + 1}" for i in range(plan.sensors)]
+
+
+def far_links(camera_index: int, edges: list[str]) -> str:
+    """`peer_links` of camera i: every edge but its nearest (edge i mod E) at FAR_EDGE_BPS."""
+    near = edges[camera_index % len(edges)]
+    return ",".join(f"{e}={FAR_EDGE_BPS:g}" for e in edges if e != near)
+
+
+def node_settings(settings: Settings, plan: UpPlan) -> dict[str, Settings]:
+    """Every node's settings by id: one edge as before, or several under JSTSH."""
+    edges, cameras = edge_ids(plan), camera_ids(plan)
+    scheduled = plan.edges > 1
+
+    def configured(role: str, node_id: str, **extra: Any) -> Settings:
+        return dataclasses.replace(settings, role=role, node_id=node_id, **extra)
+
+    nodes = {
+        "coordinator": configured(
+            "coordinator", "coordinator", schedule="jstsh" if scheduled else settings.schedule
+        ),
+        "cloud": configured("cloud", "cloud"),
+    }
+    for edge in edges:
+        edge_extra: dict[str, Any] = (
+            {"scheduled": True, "edge_downlink_bps": EDGE_DOWNLINK_BPS} if scheduled else {}
+        )
+        nodes[edge] = configured("edge", edge, **edge_extra)
+    for index, camera in enumerate(cameras):
+        camera_extra: dict[str, Any] = (
+            {"scheduled": True, "peer_links": far_links(index, edges)} if scheduled else {}
+        )
+        if camera.startswith("sensor-"):
+            camera_extra.update(SENSOR_SETTINGS)
+        nodes[camera] = configured("camera", camera, **camera_extra)
+    return nodes
