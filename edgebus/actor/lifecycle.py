@@ -19,6 +19,7 @@ from edgebus.clock import Clock, RealClock
 from edgebus.config import Settings
 from edgebus.errors import NodeFailed
 from edgebus.messages import Heartbeat, Result, Status, encode
+from edgebus.storage.records import ResultRecord, StatusRecord, StoreRecord
 from edgebus.storage.runtime import NodeStorage
 from edgebus.topics import Topics
 
@@ -91,25 +92,14 @@ class Node:
     async def stop_services(self) -> None:
         """Stop what start_services started, after the node's final sync."""
 
-    def record(self, kind: str, /, **row: object) -> None:
+    def record(self, record: StoreRecord) -> None:
         """Append a row to the local store (a no-op when storage is disabled)."""
         if self.storage is not None:
-            self.storage.record(kind, **row)
+            self.storage.record(record)
 
     def record_result(self, result: Result) -> None:
         """A result this node published, as its `results` row."""
-        self.record(
-            "results",
-            camera=result.camera,
-            incarnation=result.incarnation,
-            frame_id=result.frame_id,
-            top_k=result.top_k,
-            scores=result.scores,
-            latency_ms=result.latency_ms,
-            offloaded=result.offloaded,
-            deadline_met=result.deadline_met,
-            ts=result.ts,
-        )
+        self.record(ResultRecord.of(result))
 
     def stats(self) -> dict[str, float]:
         stats = {key: float(value) for key, value in self.counters.items()}
@@ -164,7 +154,7 @@ class Node:
             ready.cancel()
             if self.ready.is_set():
                 self._online = True
-                self.record("node_status", role=self.role, state="online", stats={})
+                self.record(StatusRecord(role=self.role, state="online", stats={}))
                 await self.bus.publish(
                     self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
                 )
@@ -177,7 +167,7 @@ class Node:
             # main()'s own failure was raised above; the shutdown below must still run.
             await cancel_and_wait((work, stop, heartbeat), suppress=(Exception,))
             await self.on_stop()
-            self.record("node_status", role=self.role, state="offline", stats=self.stats())
+            self.record(StatusRecord(role=self.role, state="offline", stats=self.stats()))
             if self.storage is not None:
                 await self.storage.stop()
             await self.stop_services()
@@ -212,7 +202,7 @@ class Node:
                 await self.bus.publish(
                     self.topics.status(self.node_id), self.status("online"), qos=1, retain=True
                 )
-            self.record("node_status", role=self.role, state="online", stats=self.stats())
+            self.record(StatusRecord(role=self.role, state="online", stats=self.stats()))
 
     async def _publish_heartbeat(self) -> None:
         self._heartbeat_seq += 1

@@ -26,6 +26,7 @@ from edgebus.messages import (
     to_dict,
 )
 from edgebus.qos.model_store import POOL_OFF, ModelPool, PoolError, resolve_pool
+from edgebus.storage.records import EventRecord
 
 log = logging.getLogger("edgebus.coordinator")
 
@@ -111,7 +112,7 @@ class CoordinatorNode(Node):
             message = delivery.message
             if isinstance(message, QosRequest | ModelSwitch | SchedulingPolicy):
                 kind = kinds.get(type(message), "policy_change")
-                self.record("events", kind=kind, detail=to_dict(message), ts=message.ts)
+                self.record(EventRecord(kind=kind, detail=to_dict(message), ts=message.ts))
                 self.counters[f"events_{kind}"] += 1
 
     async def _feed_heartbeats(self, heartbeats: Subscription) -> None:

@@ -47,6 +47,7 @@ from edgebus.qos.qos_model import (
     QosTarget,
     decide,
 )
+from edgebus.storage.records import EventRecord
 from edgebus.topics import Topics
 
 # How many of its own latest switches the coordinator recognises when they come back.
@@ -130,10 +131,8 @@ class Orchestrator:
         await self.bus.serve(self.topics.request(self.node_id, "qos"), self._serve_qos)
         for configuration in ("ECO", "ECCD"):
             qmap = self.pool.qos_map(configuration)
-            self.record(
-                "events", kind="qos_map",
-                detail={"configuration": configuration, **qmap.to_json()}, ts=self.clock.time(),
-            )  # fmt: skip
+            detail = {"configuration": configuration, **qmap.to_json()}
+            self.record(EventRecord(kind="qos_map", detail=detail, ts=self.clock.time()))
         return await self.bus.subscribe(self.topics.qos_request(), qos=1)
 
     async def run(self, requests: Subscription) -> None:
@@ -155,7 +154,7 @@ class Orchestrator:
                 if not isinstance(alert, DriftAlert):
                     continue
                 self.drift_alerts.append(alert)
-                self.record("events", kind="drift_alert", detail=to_dict(alert), ts=alert.ts)
+                self.record(EventRecord(kind="drift_alert", detail=to_dict(alert), ts=alert.ts))
                 log.warning("drift on %s with %s (error %.4g > %.4g)", alert.stream,
                             alert.model_id, alert.error, alert.threshold)  # fmt: skip
                 if self.on_drift is not None:
@@ -181,8 +180,11 @@ class Orchestrator:
                 switch.ts - self.clock.time(),
                 self.published.model_id if self.published else "no switch",
             )  # fmt: skip
-            self.record("events", kind="foreign_model_switch", detail=to_dict(switch),
-                        ts=self.clock.time())  # fmt: skip
+            self.record(
+                EventRecord(
+                    kind="foreign_model_switch", detail=to_dict(switch), ts=self.clock.time()
+                )
+            )
             await self._restore()
 
     def _publishing(self, switch: ModelSwitch) -> ModelSwitch:
@@ -235,7 +237,7 @@ class Orchestrator:
             decision.estimated_accuracy, decision.meets_target, switched, list(decision.reasons),
             ts=self.clock.time(),
         )  # fmt: skip
-        self.record("events", kind="qos_decision", detail=to_dict(answer), ts=answer.ts)
+        self.record(EventRecord(kind="qos_decision", detail=to_dict(answer), ts=answer.ts))
         return answer
 
     def _switch_for(self, decision: Decision) -> ModelSwitch:

@@ -57,6 +57,7 @@ from edgebus.nodes.qos_stream import FrameCoding, QosEncoder
 from edgebus.nodes.sources import CapturedFrame, FrameSource, SourceError, open_source
 from edgebus.nodes.stream_policy import ANY_PEER, CameraSchedule
 from edgebus.storage.models import DROPPED, SENT
+from edgebus.storage.records import EventRecord, FrameRecord
 
 log = logging.getLogger("edgebus.camera")
 
@@ -245,21 +246,22 @@ class CameraNode(Node):
         self.counters["drop_records"] += 1
         log.info("frame %d dropped: %s", dropped.frame_id, dropped.reason)
         self.record(
-            "frames",
-            camera=self.node_id,
-            incarnation=dropped.incarnation,
-            frame_id=dropped.frame_id,
-            direction=DROPPED,
-            edge=dropped.edge,
-            reason=dropped.reason,
-            capture_ts=dropped.capture_ts,
-            deadline_ts=dropped.capture_ts + self.settings.frame_period_ms / 1000.0,
-            codec="",
-            model_id="",
-            deadline_met=False,
-            ts=dropped.ts,
+            FrameRecord(
+                camera=self.node_id,
+                incarnation=dropped.incarnation,
+                frame_id=dropped.frame_id,
+                direction=DROPPED,
+                edge=dropped.edge,
+                reason=dropped.reason,
+                capture_ts=dropped.capture_ts,
+                deadline_ts=dropped.capture_ts + self.settings.frame_period_ms / 1000.0,
+                codec="",
+                model_id="",
+                deadline_met=False,
+                ts=dropped.ts,
+            )
         )
-        self.record("events", kind="frame_dropped", detail=to_dict(dropped), ts=dropped.ts)
+        self.record(EventRecord(kind="frame_dropped", detail=to_dict(dropped), ts=dropped.ts))
 
     def resources(self) -> dict[str, float]:
         resources = super().resources()
@@ -344,20 +346,21 @@ class CameraNode(Node):
         if decision.wanted and not decision.offload:
             self.counters["offloads_denied_no_token"] += 1
         self.record(
-            "events",
-            kind="offload_decision",
-            detail={
-                "camera": self.node_id,
-                "frame_id": frame.frame_id,
-                "metric": weak.metric,
-                "gap": weak.gap,
-                "wanted": decision.wanted,
-                "offload": decision.offload,
-                "level_before": decision.level_before,
-                "level_after": decision.level_after,
-                "bucket_npm": list(weak.bucket),
-            },
-            ts=frame.capture_ts,
+            EventRecord(
+                kind="offload_decision",
+                detail={
+                    "camera": self.node_id,
+                    "frame_id": frame.frame_id,
+                    "metric": weak.metric,
+                    "gap": weak.gap,
+                    "wanted": decision.wanted,
+                    "offload": decision.offload,
+                    "level_before": decision.level_before,
+                    "level_after": decision.level_after,
+                    "bucket_npm": list(weak.bucket),
+                },
+                ts=frame.capture_ts,
+            )
         )
 
     async def _publish_local_result(self, frame: CapturedFrame, weak: WeakAnswer) -> None:
@@ -428,19 +431,20 @@ class CameraNode(Node):
         self.counters["overruns"] += sent.overruns
         self.counters["frames_complete" if complete else "frames_truncated"] += 1
         self.record(
-            "frames",
-            camera=self.node_id,
-            incarnation=self.incarnation,
-            frame_id=sent.frame_id,
-            direction=SENT,
-            edge=edge,
-            capture_ts=sent.capture_ts,
-            deadline_ts=sent.capture_ts + self.settings.frame_period_ms / 1000.0,
-            codec=coding.codec,
-            model_id=coding.model_id,
-            bytes_sent=sent.payload_bytes,
-            features_received=0,
-            deadline_met=sent.overruns == 0,
+            FrameRecord(
+                camera=self.node_id,
+                incarnation=self.incarnation,
+                frame_id=sent.frame_id,
+                direction=SENT,
+                edge=edge,
+                capture_ts=sent.capture_ts,
+                deadline_ts=sent.capture_ts + self.settings.frame_period_ms / 1000.0,
+                codec=coding.codec,
+                model_id=coding.model_id,
+                bytes_sent=sent.payload_bytes,
+                features_received=0,
+                deadline_met=sent.overruns == 0,
+            )
         )
         if self.on_sent is not None:
             self.on_sent(sent)

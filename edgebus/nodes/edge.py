@@ -49,6 +49,7 @@ from edgebus.nodes.qos_stream import QosClassifier
 from edgebus.nodes.stream_policy import EdgeStreams
 from edgebus.storage.errors import StorageError
 from edgebus.storage.models import DROPPED, RECEIVED
+from edgebus.storage.records import EventRecord, FrameRecord
 from edgebus.topics import TopicError, parse
 
 log = logging.getLogger("edgebus.edge")
@@ -261,9 +262,9 @@ class EdgeNode(Node):
             log.warning("%s: %s frame message %s (%d so far): %s", self.node_id, kind, what,
                         count, reason)  # fmt: skip
         if isinstance(message, EndOfFrame):
-            self.record("events", kind=f"frame_{kind}", ts=self.clock.time(), detail={
-                "camera": message.camera[:64], "incarnation": message.incarnation,
-                "frame_id": message.frame_id, "reason": reason[:256]})  # fmt: skip
+            detail = {"camera": message.camera[:64], "incarnation": message.incarnation,
+                      "frame_id": message.frame_id, "reason": reason[:256]}  # fmt: skip
+            self.record(EventRecord(kind=f"frame_{kind}", detail=detail, ts=self.clock.time()))
         if answer:
             key = (message.camera, message.incarnation, message.frame_id)
             self._spawn(self._tell_camera(key, OUTCOME_REFUSED, reason))
@@ -399,21 +400,22 @@ class EdgeNode(Node):
             incarnation=frame.incarnation,
         )
         self.record(
-            "frames",
-            camera=frame.camera,
-            incarnation=frame.incarnation,
-            frame_id=frame.frame_id,
-            direction=RECEIVED,
-            edge=self.node_id,
-            capture_ts=frame.capture_ts,
-            deadline_ts=end.deadline_ts if end else 0.0,
-            codec=frame.codec,
-            model_id=frame.model_id,
-            bytes_sent=end.bytes_sent if end else 0,
-            bytes_received=frame.bytes_received,
-            features_received=verdict.units_used,
-            deadline_met=deadline_met,
-            ts=now,
+            FrameRecord(
+                camera=frame.camera,
+                incarnation=frame.incarnation,
+                frame_id=frame.frame_id,
+                direction=RECEIVED,
+                edge=self.node_id,
+                capture_ts=frame.capture_ts,
+                deadline_ts=end.deadline_ts if end else 0.0,
+                codec=frame.codec,
+                model_id=frame.model_id,
+                bytes_sent=end.bytes_sent if end else 0,
+                bytes_received=frame.bytes_received,
+                features_received=verdict.units_used,
+                deadline_met=deadline_met,
+                ts=now,
+            )
         )
         self.record_result(result)
         self.counters["frames_done"] += 1
@@ -428,21 +430,22 @@ class EdgeNode(Node):
         log.info("frame %s/%d dropped: %s", frame.camera, frame.frame_id, reason)
         end = frame.end
         self.record(
-            "frames",
-            camera=frame.camera,
-            incarnation=frame.incarnation,
-            frame_id=frame.frame_id,
-            direction=DROPPED,
-            edge=self.node_id,
-            reason=reason,
-            capture_ts=frame.capture_ts,
-            deadline_ts=end.deadline_ts if end else 0.0,
-            codec=frame.codec,
-            model_id=frame.model_id,
-            bytes_sent=end.bytes_sent if end else 0,
-            bytes_received=frame.bytes_received,
-            deadline_met=False,
-            ts=now,
+            FrameRecord(
+                camera=frame.camera,
+                incarnation=frame.incarnation,
+                frame_id=frame.frame_id,
+                direction=DROPPED,
+                edge=self.node_id,
+                reason=reason,
+                capture_ts=frame.capture_ts,
+                deadline_ts=end.deadline_ts if end else 0.0,
+                codec=frame.codec,
+                model_id=frame.model_id,
+                bytes_sent=end.bytes_sent if end else 0,
+                bytes_received=frame.bytes_received,
+                deadline_met=False,
+                ts=now,
+            )
         )
 
     async def _tell_camera(self, key: FrameKey, outcome: str, reason: str) -> None:

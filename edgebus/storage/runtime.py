@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from edgebus.broker.bus import Bus
 from edgebus.config import Settings
 from edgebus.storage.errors import StorageError
 from edgebus.storage.global_store import GlobalStore
 from edgebus.storage.local import LocalStore
+from edgebus.storage.records import StoreRecord, columns_of
 from edgebus.storage.sink import SyncSink
 from edgebus.storage.sync import SyncAgent, SyncOptions
 
@@ -53,8 +53,8 @@ class NodeStorage:
         # Long enough for a few ack timeouts, so a final drain survives one lost batch.
         self.drain_timeout_s = max(10.0, 3 * settings.sync_ack_timeout_s)
 
-    def record(self, kind: str, /, **row: Any) -> None:
-        self.store.add(kind, **row)
+    def record(self, record: StoreRecord) -> None:
+        self.store.add(record.TABLE, **columns_of(record))
 
     async def start(self) -> None:
         await self.store.start()

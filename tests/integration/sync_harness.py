@@ -18,6 +18,7 @@ from typing import Any
 from edgebus.config import Settings
 from edgebus.storage.global_store import GlobalStore
 from edgebus.storage.local import LocalStore
+from edgebus.storage.records import ResultRecord
 from edgebus.storage.runtime import NodeStorage, local_store_path
 
 FAST_SYNC = {
@@ -158,14 +159,14 @@ async def _writer(
     index = storage.store.last_seq
     while index < total:
         for _ in range(min(50, total - index)):
-            storage.record("results", **row(index))
+            storage.record(ResultRecord(incarnation=0, **row(index)))
             index += 1
         await asyncio.sleep(pause_s)
     synced = await storage.agent.drain(90)
     if hold:
         # As many rows again, committed but held back by the long sync interval.
         for more in range(total, 2 * total):
-            storage.record("results", **row(more))
+            storage.record(ResultRecord(incarnation=0, **row(more)))
         await storage.store.flush()
         print("holding" if synced else "not synced", flush=True)
         await asyncio.Event().wait()  # serve --fresh queries until killed
