@@ -5,10 +5,10 @@ marker was lost (`assembler.py`). Decoding and the strong classifier run in one 
 thread, so the event loop keeps receiving other cameras' chunks meanwhile.
 
 Every frame the edge takes ends in exactly one record in its store: a result, or a
-dropped row with the reason (no chunk arrived, undecodable, unknown model, overload).
-The record is committed before the result goes out, and the camera is told the outcome
-on `outcome/<camera>`; a camera that asks again (its end marker with attempt > 0) gets
-the same answer from the ledger (`frame_ledger.py`), never a second decision.
+dropped row with the reason (no chunk arrived, undecodable, unknown model, overload),
+committed before the result goes out (`edge_outcomes.py`); a camera that asks again (its
+end marker with attempt > 0) gets the same answer from the ledger (`frame_ledger.py`),
+never a second decision.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from edgebus.actor.lifecycle import Node
 from edgebus.aio import cancel_and_wait
-from edgebus.broker.bus import BusClosed, Delivery, OutgoingQueueFull, PublishRefused
+from edgebus.broker.bus import Delivery
 from edgebus.clock import Clock
 from edgebus.codecs.classifier import Classifier
 from edgebus.config import Settings
@@ -33,23 +33,18 @@ from edgebus.messages import (
     OUTCOME_RESULT,
     EndOfFrame,
     FrameChunk,
-    FrameDropped,
-    FrameOutcome,
-    Message,
-    Result,
     SchedulingPolicy,
-    answered_in_time,
 )
 from edgebus.nodes.assembler import FrameAssembler, PendingFrame
 from edgebus.nodes.decoding import Classified, FrameClassifier
-from edgebus.nodes.frame_ledger import Decision, FrameKey, FrameLedger
+from edgebus.nodes.edge_outcomes import EdgeOutcomes, Verdict
+from edgebus.nodes.frame_ledger import Decision, FrameLedger
 from edgebus.nodes.model_follower import UnknownModel
 from edgebus.nodes.qos_stream import CODEC as QOS_CODEC
 from edgebus.nodes.qos_stream import QosClassifier
 from edgebus.nodes.stream_policy import EdgeStreams
-from edgebus.storage.errors import StorageError
-from edgebus.storage.models import DROPPED, RECEIVED
-from edgebus.storage.records import EventRecord, FrameRecord
+from edgebus.storage.models import DROPPED
+from edgebus.storage.records import EventRecord
 from edgebus.topics import TopicError, parse
 
 log = logging.getLogger("edgebus.edge")
@@ -86,7 +81,6 @@ class EdgeNode(Node):
         )
         self.frames = FrameClassifier(classifier or Classifier("strong"), settings.frame_width)
         self.shared_group = shared_group
-        self.latencies_ms: list[float] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-classify")
         # Frames finished by the assembler, with when (monotonic): one that waits longer
         # than max_queue_s for the classifier is dropped as overload, so latency stays
@@ -94,7 +88,7 @@ class EdgeNode(Node):
         self._decided: asyncio.Queue[tuple[PendingFrame, float]] = asyncio.Queue()
         self.max_queue_s = max(1.0, 2 * period_s)
         self._batch: list[tuple[PendingFrame, float]] = []  # being decided now
-        self._done_keys: set[FrameKey] = set()  # of that batch, concluded already
+        self.outcomes = EdgeOutcomes(self, self.ledger)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         # Frames of the QoS pool's models; it follows every model switch, so the edge
@@ -165,7 +159,7 @@ class EdgeNode(Node):
         """Decide what is assembled or queued before going offline: those frames' cameras
         wait for an outcome, and nobody else holds their chunks."""
         # The batch being decided when main() was cancelled, the queue, then the assembler.
-        leftover = [item for item in self._batch if item[0].key not in self._done_keys]
+        leftover = [item for item in self._batch if item[0].key not in self.outcomes.concluded]
         leftover += self._queued()
         leftover += [(frame, self.clock.monotonic()) for frame in self.assembler.finish_all()]
         if leftover:
@@ -233,7 +227,7 @@ class EdgeNode(Node):
             self.assembler.stats.late += 1
             if isinstance(message, EndOfFrame) and decision is not None:
                 self.counters["outcomes_repeated"] += 1
-                self._spawn(self._tell_camera(key, decision.outcome, decision.reason))
+                self._spawn(self.outcomes.tell_camera(key, decision.outcome, decision.reason))
             return
         # A frame this edge has accepted parts of is its to decide: refusing its later
         # parts (late, behind a slow broker) would let the camera record it too.
@@ -267,7 +261,7 @@ class EdgeNode(Node):
             self.record(EventRecord(kind=f"frame_{kind}", detail=detail, ts=self.clock.time()))
         if answer:
             key = (message.camera, message.incarnation, message.frame_id)
-            self._spawn(self._tell_camera(key, OUTCOME_REFUSED, reason))
+            self._spawn(self.outcomes.tell_camera(key, OUTCOME_REFUSED, reason))
 
     async def _expire_loop(self) -> None:
         while True:
@@ -284,7 +278,7 @@ class EdgeNode(Node):
         in step) costs one model call, not one each."""
         while True:
             self._batch = batch = [await self._decided.get()]
-            self._done_keys.clear()
+            self.outcomes.concluded.clear()
             while not self._decided.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._decided.get_nowait())
             try:
@@ -294,23 +288,25 @@ class EdgeNode(Node):
                 # ends as dropped records with the reason, and the loop goes on.
                 self.counters["decide_errors"] += 1
                 log.exception("%s: deciding %d frame(s) failed", self.node_id, len(batch))
-                undecided = [f for f, _ in batch if f.key not in self._done_keys]
-                await self._conclude([(f, None, f"edge error: {exc}"[:200]) for f in undecided])
+                undecided = [f for f, _ in batch if f.key not in self.outcomes.concluded]
+                await self.outcomes.conclude(
+                    [Verdict(f, None, f"edge error: {exc}"[:200]) for f in undecided]
+                )
             self._batch = []
 
     async def _decide(self, batch: list[tuple[PendingFrame, float]]) -> None:
         now = self.clock.monotonic()
-        verdicts: list[tuple[PendingFrame, Classified | None, str]] = []
+        verdicts: list[Verdict] = []
         images: list[PendingFrame] = []
         for frame, decided_at in batch:
             if not frame.chunks:
                 sent = frame.end.chunks_sent if frame.end is not None else "?"
-                verdicts.append((frame, None, f"no chunk arrived ({sent} sent)"))
+                verdicts.append(Verdict(frame, None, f"no chunk arrived ({sent} sent)"))
             elif now - decided_at > self.max_queue_s:
                 self.counters["frames_overload"] += 1
                 waited = now - decided_at
                 verdicts.append(
-                    (frame, None, f"overload: waited {waited:.2f} s for the classifier")
+                    Verdict(frame, None, f"overload: waited {waited:.2f} s for the classifier")
                 )
             elif frame.codec == QOS_CODEC:
                 verdicts.append(await self._classify_qos(frame))
@@ -322,145 +318,26 @@ class EdgeNode(Node):
             for frame, verdict in zip(images, outs, strict=True):
                 if isinstance(verdict, str):
                     self.counters["undecodable_frames"] += 1
-                    verdicts.append((frame, None, f"undecodable: {verdict}"[:200]))
+                    verdicts.append(Verdict(frame, None, f"undecodable: {verdict}"[:200]))
                 else:
-                    verdicts.append((frame, verdict, ""))
-        await self._conclude(verdicts)
+                    verdicts.append(Verdict(frame, verdict))
+        await self.outcomes.conclude(verdicts)
 
-    async def _classify_qos(
-        self, frame: PendingFrame
-    ) -> tuple[PendingFrame, Classified | None, str]:
+    async def _classify_qos(self, frame: PendingFrame) -> Verdict:
         """A pool-model frame: classified only by the model it names, else dropped."""
         try:
             model = await self.qos.model(frame.model_id)
         except UnknownModel as exc:
             self.counters["frames_rejected_unknown_model"] += 1
             log.error("frame %s/%d rejected: %s", frame.camera, frame.frame_id, exc)
-            return frame, None, f"unknown model: {exc}"[:200]
+            return Verdict(frame, None, f"unknown model: {exc}"[:200])
         data = b"".join(frame.ordered_chunks())
         loop = asyncio.get_running_loop()
         verdict = await loop.run_in_executor(self._worker, QosClassifier.classify, model, data)
         if isinstance(verdict, str):
             self.counters["undecodable_frames"] += 1
-            return frame, None, f"undecodable: {verdict}"[:200]
-        return frame, Classified(verdict.top_k, verdict.scores, 1), ""
-
-    async def _conclude(self, verdicts: list[tuple[PendingFrame, Classified | None, str]]) -> None:
-        """Record every frame's outcome, commit it, then tell the bus: a crash after the
-        result went out can never leave the result without its row."""
-        now = self.clock.time()
-        results: list[Result] = []
-        for frame, verdict, reason in verdicts:
-            if verdict is not None:
-                results.append(self._record_result(frame, verdict, now))
-            else:
-                self._record_drop(frame, reason, now)
-        if self.storage is not None:
-            try:
-                await self.storage.store.flush()
-            except StorageError as exc:
-                # The rows wait in memory and are written when the disk allows.
-                log.error("%s: outcomes not yet stored: %s", self.node_id, exc)
-        for frame, verdict, reason in verdicts:
-            outcome = OUTCOME_RESULT if verdict is not None else OUTCOME_DROPPED
-            self.ledger.decide(frame.key, outcome, reason, now)
-            self._done_keys.add(frame.key)
-        for result in results:
-            await self._publish(self.topics.result(self.node_id), result)
-        for frame, verdict, reason in verdicts:
-            if verdict is None:
-                dropped = FrameDropped(
-                    frame.camera, frame.frame_id, self.node_id, reason, frame.capture_ts,
-                    ts=now, incarnation=frame.incarnation,
-                )  # fmt: skip
-                await self._publish(self.topics.dropped(frame.camera), dropped)
-            outcome = OUTCOME_RESULT if verdict is not None else OUTCOME_DROPPED
-            await self._tell_camera(frame.key, outcome, reason)
-
-    def _record_result(self, frame: PendingFrame, verdict: Classified, now: float) -> Result:
-        latency_ms = (now - frame.capture_ts) * 1000.0 if frame.capture_ts else 0.0
-        end = frame.end
-        deadline_met = end is not None and answered_in_time(now, end.deadline_ts)
-        result = Result(
-            node=self.node_id,
-            camera=frame.camera,
-            frame_id=frame.frame_id,
-            top_k=verdict.top_k,
-            scores=verdict.scores,
-            bytes_received=frame.bytes_received,
-            chunks_received=len(frame.ordered_chunks()),
-            latency_ms=latency_ms,
-            offloaded=True,
-            deadline_met=deadline_met,
-            ts=now,
-            units_received=verdict.units_used,
-            codec=frame.codec,
-            label=end.label if end is not None else -1,
-            model_id=frame.model_id,
-            incarnation=frame.incarnation,
-        )
-        self.record(
-            FrameRecord(
-                camera=frame.camera,
-                incarnation=frame.incarnation,
-                frame_id=frame.frame_id,
-                direction=RECEIVED,
-                edge=self.node_id,
-                capture_ts=frame.capture_ts,
-                deadline_ts=end.deadline_ts if end else 0.0,
-                codec=frame.codec,
-                model_id=frame.model_id,
-                bytes_sent=end.bytes_sent if end else 0,
-                bytes_received=frame.bytes_received,
-                features_received=verdict.units_used,
-                deadline_met=deadline_met,
-                ts=now,
-            )
-        )
-        self.record_result(result)
-        self.counters["frames_done"] += 1
-        self.counters["bytes_received"] += frame.bytes_received
-        self.counters["units_received"] += verdict.units_used
-        self.counters["deadline_hits" if deadline_met else "deadline_misses"] += 1
-        self.latencies_ms.append(latency_ms)
-        return result
-
-    def _record_drop(self, frame: PendingFrame, reason: str, now: float) -> None:
-        self.counters["drop_records"] += 1
-        log.info("frame %s/%d dropped: %s", frame.camera, frame.frame_id, reason)
-        end = frame.end
-        self.record(
-            FrameRecord(
-                camera=frame.camera,
-                incarnation=frame.incarnation,
-                frame_id=frame.frame_id,
-                direction=DROPPED,
-                edge=self.node_id,
-                reason=reason,
-                capture_ts=frame.capture_ts,
-                deadline_ts=end.deadline_ts if end else 0.0,
-                codec=frame.codec,
-                model_id=frame.model_id,
-                bytes_sent=end.bytes_sent if end else 0,
-                bytes_received=frame.bytes_received,
-                deadline_met=False,
-                ts=now,
-            )
-        )
-
-    async def _tell_camera(self, key: FrameKey, outcome: str, reason: str) -> None:
-        camera, incarnation, frame_id = key
-        told = FrameOutcome(camera, incarnation, frame_id, self.node_id, outcome, reason[:256],
-                            ts=self.clock.time())  # fmt: skip
-        await self._publish(self.topics.outcome(camera), told)
-
-    async def _publish(self, topic: str, message: Message) -> None:
-        try:
-            await self.bus.publish(topic, message, qos=1)
-        except (OutgoingQueueFull, BusClosed, PublishRefused) as exc:
-            # The record is stored; a camera that misses this asks again.
-            self.counters["outcomes_unpublished"] += 1
-            log.debug("not published to %s: %s", topic, exc)
+            return Verdict(frame, None, f"undecodable: {verdict}"[:200])
+        return Verdict(frame, Classified(verdict.top_k, verdict.scores, 1))
 
     def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coroutine)

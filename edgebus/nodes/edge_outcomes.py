@@ -1,0 +1,172 @@
+"""How an edge ends each frame it took: one record, committed, then told.
+
+Every verdict becomes exactly one row in the edge's store (a result, or a dropped frame
+with its reason), committed before anything goes on the bus: a crash after the result
+went out can never leave the result without its row. Then the ledger remembers the
+answer (a camera that asks again gets the same one), the result or the drop is
+published, and the camera is told the frame's outcome on `outcome/<camera>`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from edgebus.actor.lifecycle import Node
+from edgebus.broker.bus import BusClosed, OutgoingQueueFull, PublishRefused
+from edgebus.messages import (
+    OUTCOME_DROPPED,
+    OUTCOME_RESULT,
+    FrameDropped,
+    FrameOutcome,
+    Message,
+    Result,
+    answered_in_time,
+)
+from edgebus.nodes.assembler import PendingFrame
+from edgebus.nodes.decoding import Classified
+from edgebus.nodes.frame_ledger import FrameKey, FrameLedger
+from edgebus.storage.errors import StorageError
+from edgebus.storage.models import DROPPED, RECEIVED
+from edgebus.storage.records import FrameRecord
+
+log = logging.getLogger("edgebus.edge")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the edge decided about one frame: classified, or dropped with the reason."""
+
+    frame: PendingFrame
+    classified: Classified | None
+    reason: str = ""
+
+    @property
+    def outcome(self) -> str:
+        return OUTCOME_RESULT if self.classified is not None else OUTCOME_DROPPED
+
+
+class EdgeOutcomes:
+    def __init__(self, node: Node, ledger: FrameLedger) -> None:
+        self.node = node
+        self.ledger = ledger
+        self.latencies_ms: list[float] = []
+        self.concluded: set[FrameKey] = set()  # of the batch being decided
+
+    async def conclude(self, verdicts: list[Verdict]) -> None:
+        node = self.node
+        now = node.clock.time()
+        results: list[Result] = []
+        for verdict in verdicts:
+            if verdict.classified is not None:
+                results.append(self._record_result(verdict.frame, verdict.classified, now))
+            else:
+                self._record_drop(verdict.frame, verdict.reason, now)
+        if node.storage is not None:
+            try:
+                await node.storage.store.flush()
+            except StorageError as exc:
+                # The rows wait in memory and are written when the disk allows.
+                log.error("%s: outcomes not yet stored: %s", node.node_id, exc)
+        for verdict in verdicts:
+            self.ledger.decide(verdict.frame.key, verdict.outcome, verdict.reason, now)
+            self.concluded.add(verdict.frame.key)
+        for result in results:
+            await self.publish(node.topics.result(node.node_id), result)
+        for verdict in verdicts:
+            frame = verdict.frame
+            if verdict.classified is None:
+                dropped = FrameDropped(
+                    frame.camera, frame.frame_id, node.node_id, verdict.reason,
+                    frame.capture_ts, ts=now, incarnation=frame.incarnation,
+                )  # fmt: skip
+                await self.publish(node.topics.dropped(frame.camera), dropped)
+            await self.tell_camera(frame.key, verdict.outcome, verdict.reason)
+
+    def _record_result(self, frame: PendingFrame, verdict: Classified, now: float) -> Result:
+        node = self.node
+        latency_ms = (now - frame.capture_ts) * 1000.0 if frame.capture_ts else 0.0
+        end = frame.end
+        deadline_met = end is not None and answered_in_time(now, end.deadline_ts)
+        result = Result(
+            node=node.node_id,
+            camera=frame.camera,
+            frame_id=frame.frame_id,
+            top_k=verdict.top_k,
+            scores=verdict.scores,
+            bytes_received=frame.bytes_received,
+            chunks_received=len(frame.ordered_chunks()),
+            latency_ms=latency_ms,
+            offloaded=True,
+            deadline_met=deadline_met,
+            ts=now,
+            units_received=verdict.units_used,
+            codec=frame.codec,
+            label=end.label if end is not None else -1,
+            model_id=frame.model_id,
+            incarnation=frame.incarnation,
+        )
+        node.record(
+            FrameRecord(
+                camera=frame.camera,
+                incarnation=frame.incarnation,
+                frame_id=frame.frame_id,
+                direction=RECEIVED,
+                edge=node.node_id,
+                capture_ts=frame.capture_ts,
+                deadline_ts=end.deadline_ts if end else 0.0,
+                codec=frame.codec,
+                model_id=frame.model_id,
+                bytes_sent=end.bytes_sent if end else 0,
+                bytes_received=frame.bytes_received,
+                features_received=verdict.units_used,
+                deadline_met=deadline_met,
+                ts=now,
+            )
+        )
+        node.record_result(result)
+        node.counters["frames_done"] += 1
+        node.counters["bytes_received"] += frame.bytes_received
+        node.counters["units_received"] += verdict.units_used
+        node.counters["deadline_hits" if deadline_met else "deadline_misses"] += 1
+        self.latencies_ms.append(latency_ms)
+        return result
+
+    def _record_drop(self, frame: PendingFrame, reason: str, now: float) -> None:
+        node = self.node
+        node.counters["drop_records"] += 1
+        log.info("frame %s/%d dropped: %s", frame.camera, frame.frame_id, reason)
+        end = frame.end
+        node.record(
+            FrameRecord(
+                camera=frame.camera,
+                incarnation=frame.incarnation,
+                frame_id=frame.frame_id,
+                direction=DROPPED,
+                edge=node.node_id,
+                reason=reason,
+                capture_ts=frame.capture_ts,
+                deadline_ts=end.deadline_ts if end else 0.0,
+                codec=frame.codec,
+                model_id=frame.model_id,
+                bytes_sent=end.bytes_sent if end else 0,
+                bytes_received=frame.bytes_received,
+                deadline_met=False,
+                ts=now,
+            )
+        )
+
+    async def tell_camera(self, key: FrameKey, outcome: str, reason: str) -> None:
+        node = self.node
+        camera, incarnation, frame_id = key
+        told = FrameOutcome(camera, incarnation, frame_id, node.node_id, outcome, reason[:256],
+                            ts=node.clock.time())  # fmt: skip
+        await self.publish(node.topics.outcome(camera), told)
+
+    async def publish(self, topic: str, message: Message) -> None:
+        try:
+            await self.node.bus.publish(topic, message, qos=1)
+        except (OutgoingQueueFull, BusClosed, PublishRefused) as exc:
+            # The record is stored; a camera that misses this asks again.
+            self.node.counters["outcomes_unpublished"] += 1
+            log.debug("not published to %s: %s", topic, exc)
