@@ -189,11 +189,17 @@ class ModelFollower(Generic[M]):
             raise UnknownModel(f"model {model_id}: the coordinator answered with something else")
         self.counters["fetches"] += 1
         try:
-            self._verify(bundle, sha256)
+            # Hashing the files and building the runtime sessions take milliseconds to
+            # seconds: off the loop, which keeps the node's other frames moving meanwhile.
+            model = await asyncio.to_thread(self._verified_load, bundle, sha256)
         except BundleMismatch as exc:
             self.counters["checksum_rejected"] += 1
             raise UnknownModel(str(exc)) from None
-        return self._remember(Loaded(model_id, bundle.version, bundle.sha256, self.loader(bundle)))
+        return self._remember(Loaded(model_id, bundle.version, bundle.sha256, model))
+
+    def _verified_load(self, bundle: ModelBundle, sha256: str | None) -> M:
+        self._verify(bundle, sha256)
+        return self.loader(bundle)
 
     @staticmethod
     def _verify(bundle: ModelBundle, announced: str | None) -> None:
