@@ -76,11 +76,17 @@ async def _run_fleet(
     fleet_file.publish(Path(settings.data_dir), url, settings.site, settings.protocol)
     nodes = node_settings(settings, plan)
     edges, cameras = edge_ids(plan), camera_ids(plan)
-    in_process: list[Node] = [CoordinatorNode(nodes["coordinator"]), CloudNode(nodes["cloud"])]
-    if not plan.processes:
-        in_process += [EdgeNode(nodes[e]) for e in edges]
-        in_process += [CameraNode(nodes[c]) for c in cameras]
-    fleet = Fleet(in_process, [], {}, {})
+
+    def build() -> list[Node]:
+        built: list[Node] = [CoordinatorNode(nodes["coordinator"]), CloudNode(nodes["cloud"])]
+        if not plan.processes:
+            built += [EdgeNode(nodes[e]) for e in edges]
+            built += [CameraNode(nodes[c]) for c in cameras]
+        return built
+
+    # Building a node loads its models (onnxruntime sessions) and may solve an offload
+    # policy (an MDP, a DQN): seconds the embedded broker, on this loop, must not stall.
+    fleet = Fleet(await asyncio.to_thread(build), [], {}, {})
 
     view = FleetView()
     observer = bus_for(dataclasses.replace(settings, node_id="dashboard"))

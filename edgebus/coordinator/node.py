@@ -62,7 +62,7 @@ class CoordinatorNode(Node):
             log.info("QoS orchestrator off (qos_pool = %r)", POOL_OFF)
             return None
         try:
-            pool = ModelPool.load(path)
+            pool = await asyncio.to_thread(ModelPool.load, path)  # reads every model's card
         except PoolError as exc:
             log.warning("QoS orchestrator off: %s", exc)
             return None

@@ -25,6 +25,7 @@ published (retained, QoS 1), each with a higher version.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass, field
@@ -221,13 +222,17 @@ class StreamScheduler:
 
     # -- planning -----------------------------------------------------------------------
 
-    def compute(self) -> Plan | None:
-        edges, cameras = self._alive("edge"), self._alive("camera")
+    @staticmethod
+    def _plan_for(
+        edges: dict[str, Status], cameras: dict[str, Status], current: Plan | None
+    ) -> Plan | None:
+        """The plan for these live nodes; pure, so it runs in a worker thread (JSTSH takes
+        a quarter of a second at 64 cameras on 8 edges)."""
         if not edges or not cameras:
             return Plan({}, {})
         try:
             problem = build_problem(list(edges.values()), list(cameras.values()))
-            detect = self._sticky(problem, jstsh(problem).detect)
+            detect = _sticky(problem, jstsh(problem).detect, current)
         except DceiInputError as exc:
             log.error("no stream plan: %s", exc)
             return None
@@ -238,25 +243,6 @@ class StreamScheduler:
             for k, (s, i) in enumerate(zip(problem.streams, detect, strict=True))
         }
         return Plan(edge_of, caps_for(edge_of, edges, cameras), latency)
-
-    def _sticky(self, problem: DceiProblem, fresh: tuple[int, ...]) -> tuple[int, ...]:
-        """JSTSH's placement, or the current one with the cameras that lost (or never had)
-        an edge placed one by one where the round grows least, when moving the others
-        would not shorten the round by MOVE_GAIN."""
-        if self.plan is None:
-            return fresh
-        names = [d.name for d in problem.devices]
-        current = [
-            names.index(edge) if (edge := self.plan.edge_of.get(s.name)) in names else None
-            for s in problem.streams
-        ]
-        kept = _place_rest(problem, current)
-        if kept == fresh:
-            return fresh
-        # Re-ID is not placed live: every stream's (zero-load) re-ID stays local.
-        fresh_makespan = round_cost(problem, fresh, fresh)[0]
-        kept_makespan = round_cost(problem, kept, kept)[0]
-        return fresh if fresh_makespan < (1 - MOVE_GAIN) * kept_makespan else kept
 
     def policies(self, plan: Plan) -> dict[str, SchedulingPolicy]:
         """One policy per known edge and camera; an edge or camera without a part in the
@@ -281,7 +267,8 @@ class StreamScheduler:
     async def replan(self) -> int:
         """Compute and publish what changed; returns how many policies went out."""
         self._dirty = False
-        plan = self.compute()
+        edges, cameras = self._alive("edge"), self._alive("camera")
+        plan = await asyncio.to_thread(self._plan_for, edges, cameras, self.plan)
         if plan is None:
             return 0
         self.plan = plan
@@ -310,6 +297,26 @@ class StreamScheduler:
                 last = now
                 await self.replan()
             await self.clock.sleep(0.1)
+
+
+def _sticky(problem: DceiProblem, fresh: tuple[int, ...], plan: Plan | None) -> tuple[int, ...]:
+    """JSTSH's placement, or the current plan's with the cameras that lost (or never had)
+    an edge placed one by one where the round grows least, when moving the others would
+    not shorten the round by MOVE_GAIN."""
+    if plan is None:
+        return fresh
+    names = [d.name for d in problem.devices]
+    current = [
+        names.index(edge) if (edge := plan.edge_of.get(s.name)) in names else None
+        for s in problem.streams
+    ]
+    kept = _place_rest(problem, current)
+    if kept == fresh:
+        return fresh
+    # Re-ID is not placed live: every stream's (zero-load) re-ID stays local.
+    fresh_makespan = round_cost(problem, fresh, fresh)[0]
+    kept_makespan = round_cost(problem, kept, kept)[0]
+    return fresh if fresh_makespan < (1 - MOVE_GAIN) * kept_makespan else kept
 
 
 def _same(a: SchedulingPolicy, b: SchedulingPolicy) -> bool:

@@ -61,22 +61,26 @@ async def run_period(
     edge_task = asyncio.create_task(edge.run(connect_timeout=10)) if edge is not None else None
     if edge is not None:
         await edge.ready.wait()
-    cameras = [
-        CameraNode(
-            dataclasses.replace(
-                settings,
-                role="camera",
-                node_id=cell.camera_id,
-                codec=cell.codec,
-                link=cell.scenario,
-                chunk_bytes=cell.chunk_bytes,
-            ),
-            max_frames=frames,
-            source=SyntheticSource(settings.frame_width, TEST_SEED, TEST_START),
-            on_sent=on_sent,
-        )
-        for cell in cells
-    ]
+    # Built off the loop: a camera loads its encoder's runtime session, and the edge is
+    # already taking frames on this loop.
+    cameras = await asyncio.to_thread(
+        lambda: [
+            CameraNode(
+                dataclasses.replace(
+                    settings,
+                    role="camera",
+                    node_id=cell.camera_id,
+                    codec=cell.codec,
+                    link=cell.scenario,
+                    chunk_bytes=cell.chunk_bytes,
+                ),
+                max_frames=frames,
+                source=SyntheticSource(settings.frame_width, TEST_SEED, TEST_START),
+                on_sent=on_sent,
+            )
+            for cell in cells
+        ]
+    )
     tasks = [asyncio.create_task(camera.run(connect_timeout=10)) for camera in cameras]
     try:
         loop = asyncio.get_running_loop()
