@@ -18,6 +18,10 @@ Pipeline, as asyncio tasks:
   again for frames no edge answered and records a dropped frame itself only where no
   edge will. Each start draws a new `incarnation`, so frame ids that restart at 0 never
   collide with an earlier run's.
+
+The camera's parts are built and checked from its settings in `camera_setup.py`; what it
+keeps in its store about its frames (sent, dropped, still open, offload decisions) is
+`camera_records.py`.
 """
 
 from __future__ import annotations
@@ -30,34 +34,18 @@ from collections.abc import Callable
 
 from edgebus.actor.lifecycle import Node
 from edgebus.broker.bus import BusError, OutgoingQueueFull
-from edgebus.broker.link import LinkEmulator, TraceError, trace_from_spec
+from edgebus.broker.link import LinkEmulator
 from edgebus.clock import Clock
-from edgebus.codecs.base import Codec
-from edgebus.codecs.errors import CodecError
-from edgebus.config import ConfigError, Settings
-from edgebus.flat_data import FLAT_KINDS
-from edgebus.messages import (
-    EndOfFrame,
-    FrameDropped,
-    Result,
-    answered_in_time,
-    to_dict,
-)
-from edgebus.nodes.chunking import BYTE_CODEC_BLOCK
-from edgebus.nodes.codec_choice import parse_codec
+from edgebus.config import Settings
+from edgebus.messages import Result, answered_in_time
+from edgebus.nodes.camera_records import CameraRecords
+from edgebus.nodes.camera_setup import camera_parts
 from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
 from edgebus.nodes.frame_sender import EncodeJob, FrameSender, SenderSetup, SentFrame
-from edgebus.nodes.offload_gate import (
-    OffloadEveryFrame,
-    OffloadGate,
-    PolicyGate,
-    WeakAnswer,
-)
+from edgebus.nodes.offload_gate import OffloadGate, PolicyGate, WeakAnswer
 from edgebus.nodes.qos_stream import FrameCoding, QosEncoder
-from edgebus.nodes.sources import CapturedFrame, FrameSource, SourceError, open_source
+from edgebus.nodes.sources import CapturedFrame, FrameSource
 from edgebus.nodes.stream_policy import ANY_PEER, CameraSchedule
-from edgebus.storage.models import DROPPED, SENT
-from edgebus.storage.records import EventRecord, FrameRecord
 
 log = logging.getLogger("edgebus.camera")
 
@@ -79,54 +67,28 @@ class CameraNode(Node):
         # This run of the camera: part of every frame's identity (random, never 0).
         self.incarnation = secrets.randbits(52) or 1
         period_s = settings.frame_period_ms / 1000.0
+        # What the store keeps about this run's frames (and asks about earlier runs').
+        self.frame_records = CameraRecords(settings, self.incarnation, self.storage,
+                                           self.counters)  # fmt: skip
         self.outcomes = OutcomeTracker(
             self.bus, self.topics, self.node_id, self.incarnation, self.clock,
-            OutcomeTimings.for_period(period_s, settings.outcome_timeout_s), self._record_drop,
-            self._mark_open, self._mark_closed,
+            OutcomeTimings.for_period(period_s, settings.outcome_timeout_s),
+            self.frame_records.dropped, self.frame_records.mark_open,
+            self.frame_records.mark_closed,
         )  # fmt: skip
-        self.qos: QosEncoder | None = None
-        try:
-            self._check_data_path(settings)
-            if settings.codec == "qos":
-                self.qos = QosEncoder(
-                    self.bus, self.topics, self.node_id, settings.coordinator_id,
-                    settings.source, self.clock, settings.drift_threshold,
-                )  # fmt: skip
-                self.block_bytes = 0  # one frame, one unit, one chunk
-            else:
-                choice = parse_codec(settings.codec)
-                codec: Codec = choice.build(settings.frame_width)
-                self._fixed_coding = FrameCoding(choice.name, choice.model_id, codec.encode_stream)
-                # Byte codecs are one file: the sender cuts it into blocks.
-                self.block_bytes = settings.chunk_bytes or (
-                    0 if choice.unit_stream else BYTE_CODEC_BLOCK
-                )
-            self.source = source or open_source(
-                settings.source, settings.frame_width, seed=hash(settings.node_id) & 0xFFFF
-            )
-            trace = trace_from_spec(settings.link)
-            if gate is None:
-                gate = self._offload_gate(settings)
-        except (CodecError, SourceError, TraceError, ValueError) as exc:
-            # Bad codec, source, link or offload settings (a policy file included): one line
-            # naming the input, no traceback.
-            raise ConfigError(f"camera {settings.node_id}: {exc}") from None
-        self.link = LinkEmulator(trace, self.clock) if trace is not None else None
-        # Under the coordinator's scheduling policy the schedule picks each frame's
-        # edge and capped link, and accounts for frames left unanswered.
-        self.schedule: CameraSchedule | None = None
-        if settings.scheduled:
-            try:
-                self.schedule = CameraSchedule(
-                    self.bus, self.topics, self.node_id, self.clock, trace, settings.peer_links
-                )
-            except ValueError as exc:
-                raise ConfigError(f"camera {settings.node_id}: {exc}") from None
+        # Every setting is checked here: a bad one is a ConfigError before anything runs.
+        parts = camera_parts(settings, self.bus, self.topics, self.clock, source, gate)
+        self._coding_for = parts.coding_for
+        self.qos: QosEncoder | None = parts.qos
+        self.block_bytes = parts.block_bytes
+        self.source: FrameSource = parts.source
+        self.link: LinkEmulator | None = parts.link
+        self.schedule: CameraSchedule | None = parts.schedule
         self.frame_bytes = 0.0  # a full frame's size, estimated at start (for schedulers)
-        self.gate: OffloadGate = gate
+        self.gate: OffloadGate = parts.gate
         # Under a token bucket an offloaded frame is sent whole: the decision bought the
         # strong model's answer on the full frame, not on what a deadline lets through.
-        self.whole_frames = isinstance(gate, PolicyGate)
+        self.whole_frames = isinstance(self.gate, PolicyGate)
         self.max_frames = max_frames
         self.on_sent = on_sent
         self._jobs: asyncio.Queue[EncodeJob] = asyncio.Queue()
@@ -140,40 +102,6 @@ class CameraNode(Node):
     def _link_for(self, edge: str) -> LinkEmulator | None:
         # Under a schedule each edge has its own (capped) link; else the one uplink.
         return self.schedule.route.link_to(edge) if self.schedule is not None else self.link
-
-    @staticmethod
-    def _check_data_path(settings: Settings) -> None:
-        """A sensor source streams to the QoS pool's models and nothing else does."""
-        flat = settings.source in FLAT_KINDS
-        if settings.codec == "qos" and not flat:
-            raise ValueError(
-                f"codec qos needs a flat source ({', '.join(FLAT_KINDS)}), got source "
-                f"{settings.source!r}"
-            )
-        if flat and settings.codec != "qos":
-            raise ValueError(
-                f"source {settings.source} streams data vectors for the QoS pool; set codec qos"
-            )
-        if settings.codec == "qos" and settings.offload != "off":
-            raise ValueError("offload needs an image codec; the qos codec follows the pool")
-
-    def _coding_for(self, frame: CapturedFrame) -> FrameCoding:
-        if self.qos is not None:
-            return self.qos.coding_for(frame.capture_ts)
-        return self._fixed_coding
-
-    @staticmethod
-    def _offload_gate(settings: Settings) -> OffloadGate:
-        if settings.offload == "off":
-            return OffloadEveryFrame()
-        return PolicyGate(
-            settings.offload,
-            settings.offload_rate,
-            settings.offload_bucket,
-            settings.frame_period_ms / 1000.0,
-            settings.offload_costs,
-            settings.offload_policy,
-        )
 
     # -- capture --------------------------------------------------------------------------
 
@@ -192,76 +120,10 @@ class CameraNode(Node):
         if self.schedule is not None:
             await self.schedule.stop()
 
-    def _mark_open(self, marker: EndOfFrame) -> None:
-        if self.storage is not None:
-            self.storage.store.mark_open({
-                "incarnation": marker.incarnation, "frame_id": marker.frame_id,
-                "edge": marker.edge, "capture_ts": marker.capture_ts,
-                "deadline_ts": marker.deadline_ts, "codec": marker.codec,
-                "model_id": marker.model_id, "bytes_sent": marker.bytes_sent,
-            })  # fmt: skip
-
-    def _mark_closed(self, incarnation: int, frame_id: int) -> None:
-        if self.storage is not None:
-            self.storage.store.mark_closed(incarnation, frame_id)
-
-    async def _ask_about_earlier_runs(self) -> None:
-        """Frames an earlier run of this camera sent and never heard back about (it
-        crashed, or stopped first): ask again, so none is left without a record."""
-        if self.storage is None:
-            return
-        earlier = [f for f in await self.storage.store.open_frames()
-                   if f["incarnation"] != self.incarnation]  # fmt: skip
-        markers = [
-            EndOfFrame(
-                camera=self.node_id,
-                frame_id=f["frame_id"],
-                chunks_sent=0,
-                total_chunks=0,
-                bytes_sent=f["bytes_sent"],
-                codec=f["codec"],
-                model_id=f["model_id"],
-                capture_ts=f["capture_ts"],
-                deadline_ts=f["deadline_ts"],
-                width=self.settings.frame_width,
-                height=self.settings.frame_height,
-                edge=f["edge"],
-                incarnation=f["incarnation"],
-                attempt=1,
-            )
-            for f in earlier
-        ]
-        if markers:
-            log.info("%s: asking again about %d frame(s) of earlier runs", self.node_id,
-                     len(markers))  # fmt: skip
-            self.outcomes.ask_again(markers)
-
     def _full_frame_bytes(self) -> float:
         """Every unit of the source's first frame: what the camera would send unhindered."""
         frame = self.source.frame(0)
-        coding = self.qos.coding_for(0.0) if self.qos is not None else self._fixed_coding
-        return float(sum(len(unit) for unit in coding.units(frame.image)))
-
-    def _record_drop(self, dropped: FrameDropped) -> None:
-        self.counters["drop_records"] += 1
-        log.info("frame %d dropped: %s", dropped.frame_id, dropped.reason)
-        self.record(
-            FrameRecord(
-                camera=self.node_id,
-                incarnation=dropped.incarnation,
-                frame_id=dropped.frame_id,
-                direction=DROPPED,
-                edge=dropped.edge,
-                reason=dropped.reason,
-                capture_ts=dropped.capture_ts,
-                deadline_ts=dropped.capture_ts + self.settings.frame_period_ms / 1000.0,
-                codec="",
-                model_id="",
-                deadline_met=False,
-                ts=dropped.ts,
-            )
-        )
-        self.record(EventRecord(kind="frame_dropped", detail=to_dict(dropped), ts=dropped.ts))
+        return float(sum(len(unit) for unit in self._coding_for(0.0).units(frame.image)))
 
     def resources(self) -> dict[str, float]:
         resources = super().resources()
@@ -276,7 +138,7 @@ class CameraNode(Node):
 
     async def main(self) -> None:
         period_s = self.settings.frame_period_ms / 1000.0
-        await self._ask_about_earlier_runs()
+        await self.frame_records.ask_about_earlier_runs(self.outcomes)
         sender = self.supervise(self._send_loop(), "send")
         self.ready.set()
         try:
@@ -328,40 +190,16 @@ class CameraNode(Node):
             return
         admission = await self.gate.admit(captured)
         if admission.weak is not None:
-            self._record_decision(captured, admission.weak)
+            self.frame_records.decision(captured, admission.weak)
         if not admission.offload:
             self.counters["frames_kept_local"] += 1
             if admission.weak is not None:
                 await self._publish_local_result(captured, admission.weak)
             return
         edge = self.schedule.edge if self.schedule is not None else None
-        job = EncodeJob(captured, self._coding_for(captured), edge or "")
+        job = EncodeJob(captured, self._coding_for(captured.capture_ts), edge or "")
         self.sender.encode(job)
         self._jobs.put_nowait(job)
-
-    def _record_decision(self, frame: CapturedFrame, weak: WeakAnswer) -> None:
-        decision = weak.decision
-        self.counters["offload_decisions"] += 1
-        self.counters["frames_offloaded" if decision.offload else "frames_weak_only"] += 1
-        if decision.wanted and not decision.offload:
-            self.counters["offloads_denied_no_token"] += 1
-        self.record(
-            EventRecord(
-                kind="offload_decision",
-                detail={
-                    "camera": self.node_id,
-                    "frame_id": frame.frame_id,
-                    "metric": weak.metric,
-                    "gap": weak.gap,
-                    "wanted": decision.wanted,
-                    "offload": decision.offload,
-                    "level_before": decision.level_before,
-                    "level_after": decision.level_after,
-                    "bucket_npm": list(weak.bucket),
-                },
-                ts=frame.capture_ts,
-            )
-        )
 
     async def _publish_local_result(self, frame: CapturedFrame, weak: WeakAnswer) -> None:
         now = self.clock.time()
@@ -430,22 +268,7 @@ class CameraNode(Node):
         self.counters["units_sent"] += sent.units_sent
         self.counters["overruns"] += sent.overruns
         self.counters["frames_complete" if complete else "frames_truncated"] += 1
-        self.record(
-            FrameRecord(
-                camera=self.node_id,
-                incarnation=self.incarnation,
-                frame_id=sent.frame_id,
-                direction=SENT,
-                edge=edge,
-                capture_ts=sent.capture_ts,
-                deadline_ts=sent.capture_ts + self.settings.frame_period_ms / 1000.0,
-                codec=coding.codec,
-                model_id=coding.model_id,
-                bytes_sent=sent.payload_bytes,
-                features_received=0,
-                deadline_met=sent.overruns == 0,
-            )
-        )
+        self.frame_records.sent(sent, coding, edge)
         if self.on_sent is not None:
             self.on_sent(sent)
 
