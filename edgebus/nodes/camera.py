@@ -31,6 +31,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from edgebus.actor.lifecycle import Node
 from edgebus.broker.bus import BusError, OutgoingQueueFull
@@ -92,6 +93,7 @@ class CameraNode(Node):
         self.max_frames = max_frames
         self.on_sent = on_sent
         self._jobs: asyncio.Queue[EncodeJob] = asyncio.Queue()
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-source")
         self.sender = FrameSender(
             self.bus, self.topics, self.clock,
             SenderSetup(self.node_id, self.incarnation, settings.frame_width,
@@ -170,11 +172,16 @@ class CameraNode(Node):
             with contextlib.suppress(asyncio.CancelledError):
                 await self.outcomes.settle(self.outcomes.timings.settle_s)
             self.sender.close()
-            self.source.close()
+            await asyncio.get_running_loop().run_in_executor(self._reader, self.source.close)
+            self._reader.shutdown(wait=False)
 
     async def _capture(self, frame_id: int, deadline_mono: float) -> None:
         now_mono, now_ts = self.clock.monotonic(), self.clock.time()
-        frame = self.source.frame(frame_id)
+        # A frame is a file read and decode (folder, video) or a render: off the loop, on
+        # the source's own thread, so reads stay in order and never overlap its close.
+        frame = await asyncio.get_running_loop().run_in_executor(
+            self._reader, self.source.frame, frame_id
+        )
         captured = CapturedFrame(
             frame_id=frame_id,
             image=frame.image,
