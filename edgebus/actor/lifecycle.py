@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 
 from edgebus import __version__
 from edgebus.actor.connect import bus_for
+from edgebus.actor.counters import Counts
 from edgebus.actor.monitor import ResourceMonitor
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import BusError
@@ -38,7 +38,7 @@ class Node:
         self.settings = settings
         self.clock = clock or RealClock()
         self.node_id = settings.node_id
-        self.counters: Counter[str] = Counter()
+        self.counters = Counts()  # each role sets its own
         self.topics = Topics(settings.site)
         # The broker publishes this retained copy if we vanish without saying goodbye.
         offline = Status(self.node_id, self.role, "offline", __version__, list(self.capabilities))
@@ -102,7 +102,7 @@ class Node:
         self.record(ResultRecord.of(result))
 
     def stats(self) -> dict[str, float]:
-        stats = {key: float(value) for key, value in self.counters.items()}
+        stats = self.counters.as_stats()
         if self.storage is not None:
             stats.update(self.storage.stats())
         return stats

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from edgebus.actor.counters import Counts
 from edgebus.actor.lifecycle import Node
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Subscription
+from edgebus.clock import Clock
+from edgebus.config import Settings
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.coordinator.stream_scheduler import StreamScheduler
 from edgebus.messages import (
@@ -31,12 +35,22 @@ from edgebus.storage.records import EventRecord
 log = logging.getLogger("edgebus.coordinator")
 
 
+@dataclass(slots=True)
+class CoordinatorCounters(Counts):
+    nodes_online: int = 0
+    events_qos_request: int = 0
+    events_model_switch: int = 0
+    events_policy_change: int = 0
+
+
 class CoordinatorNode(Node):
     role = "coordinator"
     capabilities = ("membership", "qos", "schedule")
+    counters: CoordinatorCounters
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        super().__init__(settings, clock)
+        self.counters = CoordinatorCounters()
         self.members: dict[str, Status] = {}
         self.orchestrator: Orchestrator | None = None
         self._drift_watch: asyncio.Task[None] | None = None
@@ -107,13 +121,20 @@ class CoordinatorNode(Node):
 
     async def _record_events(self, subscription: Subscription) -> None:
         """QoS requests, model switches and policy changes go to the store as events."""
-        kinds = {QosRequest: "qos_request", ModelSwitch: "model_switch"}
         async for delivery in subscription:
             message = delivery.message
-            if isinstance(message, QosRequest | ModelSwitch | SchedulingPolicy):
-                kind = kinds.get(type(message), "policy_change")
-                self.record(EventRecord(kind=kind, detail=to_dict(message), ts=message.ts))
-                self.counters[f"events_{kind}"] += 1
+            if isinstance(message, QosRequest):
+                kind = "qos_request"
+                self.counters.events_qos_request += 1
+            elif isinstance(message, ModelSwitch):
+                kind = "model_switch"
+                self.counters.events_model_switch += 1
+            elif isinstance(message, SchedulingPolicy):
+                kind = "policy_change"
+                self.counters.events_policy_change += 1
+            else:
+                continue
+            self.record(EventRecord(kind=kind, detail=to_dict(message), ts=message.ts))
 
     async def _feed_heartbeats(self, heartbeats: Subscription) -> None:
         assert self.scheduler is not None
@@ -132,6 +153,6 @@ class CoordinatorNode(Node):
             self.members[status.node] = status
             if previous is None or previous.state != status.state:
                 log.info("node %s (%s) is %s", status.node, status.role, status.state)
-            self.counters["nodes_online"] = sum(
+            self.counters.nodes_online = sum(
                 1 for s in self.members.values() if s.state == "online"
             )

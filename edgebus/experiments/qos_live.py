@@ -17,8 +17,9 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -194,11 +195,11 @@ async def live_switching(
         return LiveResult(
             _label(url, embedded=broker is not None),
             rows,
-            sender.counters["frames_sent"],
-            sum(r.counters["frames_decoded"] for r in receivers),
-            sum(r.counters["wrong_model"] for r in receivers),
-            sum(r.counters["frames_rejected"] for r in receivers),
-            sum(f.counters["fetches"] for f in followers.values()),
+            sender.counters.frames_sent,
+            sum(r.counters.frames_decoded for r in receivers),
+            sum(r.counters.wrong_model for r in receivers),
+            sum(r.counters.frames_rejected for r in receivers),
+            sum(f.counters.fetches for f in followers.values()),
             fetch_seconds,
             timeouts,
             _counters(followers.values()),
@@ -236,9 +237,9 @@ async def _wait_acks(
 
 async def _drain(sender: LatentSender, receivers: Sequence[LatentReceiver]) -> None:
     """Wait (up to 5 s) until every receiver has handled every frame sent."""
-    sent = sender.counters["frames_sent"]
+    sent = sender.counters.frames_sent
     for _ in range(250):
-        if all(r.counters["frames_decoded"] + r.counters["frames_rejected"] >= sent
+        if all(r.counters.frames_decoded + r.counters.frames_rejected >= sent
                for r in receivers):  # fmt: skip
             return
         await asyncio.sleep(0.02)
@@ -250,9 +251,9 @@ def _label(url: str, embedded: bool) -> str:
     return f"{'embedded amqtt' if embedded else 'broker'} {address.host}:{address.port}"
 
 
-def _counters(followers) -> dict[str, int]:
+def _counters(followers: Iterable[ModelFollower[Any]]) -> dict[str, int]:
     total: dict[str, int] = {}
     for f in followers:
-        for key, value in f.counters.items():
-            total[key] = total.get(key, 0) + value
+        for key, value in f.counters.as_stats().items():
+            total[key] = total.get(key, 0) + int(value)
     return total

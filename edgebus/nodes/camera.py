@@ -41,6 +41,7 @@ from edgebus.config import Settings
 from edgebus.messages import Result, answered_in_time
 from edgebus.nodes.camera_records import CameraRecords
 from edgebus.nodes.camera_setup import camera_parts
+from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
 from edgebus.nodes.frame_sender import EncodeJob, FrameSender, SenderSetup, SentFrame
 from edgebus.nodes.offload_gate import OffloadGate, PolicyGate, WeakAnswer
@@ -54,6 +55,7 @@ log = logging.getLogger("edgebus.camera")
 class CameraNode(Node):
     role = "camera"
     capabilities = ("source", "codec")
+    counters: CameraCounters
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class CameraNode(Node):
         on_sent: Callable[[SentFrame], None] | None = None,
     ) -> None:
         super().__init__(settings, clock)
+        self.counters = CameraCounters()
         # This run of the camera: part of every frame's identity (random, never 0).
         self.incarnation = secrets.randbits(52) or 1
         period_s = settings.frame_period_ms / 1000.0
@@ -153,7 +156,7 @@ class CameraNode(Node):
                 delay = next_capture - self.clock.monotonic()
                 if delay < 0:
                     # Running late: skip the missed capture slots rather than bursting.
-                    self.counters["frames_skipped"] += int(-delay // period_s) + 1
+                    self.counters.frames_skipped += int(-delay // period_s) + 1
                     next_capture += period_s * (int(-delay // period_s) + 1)
                     delay = next_capture - self.clock.monotonic()
                 await self.clock.sleep(delay)
@@ -192,14 +195,14 @@ class CameraNode(Node):
             deadline_ts=now_ts + (deadline_mono - now_mono),
         )
         if self.schedule is not None and self.schedule.edge is None:
-            self.counters["frames_unassigned"] += 1
+            self.counters.frames_unassigned += 1
             await self.outcomes.drop_now(frame_id, now_ts, "no edge assigned")
             return
         admission = await self.gate.admit(captured)
         if admission.weak is not None:
             self.frame_records.decision(captured, admission.weak)
         if not admission.offload:
-            self.counters["frames_kept_local"] += 1
+            self.counters.frames_kept_local += 1
             if admission.weak is not None:
                 await self._publish_local_result(captured, admission.weak)
             return
@@ -229,11 +232,11 @@ class CameraNode(Node):
         )
         # The row is the record; the message tells subscribers. Stored either way.
         self.record_result(result)
-        self.counters["local_results"] += 1
+        self.counters.local_results += 1
         try:
             await self.bus.publish(self.topics.result(self.node_id), result, qos=1)
         except BusError as exc:
-            self.counters["results_unpublished"] += 1
+            self.counters.results_unpublished += 1
             log.debug("local result of frame %d not published: %s", frame.frame_id, exc)
 
     # -- sending --------------------------------------------------------------------------
@@ -246,13 +249,13 @@ class CameraNode(Node):
                 self.outcomes.sent(marker)
                 self._account(sent, job.coding, job.edge)
             except OutgoingQueueFull as exc:
-                self.counters["frames_dropped"] += 1
+                self.counters.frames_dropped += 1
                 log.debug("frame %d not sent whole: %s", job.frame.frame_id, exc)
                 await self._unsent(job, str(exc))
             except Exception as exc:
                 # A bug must not silently stop the camera: the frame ends with a record,
                 # loudly, and the next one is sent.
-                self.counters["send_errors"] += 1
+                self.counters.send_errors += 1
                 log.exception("frame %d not sent: %s", job.frame.frame_id, exc)
                 await self._unsent(job, f"send failed: {exc}")
             finally:
@@ -270,11 +273,14 @@ class CameraNode(Node):
 
     def _account(self, sent: SentFrame, coding: FrameCoding, edge: str) -> None:
         complete = sent.units_sent == sent.units_total
-        self.counters["frames_sent"] += 1
-        self.counters["bytes_sent"] += sent.wire_bytes
-        self.counters["units_sent"] += sent.units_sent
-        self.counters["overruns"] += sent.overruns
-        self.counters["frames_complete" if complete else "frames_truncated"] += 1
+        self.counters.frames_sent += 1
+        self.counters.bytes_sent += sent.wire_bytes
+        self.counters.units_sent += sent.units_sent
+        self.counters.overruns += sent.overruns
+        if complete:
+            self.counters.frames_complete += 1
+        else:
+            self.counters.frames_truncated += 1
         self.frame_records.sent(sent, coding, edge)
         if self.on_sent is not None:
             self.on_sent(sent)

@@ -10,10 +10,10 @@ so no frame is left without a record.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 
 from edgebus.config import Settings
 from edgebus.messages import EndOfFrame, FrameDropped, to_dict
+from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.frame_outcomes import OutcomeTracker
 from edgebus.nodes.frame_sender import SentFrame
 from edgebus.nodes.offload_gate import WeakAnswer
@@ -32,7 +32,7 @@ class CameraRecords:
 
     def __init__(
         self, settings: Settings, incarnation: int, storage: NodeStorage | None,
-        counters: Counter[str],
+        counters: CameraCounters,
     ) -> None:  # fmt: skip
         self.camera = settings.node_id
         self.incarnation = incarnation
@@ -97,7 +97,7 @@ class CameraRecords:
 
     def dropped(self, dropped: FrameDropped) -> None:
         """A frame no edge will decide: the camera records its drop itself."""
-        self.counters["drop_records"] += 1
+        self.counters.drop_records += 1
         log.info("frame %d dropped: %s", dropped.frame_id, dropped.reason)
         self._add(
             FrameRecord(
@@ -139,10 +139,13 @@ class CameraRecords:
     def decision(self, frame: CapturedFrame, weak: WeakAnswer) -> None:
         """The offload gate's decision on a frame, with what the weak model saw."""
         decision = weak.decision
-        self.counters["offload_decisions"] += 1
-        self.counters["frames_offloaded" if decision.offload else "frames_weak_only"] += 1
+        self.counters.offload_decisions += 1
+        if decision.offload:
+            self.counters.frames_offloaded += 1
+        else:
+            self.counters.frames_weak_only += 1
         if decision.wanted and not decision.offload:
-            self.counters["offloads_denied_no_token"] += 1
+            self.counters.offloads_denied_no_token += 1
         self._add(
             EventRecord(
                 kind="offload_decision",

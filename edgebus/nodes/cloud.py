@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from edgebus.actor.lifecycle import Node
+from edgebus.clock import Clock
+from edgebus.config import Settings
 from edgebus.messages import Result
+from edgebus.nodes.counters import CloudCounters
 from edgebus.storage.runtime import global_sink
 from edgebus.storage.sink import SyncSink
 
@@ -13,6 +16,11 @@ class CloudNode(Node):
     capabilities = ("results:collect", "store:global")
 
     sink: SyncSink | None = None
+    counters: CloudCounters
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        super().__init__(settings, clock)
+        self.counters = CloudCounters()
 
     async def start_services(self) -> None:
         if self.settings.store_enabled:
@@ -35,5 +43,5 @@ class CloudNode(Node):
         self.ready.set()
         async for delivery in results:
             if isinstance(delivery.message, Result):
-                self.counters["results_seen"] += 1
-                self.counters["bytes_reported"] += delivery.message.bytes_received
+                self.counters.results_seen += 1
+                self.counters.bytes_reported += delivery.message.bytes_received

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from edgebus.messages import (
     SchedulingPolicy,
 )
 from edgebus.nodes.assembler import FrameAssembler, PendingFrame
+from edgebus.nodes.counters import EdgeCounters
 from edgebus.nodes.decoding import Classified, FrameClassifier
 from edgebus.nodes.edge_outcomes import EdgeOutcomes, Verdict
 from edgebus.nodes.frame_ledger import Decision, FrameLedger
@@ -61,6 +63,7 @@ def _sent_by(topic: str, camera: str) -> bool:
 
 class EdgeNode(Node):
     role = "edge"
+    counters: EdgeCounters
     capabilities = (
         "codec:pnc", "codec:pjpeg", "codec:webp", "codec:raw", "codec:dense_ae", "model:strong",
     )  # fmt: skip
@@ -74,6 +77,7 @@ class EdgeNode(Node):
         classifier: Classifier | None = None,
     ) -> None:
         super().__init__(settings, clock)
+        self.counters = EdgeCounters()
         period_s = settings.frame_period_ms / 1000.0
         self.ledger = FrameLedger()
         self.assembler = FrameAssembler(
@@ -88,7 +92,7 @@ class EdgeNode(Node):
         self._decided: asyncio.Queue[tuple[PendingFrame, float]] = asyncio.Queue()
         self.max_queue_s = max(1.0, 2 * period_s)
         self._batch: list[tuple[PendingFrame, float]] = []  # being decided now
-        self.outcomes = EdgeOutcomes(self, self.ledger)
+        self.outcomes = EdgeOutcomes(self, self.ledger, self.counters)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         # Frames of the QoS pool's models; it follows every model switch, so the edge
@@ -203,18 +207,18 @@ class EdgeNode(Node):
         async for delivery in policies:
             policy = delivery.message
             if isinstance(policy, SchedulingPolicy) and await self.streams.apply(policy):
-                self.counters["policy_changes"] += 1
+                self.counters.policy_changes += 1
 
     # -- receiving ------------------------------------------------------------------------
 
     def _on_delivery(self, delivery: Delivery) -> None:
         message = delivery.message
         if not isinstance(message, FrameChunk | EndOfFrame):
-            self.counters["unexpected_messages"] += 1
+            self.counters.unexpected_messages += 1
             return
         if message.edge not in ("", self.node_id):
             # Addressed to another edge: a handover in progress, or a shared stream.
-            self.counters["frames_for_other_edges"] += isinstance(message, EndOfFrame)
+            self.counters.frames_for_other_edges += isinstance(message, EndOfFrame)
             return
         if not _sent_by(delivery.topic, message.camera):
             # The topic is what a broker's ACL checks; the payload's camera must match it.
@@ -226,7 +230,7 @@ class EdgeNode(Node):
         if decision is not None or self.ledger.is_deciding(key):
             self.assembler.stats.late += 1
             if isinstance(message, EndOfFrame) and decision is not None:
-                self.counters["outcomes_repeated"] += 1
+                self.counters.outcomes_repeated += 1
                 self._spawn(self.outcomes.tell_camera(key, decision.outcome, decision.reason))
             return
         # A frame this edge has accepted parts of is its to decide: refusing its later
@@ -247,10 +251,15 @@ class EdgeNode(Node):
             self._decided.put_nowait((frame, now))
 
     def _refused(
-        self, kind: str, message: FrameChunk | EndOfFrame, reason: str, answer: bool
-    ) -> None:
-        self.counters[f"frames_{kind}"] += 1
-        count = self.counters[f"frames_{kind}"]
+        self, kind: Literal["forged", "refused"], message: FrameChunk | EndOfFrame, reason: str,
+        answer: bool,
+    ) -> None:  # fmt: skip
+        if kind == "forged":
+            self.counters.frames_forged += 1
+            count = self.counters.frames_forged
+        else:
+            self.counters.frames_refused += 1
+            count = self.counters.frames_refused
         what = f"{message.camera}/{message.incarnation}/{message.frame_id}"
         if count <= 10 or count % 1000 == 0:
             log.warning("%s: %s frame message %s (%d so far): %s", self.node_id, kind, what,
@@ -286,7 +295,7 @@ class EdgeNode(Node):
             except Exception as exc:
                 # A bug must not stop classification while the edge looks alive: the batch
                 # ends as dropped records with the reason, and the loop goes on.
-                self.counters["decide_errors"] += 1
+                self.counters.decide_errors += 1
                 log.exception("%s: deciding %d frame(s) failed", self.node_id, len(batch))
                 undecided = [f for f, _ in batch if f.key not in self.outcomes.concluded]
                 await self.outcomes.conclude(
@@ -303,7 +312,7 @@ class EdgeNode(Node):
                 sent = frame.end.chunks_sent if frame.end is not None else "?"
                 verdicts.append(Verdict(frame, None, f"no chunk arrived ({sent} sent)"))
             elif now - decided_at > self.max_queue_s:
-                self.counters["frames_overload"] += 1
+                self.counters.frames_overload += 1
                 waited = now - decided_at
                 verdicts.append(
                     Verdict(frame, None, f"overload: waited {waited:.2f} s for the classifier")
@@ -317,7 +326,7 @@ class EdgeNode(Node):
             outs = await loop.run_in_executor(self._worker, self.frames.classify_batch, images)
             for frame, verdict in zip(images, outs, strict=True):
                 if isinstance(verdict, str):
-                    self.counters["undecodable_frames"] += 1
+                    self.counters.undecodable_frames += 1
                     verdicts.append(Verdict(frame, None, f"undecodable: {verdict}"[:200]))
                 else:
                     verdicts.append(Verdict(frame, verdict))
@@ -328,14 +337,14 @@ class EdgeNode(Node):
         try:
             model = await self.qos.model(frame.model_id)
         except UnknownModel as exc:
-            self.counters["frames_rejected_unknown_model"] += 1
+            self.counters.frames_rejected_unknown_model += 1
             log.error("frame %s/%d rejected: %s", frame.camera, frame.frame_id, exc)
             return Verdict(frame, None, f"unknown model: {exc}"[:200])
         data = b"".join(frame.ordered_chunks())
         loop = asyncio.get_running_loop()
         verdict = await loop.run_in_executor(self._worker, QosClassifier.classify, model, data)
         if isinstance(verdict, str):
-            self.counters["undecodable_frames"] += 1
+            self.counters.undecodable_frames += 1
             return Verdict(frame, None, f"undecodable: {verdict}"[:200])
         return Verdict(frame, Classified(verdict.top_k, verdict.scores, 1))
 

@@ -24,6 +24,7 @@ from edgebus.messages import (
     answered_in_time,
 )
 from edgebus.nodes.assembler import PendingFrame
+from edgebus.nodes.counters import EdgeCounters
 from edgebus.nodes.decoding import Classified
 from edgebus.nodes.frame_ledger import FrameKey, FrameLedger
 from edgebus.storage.errors import StorageError
@@ -47,9 +48,10 @@ class Verdict:
 
 
 class EdgeOutcomes:
-    def __init__(self, node: Node, ledger: FrameLedger) -> None:
+    def __init__(self, node: Node, ledger: FrameLedger, counters: EdgeCounters) -> None:
         self.node = node
         self.ledger = ledger
+        self.counters = counters
         self.latencies_ms: list[float] = []
         self.concluded: set[FrameKey] = set()  # of the batch being decided
 
@@ -125,16 +127,16 @@ class EdgeOutcomes:
             )
         )
         node.record_result(result)
-        node.counters["frames_done"] += 1
-        node.counters["bytes_received"] += frame.bytes_received
-        node.counters["units_received"] += verdict.units_used
-        node.counters["deadline_hits" if deadline_met else "deadline_misses"] += 1
+        self.counters.frames_done += 1
+        self.counters.bytes_received += frame.bytes_received
+        self.counters.units_received += verdict.units_used
+        self.counters.deadline(deadline_met)
         self.latencies_ms.append(latency_ms)
         return result
 
     def _record_drop(self, frame: PendingFrame, reason: str, now: float) -> None:
         node = self.node
-        node.counters["drop_records"] += 1
+        self.counters.drop_records += 1
         log.info("frame %s/%d dropped: %s", frame.camera, frame.frame_id, reason)
         end = frame.end
         node.record(
@@ -168,5 +170,5 @@ class EdgeOutcomes:
             await self.node.bus.publish(topic, message, qos=1)
         except (OutgoingQueueFull, BusClosed, PublishRefused) as exc:
             # The record is stored; a camera that misses this asks again.
-            self.node.counters["outcomes_unpublished"] += 1
+            self.counters.outcomes_unpublished += 1
             log.debug("not published to %s: %s", topic, exc)

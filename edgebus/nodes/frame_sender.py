@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from edgebus.broker.link import LinkEmulator, mqtt_publish_size
 from edgebus.clock import Clock
 from edgebus.messages import EndOfFrame, FrameChunk, encode
 from edgebus.nodes.chunking import Chunk, Chunker, count_chunks
+from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.qos_stream import FrameCoding
 from edgebus.nodes.sources import CapturedFrame
 from edgebus.topics import Topics
@@ -80,7 +80,7 @@ class SenderSetup:
 class FrameSender:
     def __init__(
         self, bus: Bus, topics: Topics, clock: Clock, setup: SenderSetup,
-        link_for: Callable[[str], LinkEmulator | None], counters: Counter[str],
+        link_for: Callable[[str], LinkEmulator | None], counters: CameraCounters,
     ) -> None:  # fmt: skip
         self.bus = bus
         self.topics = topics
@@ -106,7 +106,7 @@ class FrameSender:
         # The frame still ends (with what was coded) because the worker always closes the
         # unit stream; the failure is counted and logged here.
         if not encoding.cancelled() and encoding.exception() is not None:
-            self.counters["encode_errors"] += 1
+            self.counters.encode_errors += 1
             log.error("encoder failed: %s", encoding.exception())
 
     def _encode_blocking(self, job: EncodeJob, loop: asyncio.AbstractEventLoop) -> None:

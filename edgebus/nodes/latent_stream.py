@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
@@ -22,6 +21,7 @@ from edgebus.broker.bus import Bus, Subscription
 from edgebus.clock import Clock, RealClock
 from edgebus.codecs.dense_ae import raw_encode
 from edgebus.messages import FrameChunk
+from edgebus.nodes.counters import LatentReceiverCounters, LatentSenderCounters
 from edgebus.nodes.model_follower import ModelFollower, UnknownModel
 from edgebus.topics import Topics
 
@@ -60,7 +60,7 @@ class LatentSender:
         self.frames = frames
         self.raw = raw
         self.clock = clock or RealClock()
-        self.counters: Counter[str] = Counter()
+        self.counters = LatentSenderCounters()
         self.sent_with: dict[int, str] = {}
 
     async def send(self, frame_id: int) -> str | None:
@@ -68,15 +68,15 @@ class LatentSender:
         now = self.clock.time()
         loaded = self.follower.at_frame_boundary(now)
         if loaded is None:
-            self.counters["frames_skipped_no_model"] += 1
+            self.counters.frames_skipped_no_model += 1
             return None
         x = self.frames(frame_id)
         data = self.raw(x) if loaded.model is None else loaded.model.encode(x)
         chunk = FrameChunk(self.camera_id, frame_id, 0, CODEC, loaded.model_id, now, data)
         await self.bus.publish(self.topics.frame_chunk(self.camera_id, frame_id, 0), chunk, qos=1)
         self.sent_with[frame_id] = loaded.model_id
-        self.counters["frames_sent"] += 1
-        self.counters["bytes_sent"] += len(data)
+        self.counters.frames_sent += 1
+        self.counters.bytes_sent += len(data)
         return loaded.model_id
 
     async def run(self, count: int, period_s: float) -> None:
@@ -94,7 +94,7 @@ class LatentReceiver:
         self.follower = follower
         self.truth = truth
         self.raw = raw
-        self.counters: Counter[str] = Counter()
+        self.counters = LatentReceiverCounters()
         self.decoded_with: dict[int, str] = {}
         self.done = asyncio.Event()
 
@@ -107,20 +107,20 @@ class LatentReceiver:
                     self.done.set()
 
     def _handled(self) -> int:
-        return self.counters["frames_decoded"] + self.counters["frames_rejected"]
+        return self.counters.frames_decoded + self.counters.frames_rejected
 
     async def receive(self, chunk: FrameChunk) -> None:
         try:
             loaded = await self.follower.model_for(chunk.model_id)
         except UnknownModel as exc:
-            self.counters["frames_rejected"] += 1
+            self.counters.frames_rejected += 1
             log.error("%s: frame %d of %s rejected: %s", self.node_id, chunk.frame_id,
                       chunk.camera, exc)  # fmt: skip
             return
-        self.counters["frames_decoded"] += 1
+        self.counters.frames_decoded += 1
         self.decoded_with[chunk.frame_id] = loaded.model_id
         if self.truth is not None:
             x = self.truth(chunk.frame_id)
             expected = self.raw(x) if loaded.model is None else loaded.model.encode(x)
             if expected != chunk.data:
-                self.counters["wrong_model"] += 1
+                self.counters.wrong_model += 1

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -40,6 +39,7 @@ from edgebus.messages import (
     ModelSwitch,
     ModelSwitchAck,
 )
+from edgebus.nodes.counters import FollowerCounters
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.model_follower")
@@ -80,7 +80,7 @@ class ModelFollower(Generic[M]):
         self.clock = clock or RealClock()
         self.fetch_timeout_s = fetch_timeout_s
         self.fetch_raw = fetch_raw
-        self.counters: Counter[str] = Counter()
+        self.counters = FollowerCounters()
         self.cache: dict[str, Loaded[M]] = {}
         self.announced: dict[str, str] = {}  # model_id -> sha256 from the switches seen
         self.current: Loaded[M] | None = None
@@ -103,7 +103,7 @@ class ModelFollower(Generic[M]):
         """The model for a frame starting at `ts`: a pending switch takes effect here."""
         if self._next is not None and ts >= self._next[1]:
             self.current, self._next = self._next[0], None
-            self.counters["switches_applied"] += 1
+            self.counters.switches_applied += 1
         return self.current
 
     # -- receiver side ------------------------------------------------------------------
@@ -118,7 +118,7 @@ class ModelFollower(Generic[M]):
         try:
             return await self._obtain(model_id, self.announced.get(model_id) or None)
         except UnknownModel:
-            self.counters["frames_rejected"] += 1
+            self.counters.frames_rejected += 1
             raise
 
     # -- switching ----------------------------------------------------------------------
@@ -130,7 +130,7 @@ class ModelFollower(Generic[M]):
                 continue  # the retained copy again, after a reconnect
             refusal = self._refusal(switch)
             if refusal is not None:
-                self.counters["switches_refused"] += 1
+                self.counters.switches_refused += 1
                 log.error("%s: model switch to %s ignored: %s", self.node_id, switch.model_id,
                           refusal)  # fmt: skip
                 continue
@@ -149,7 +149,7 @@ class ModelFollower(Generic[M]):
             self._next = (loaded, switch.effective_ts)
             if self.current is None:
                 self.at_frame_boundary(switch.effective_ts)
-            self.counters["switches"] += 1
+            self.counters.switches += 1
             self.switched.set()
             ack = ModelSwitchAck(self.node_id, loaded.model_id, loaded.version, -1,
                                  ts=self.clock.time())  # fmt: skip
@@ -187,13 +187,13 @@ class ModelFollower(Generic[M]):
             raise UnknownModel(f"model {model_id}: fetch failed ({exc})") from None
         if not isinstance(bundle, ModelBundle) or bundle.model_id != model_id:
             raise UnknownModel(f"model {model_id}: the coordinator answered with something else")
-        self.counters["fetches"] += 1
+        self.counters.fetches += 1
         try:
             # Hashing the files and building the runtime sessions take milliseconds to
             # seconds: off the loop, which keeps the node's other frames moving meanwhile.
             model = await asyncio.to_thread(self._verified_load, bundle, sha256)
         except BundleMismatch as exc:
-            self.counters["checksum_rejected"] += 1
+            self.counters.checksum_rejected += 1
             raise UnknownModel(str(exc)) from None
         return self._remember(Loaded(model_id, bundle.version, bundle.sha256, model))
 

@@ -142,8 +142,7 @@ async def test_killing_an_edge_moves_its_cameras_and_loses_no_frame(embedded_bro
         await asyncio.wait_for(asyncio.gather(*(c._jobs.join() for c in cameras)), 30)
         async with asyncio.timeout(30):
             while any(
-                c.counters["frames_sent"] + c.counters["frames_unassigned"] < FRAMES
-                for c in cameras
+                c.counters.frames_sent + c.counters.frames_unassigned < FRAMES for c in cameras
             ):
                 await asyncio.sleep(0.1)
         await asyncio.sleep(4 * PERIOD_MS / 1000 + 1.5)

@@ -55,7 +55,7 @@ class LiveFleet:
         return [self.coordinator, self.cloud, self.edge, self.camera]
 
     async def results_of_camera(self) -> int:
-        return int(self.edge.counters["frames_done"])
+        return int(self.edge.counters.frames_done)
 
     async def stop(self) -> None:
         # The camera first, so its frames are decided; the cloud last, so every store syncs.
@@ -93,7 +93,7 @@ async def _start(url: str, data_dir: Path, qos: bool = False) -> LiveFleet:
     for node in fleet.nodes:
         fleet.tasks.append(asyncio.create_task(node.run(connect_timeout=10)))
         await asyncio.wait_for(node.ready.wait(), 30)
-    await _until(lambda: fleet.edge.counters["frames_done"] >= 3, 30, "first results")
+    await _until(lambda: fleet.edge.counters.frames_done >= 3, 30, "first results")
     return fleet
 
 
@@ -119,8 +119,8 @@ async def _until(predicate, timeout_s: float, what: str) -> None:  # type: ignor
 
 async def _more_results(fleet: LiveFleet, extra: int = 6) -> None:
     """Frames keep flowing after the attack: the edge keeps deciding them."""
-    done = fleet.edge.counters["frames_done"]
-    await _until(lambda: fleet.edge.counters["frames_done"] >= done + extra, 20, "more results")
+    done = fleet.edge.counters.frames_done
+    await _until(lambda: fleet.edge.counters.frames_done >= done + extra, 20, "more results")
 
 
 def _audited(fleet: LiveFleet) -> None:
@@ -161,7 +161,7 @@ async def test_a_far_ahead_frame_id_does_not_shut_the_camera_out(fleet):
         forged = FrameChunk("camera-1", 10**12, 0, "pnc", "pnc64", time.time(), b"\0" * 8,
                             incarnation=incarnation)  # fmt: skip
         await fleet.attacker.publish(topics.frame_chunk("camera-1", 10**12, 0), forged, qos=1)
-    await _until(lambda: fleet.edge.counters["frames_refused"] >= 1, 10, "the refusal")
+    await _until(lambda: fleet.edge.counters.frames_refused >= 1, 10, "the refusal")
     await _more_results(fleet)
     await fleet.stop()
     _audited(fleet)
@@ -185,7 +185,7 @@ async def test_late_parts_of_an_accepted_frame_are_decided_not_refused(fleet):
     while (told := (await outcomes.get(10)).message).incarnation != 99:
         pass
     assert told.outcome in ("result", "dropped"), told
-    assert fleet.edge.counters["frames_refused"] == 0
+    assert fleet.edge.counters.frames_refused == 0
     await fleet.stop()
     _audited(fleet)
 
@@ -195,7 +195,7 @@ async def test_a_chunk_on_another_cameras_topic_is_refused(fleet):
     forged = FrameChunk("camera-1", 3, 0, "pnc", "pnc64", time.time(), b"\0" * 8,
                         incarnation=fleet.camera.incarnation)  # fmt: skip
     await fleet.attacker.publish(topics.frame_chunk("mallory", 3, 0), forged, qos=1)
-    await _until(lambda: fleet.edge.counters["frames_forged"] >= 1, 10, "the refusal")
+    await _until(lambda: fleet.edge.counters.frames_forged >= 1, 10, "the refusal")
     await _more_results(fleet)
     await fleet.stop()
     _audited(fleet)
@@ -247,17 +247,17 @@ async def test_a_forged_retained_switch_is_ignored_and_replaced(mosquitto_url, t
         orchestrator = fleet.coordinator.orchestrator
         assert orchestrator is not None
         await _until(lambda: orchestrator.foreign_switches >= 1, 10, "the coordinator noticing")
-        await _until(lambda: follower.counters["switches_refused"] >= 1, 10, "the refusal")
+        await _until(lambda: follower.counters.switches_refused >= 1, 10, "the refusal")
         # The retained topic holds the coordinator's switch again, and a later QoS change
         # reaches the nodes.
         retained = await fleet.attacker.subscribe(topics.model_switch(), qos=1)
         held = (await retained.get(10)).message
         assert isinstance(held, ModelSwitch) and held.coordinator == "coordinator"
         assert held.model_id == decision.model_id and held.ts <= time.time() + 1
-        switches = follower.counters["switches"]
+        switches = follower.counters.switches
         again = await fleet.attacker.request(service, QosRequest("operator", 0.9, 2e6), 10)
         assert isinstance(again, QosDecision) and again.switched
-        await _until(lambda: follower.counters["switches"] > switches, 10, "the real switch")
+        await _until(lambda: follower.counters.switches > switches, 10, "the real switch")
         assert follower._next is not None or follower.current is not None
         latest = follower._next[0] if follower._next is not None else follower.current
         assert latest is not None and latest.model_id == again.model_id

@@ -91,7 +91,7 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(actor_broker_ur
         qos=1,
     )
     for _ in range(100):
-        if edge.counters["frames_rejected_unknown_model"]:
+        if edge.counters.frames_rejected_unknown_model:
             break
         await asyncio.sleep(0.05)
 
@@ -122,7 +122,7 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(actor_broker_ur
     # Models change only between frames, in the order the switches arrived.
     changes = sum(a.model_id != b.model_id for a, b in itertools.pairwise(sent))
     assert changes >= 2
-    assert edge.counters["frames_rejected_unknown_model"] == 1
+    assert edge.counters.frames_rejected_unknown_model == 1
     assert "sensor-x" not in {r.camera for rs in results.values() for r in rs}
     # Frames before the first switch, and CO decisions, go raw and are still classified.
     assert RAW in used

@@ -131,10 +131,10 @@ class Fleet:
     async def wait_frames(self, count: int) -> None:
         for _ in range(200):
             c = self.receiver.counters
-            if c["frames_decoded"] + c["frames_rejected"] >= count:
+            if c.frames_decoded + c.frames_rejected >= count:
                 return
             await asyncio.sleep(0.02)
-        raise AssertionError(f"receiver saw {dict(self.receiver.counters)}, expected {count}")
+        raise AssertionError(f"receiver saw {self.receiver.counters}, expected {count}")
 
 
 async def test_switch_mid_stream_decodes_every_frame_with_its_own_model(actor_broker_url, tmp_path):
@@ -156,8 +156,8 @@ async def test_switch_mid_stream_decodes_every_frame_with_its_own_model(actor_br
         for frame_id in range(20, 25):
             await fleet.sender.send(frame_id)
         await fleet.wait_frames(25)
-        assert fleet.receiver.counters["wrong_model"] == 0
-        assert fleet.receiver.counters["frames_decoded"] == 25
+        assert fleet.receiver.counters.wrong_model == 0
+        assert fleet.receiver.counters.frames_decoded == 25
         assert fleet.receiver.decoded_with == fleet.sender.sent_with
         assert {fleet.sender.sent_with[i] for i in range(10)} == {"toy-eco-d4"}
         assert {fleet.sender.sent_with[i] for i in range(20, 25)} == {"toy-eco-d16"}
@@ -183,20 +183,20 @@ async def test_tampered_bundle_is_refused_and_its_frames_rejected(actor_broker_u
         decision = await fleet.qos(0.75)
         assert decision.model_id == "toy-eco-d8"
         for _ in range(100):
-            if all(f.counters["checksum_rejected"] for f in fleet.followers.values()):
+            if all(f.counters.checksum_rejected for f in fleet.followers.values()):
                 break
             await asyncio.sleep(0.02)
         for follower in fleet.followers.values():
-            assert follower.counters["checksum_rejected"] == 1
+            assert follower.counters.checksum_rejected == 1
             assert follower.current.model_id == "toy-eco-d4"  # the old model stays
         assert await fleet.sender.send(0) == "toy-eco-d4"
         # A frame that names the refused model is rejected, never decoded with another one.
         forged = FrameChunk("cam-1", 1, 0, "dense_ae", "toy-eco-d8", 0.0, b"\x00" * 16)
         await fleet.buses["cam"].publish(fleet.topics.frame_chunk("cam-1", 1, 0), forged, qos=1)
         await fleet.wait_frames(2)
-        assert fleet.receiver.counters["frames_rejected"] == 1
-        assert fleet.receiver.counters["frames_decoded"] == 1
-        assert fleet.receiver.counters["wrong_model"] == 0
+        assert fleet.receiver.counters.frames_rejected == 1
+        assert fleet.receiver.counters.frames_decoded == 1
+        assert fleet.receiver.counters.wrong_model == 0
 
 
 async def test_corrupt_pool_file_is_caught_by_the_coordinator(actor_broker_url, tmp_path):
@@ -207,7 +207,7 @@ async def test_corrupt_pool_file_is_caught_by_the_coordinator(actor_broker_url, 
         await asyncio.sleep(0.5)
         for follower in fleet.followers.values():
             assert follower.current is None  # nothing usable arrived
-            assert follower.counters["fetches"] == 0
+            assert follower.counters.fetches == 0
 
 
 async def test_live_switching_run_never_decodes_with_the_wrong_model(broker_url, tmp_path):

@@ -77,7 +77,7 @@ async def test_coordinator_records_events_into_the_global_store(actor_broker_url
         coordinator.topics.model_switch(), ModelSwitch("ae-8", 1, "ab" * 32, "ECO", 0), qos=1
     )
     for _ in range(100):
-        if coordinator.counters["events_model_switch"]:
+        if coordinator.counters.events_model_switch:
             break
         await asyncio.sleep(0.05)
     coordinator.stop()
