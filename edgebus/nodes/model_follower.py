@@ -22,14 +22,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from edgebus.aio import cancel_and_wait
-from edgebus.broker.bus import Bus, RequestFailed, RequestTimeout, Subscription
+from edgebus.broker.bus import (
+    Bus,
+    BusClosed,
+    OutgoingQueueFull,
+    PublishRefused,
+    RequestFailed,
+    RequestTimeout,
+    Subscription,
+)
 from edgebus.clock import Clock, RealClock
 from edgebus.codecs.model_bundle import BundleMismatch, bundle_digest
 from edgebus.messages import (
@@ -153,8 +160,11 @@ class ModelFollower(Generic[M]):
             self.switched.set()
             ack = ModelSwitchAck(self.node_id, loaded.model_id, loaded.version, -1,
                                  ts=self.clock.time())  # fmt: skip
-            with contextlib.suppress(Exception):
+            try:
                 await self.bus.publish(self.topics.model_ack(self.node_id), ack, qos=1)
+            except (OutgoingQueueFull, BusClosed, PublishRefused) as exc:
+                # The switch is applied; the coordinator only lacks this confirmation.
+                log.warning("%s: ack of %s not published: %s", self.node_id, loaded.model_id, exc)
 
     def _refusal(self, switch: ModelSwitch) -> str | None:
         if switch.coordinator != self.coordinator_id:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -132,8 +131,7 @@ class EdgeStreams:
         self._leaving.pop(camera, None)
         subscription, pump = self._streams.pop(camera)
         pump.cancel()
-        with contextlib.suppress(Exception):
-            await subscription.close()
+        await subscription.close()
 
     async def _pump(self, subscription: Subscription) -> None:
         async for delivery in subscription:
@@ -145,8 +143,7 @@ class EdgeStreams:
         self._leaving.clear()
         for subscription, pump in self._streams.values():
             pump.cancel()
-            with contextlib.suppress(Exception):
-                await subscription.close()
+            await subscription.close()
         self._streams.clear()
 
 

@@ -13,7 +13,6 @@ quarantined with its reason, and the watermark moves past it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,8 +55,7 @@ class SyncSink:
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         if self._subscription is not None:
-            with contextlib.suppress(Exception):
-                await self._subscription.close()
+            await self._subscription.close()
         await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
         self._executor.shutdown(wait=True)
 

@@ -9,8 +9,8 @@ import pytest
 
 from edgebus.broker.address import parse_broker_url
 from edgebus.broker.bus import Bus, BusOptions, OutgoingQueueFull, RequestFailed, RequestTimeout
-from edgebus.broker.transport import MQTT5, MQTT311, ConnectFailed, Will
-from edgebus.messages import DeadLetter, ErrorReply, QosRequest, Result, Status, encode
+from edgebus.broker.transport import MQTT5, MQTT311, ConnectFailed
+from edgebus.messages import DeadLetter, ErrorReply, QosRequest, Result, Status
 
 pytestmark = pytest.mark.integration
 
@@ -84,20 +84,44 @@ async def test_request_reply(broker_url):
         assert client.protocol_version in (MQTT5, MQTT311)
 
 
+GHOST = """
+import asyncio, sys
+from edgebus.broker.address import parse_broker_url
+from edgebus.broker.bus import Bus, BusOptions
+from edgebus.broker.transport import Will
+from edgebus.messages import Status, encode
+
+async def main():
+    offline = encode(Status("ghost", "edge", "offline"))
+    will = Will("t/status/ghost", offline, 1, True)
+    bus = Bus(parse_broker_url(sys.argv[1]), BusOptions(site="t", node_id="ghost", will=will))
+    await bus.start(5)
+    await bus.publish("t/status/ghost", Status("ghost", "edge", "online"), qos=1, retain=True)
+    await bus.flush()
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
 async def test_last_will_marks_a_vanished_node_offline(mosquitto_url):
+    import signal
+    import subprocess
+    import sys
+
     watcher = make_bus(mosquitto_url, "watch")
     await watcher.start(5)
     statuses = await watcher.subscribe("t/status/+")
-    offline = encode(Status("ghost", "edge", "offline"))
-    ghost = make_bus(mosquitto_url, "ghost", will=Will("t/status/ghost", offline, 1, True))
-    await ghost.start(5)
-    await ghost.publish("t/status/ghost", Status("ghost", "edge", "online"), qos=1, retain=True)
-    assert (await statuses.get(5)).message.state == "online"
-    # Drop the socket without DISCONNECT, as a crash would.
-    ghost._connection._client._connection._transport._transport.abort()
-    assert (await statuses.get(10)).message.state == "offline"
-    await ghost.close(flush_timeout=0)
-    await watcher.close()
+    ghost = subprocess.Popen([sys.executable, "-c", GHOST, mosquitto_url])
+    try:
+        assert (await statuses.get(20)).message.state == "online"
+        # A crash: the socket drops without DISCONNECT, and the broker sends the will.
+        ghost.send_signal(signal.SIGKILL)
+        assert (await statuses.get(10)).message.state == "offline"
+    finally:
+        ghost.kill()
+        ghost.wait()
+        await watcher.close()
 
 
 @pytest.mark.parametrize("client", ["gmqtt", "paho", "aiomqtt"])
