@@ -22,3 +22,11 @@ async def cancel_and_wait(
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError, *suppress):
             await task
+
+
+def failure(task: asyncio.Task[object]) -> BaseException | None:
+    """What a finished task raised; None while it runs, or if it returned or was cancelled
+    (Task.exception() itself raises for those last two)."""
+    if not task.done() or task.cancelled():
+        return None
+    return task.exception()

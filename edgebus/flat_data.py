@@ -37,12 +37,15 @@ def grey_shape(seed: int, index: int, size: int = 28) -> tuple[np.ndarray, int]:
     big = 4 * size
     image = Image.new("RGB", (big, big), (0, 0, 0))
     brightness = int(rng.integers(150, 256))
-    centre = tuple(float(big / 2 + rng.uniform(-0.08, 0.08) * big) for _ in range(2))
+    cx, cy = (float(big / 2 + rng.uniform(-0.08, 0.08) * big) for _ in range(2))
+    centre = (cx, cy)
     radius = float(rng.uniform(0.26, 0.38) * big)
     angle = float(rng.uniform(0, 2 * np.pi))
     # The drawing code of shapes.py, so the classes are the same shapes.
-    _draw_shape(ImageDraw.Draw(image), SHAPE_CLASSES[label], centre, radius, angle,  # type: ignore[arg-type]
-                (brightness,) * 3, (0, 0, 0))  # fmt: skip
+    shade = (brightness, brightness, brightness)
+    _draw_shape(
+        ImageDraw.Draw(image), SHAPE_CLASSES[label], centre, radius, angle, shade, (0, 0, 0)
+    )
     grey = np.asarray(image.convert("L").resize((size, size), Image.Resampling.BOX), np.float64)
     grey = grey + rng.normal(0, rng.uniform(2, 12), grey.shape)
     return np.clip(grey, 0, 255).astype(np.uint8), label

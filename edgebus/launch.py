@@ -20,6 +20,7 @@ from rich.table import Table
 
 from edgebus import fleet_file
 from edgebus.actor.lifecycle import Node, bus_for
+from edgebus.aio import failure
 from edgebus.broker.embedded import EmbeddedBroker
 from edgebus.config import Settings
 from edgebus.coordinator.node import CoordinatorNode
@@ -198,9 +199,9 @@ async def _run(
         started = loop.time()
         deadline = started + plan.duration_s
         while not stop.is_set() and loop.time() < deadline:
-            failed = [t for t in fleet.tasks if t.done() and t.exception() is not None]
+            failed = [exc for t in fleet.tasks if (exc := failure(t)) is not None]
             if failed:
-                raise failed[0].exception()  # type: ignore[misc]
+                raise failed[0]
             if (
                 plan.kill_edge_after_s is not None
                 and killed_at is None

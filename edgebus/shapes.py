@@ -145,11 +145,12 @@ def render_shape(seed: int, index: int, size: int = 64) -> tuple[np.ndarray, int
     centre = (float(rng.uniform(margin, size - margin)), float(rng.uniform(margin, size - margin)))
     angle = float(rng.uniform(0, 2 * math.pi))
     bg_here = bg[int(min(centre[1], size - 1)), int(min(centre[0], size - 1))]
-    colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+    red, green, blue = (int(c) for c in rng.integers(0, 256, size=3))
+    colour = (red, green, blue)
     if float(np.abs(np.asarray(colour, dtype=np.float32) - bg_here).sum()) < 120:
-        colour = tuple(int(255 - c) for c in colour)
-    hole = tuple(int(c) for c in bg_here)
-    _draw_shape(draw, SHAPE_CLASSES[label], centre, radius, angle, colour, hole)  # type: ignore[arg-type]
+        colour = (255 - red, 255 - green, 255 - blue)
+    hole = (int(bg_here[0]), int(bg_here[1]), int(bg_here[2]))
+    _draw_shape(draw, SHAPE_CLASSES[label], centre, radius, angle, colour, hole)
     out = np.asarray(image, dtype=np.float32)
     out += rng.normal(0, rng.uniform(2, 22), size=out.shape).astype(np.float32)
     if rng.random() < 0.3:

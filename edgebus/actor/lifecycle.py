@@ -12,7 +12,7 @@ from edgebus import __version__
 from edgebus.actor.connect import bus_for
 from edgebus.actor.counters import Counts
 from edgebus.actor.monitor import ResourceMonitor
-from edgebus.aio import cancel_and_wait
+from edgebus.aio import cancel_and_wait, failure
 from edgebus.broker.bus import BusError
 from edgebus.broker.transport import Will
 from edgebus.clock import Clock, RealClock
@@ -160,9 +160,9 @@ class Node:
                 )
                 log.info("%s %s online at %s", self.role, self.node_id, self.bus.address.url)
                 heartbeat = self.supervise(self._heartbeat(), "heartbeat")
-            done, _ = await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if work in done and not work.cancelled() and work.exception() is not None:
-                raise work.exception()  # type: ignore[misc]
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if (failed := failure(work)) is not None:
+                raise failed
         finally:
             # main()'s own failure was raised above; the shutdown below must still run.
             await cancel_and_wait((work, stop, heartbeat), suppress=(Exception,))

@@ -76,9 +76,9 @@ class Subscription:
         if self.closed and self._queue.empty():
             raise StopAsyncIteration
         item = await self._queue.get()
-        if item is _END:
+        if not isinstance(item, Delivery):  # the end marker
             raise StopAsyncIteration
-        return item  # type: ignore[return-value]
+        return item
 
     async def get(self, timeout: float | None = None) -> Delivery:
         """The next delivery; raises TimeoutError after `timeout` seconds."""

@@ -92,7 +92,7 @@ class _CoalescingTransport:
 class _AckTrackingStorage(PersistentStorage):
     """gmqtt's in-flight store, used only to learn which mid got its PUBACK."""
 
-    def __init__(self, on_acked_mid: object) -> None:
+    def __init__(self, on_acked_mid: Callable[[int], None]) -> None:
         super().__init__()
         self.last_pushed_mid = 0
         self._on_acked_mid = on_acked_mid
@@ -103,7 +103,7 @@ class _AckTrackingStorage(PersistentStorage):
 
     def remove_message_by_mid(self, mid: int) -> None:
         super().remove_message_by_mid(mid)
-        self._on_acked_mid(mid)  # type: ignore[operator]
+        self._on_acked_mid(mid)
 
 
 def _read_puback_reasons(client: gmqtt.Client, reasons: dict[int, int]) -> None:

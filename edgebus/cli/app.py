@@ -61,6 +61,8 @@ def main() -> None:
     except TyperException as exc:
         context = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `edgebus` or `edgebus qos`
+            # typer's NoArgsIsHelpError prints the help through show(), which its base
+            # TyperException, as typed, lacks.
             exc.show()  # type: ignore[attr-defined]
         else:
             where = f"{context.command_path}: " if context is not None else ""

@@ -7,7 +7,7 @@ by the next `max_length` bits, so neither side loops over bits in Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,10 @@ class HuffmanTable:
 
     lengths: np.ndarray
     codes: np.ndarray
+    # Derived in __post_init__: the decoder's lookup of every `_width`-bit window.
+    _width: int = field(init=False, repr=False, compare=False)
+    _symbol_of: np.ndarray = field(init=False, repr=False, compare=False)
+    _weights: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         lengths = np.asarray(self.lengths)
@@ -106,12 +110,12 @@ class HuffmanTable:
     def decode(self, payload: bytes, count: int) -> np.ndarray:
         """Decode exactly `count` symbols; a payload that runs out or holds an invalid code
         raises UnitError rather than returning wrong values."""
-        width: int = self._width  # type: ignore[attr-defined]
+        width: int = self._width
         bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8)).astype(np.int64)
         total = bits.size
         padded = np.concatenate([bits, np.zeros(width, dtype=np.int64)])
-        windows = sliding_window_view(padded, width)[: total + 1] @ self._weights  # type: ignore[attr-defined]
-        symbol_at = self._symbol_of[windows].tolist()  # type: ignore[attr-defined]
+        windows = sliding_window_view(padded, width)[: total + 1] @ self._weights
+        symbol_at = self._symbol_of[windows].tolist()
         length_of = self.lengths.tolist()
         out = [0] * count
         pos = 0
@@ -133,6 +137,9 @@ class HuffmanTables:
     """One table per feature channel, as the paper trains on the training set."""
 
     tables: tuple[HuffmanTable, ...]
+    # Every table padded to one width, so a frame's channels encode in one gather.
+    _lengths: np.ndarray = field(init=False, repr=False, compare=False)
+    _codes: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.tables)
@@ -156,7 +163,7 @@ class HuffmanTables:
         if sym.ndim != 2 or sym.shape[0] > len(self.tables):
             raise UnitError(f"Huffman encode: expected (<= {len(self.tables)}, n) symbols")
         rows = np.arange(sym.shape[0])[:, None]
-        return pack_codes(self._lengths[rows, sym], self._codes[rows, sym])  # type: ignore[attr-defined]
+        return pack_codes(self._lengths[rows, sym], self._codes[rows, sym])
 
     @classmethod
     def from_counts(cls, counts: np.ndarray) -> HuffmanTables:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 
 from edgebus.actor.lifecycle import bus_for
+from edgebus.aio import failure
 from edgebus.broker.ports import free_port, wait_for_port
 from edgebus.config import Settings
 from edgebus.experiments.offload_options import TEST_SEED, TEST_START
@@ -86,10 +87,9 @@ async def run_period(
         loop = asyncio.get_running_loop()
         until = loop.time() + frames * period / 1000 + 30
         while loop.time() < until and any(len(v) < frames for v in sent.values()):
-            if any(t.done() for t in tasks):
-                for t in tasks:
-                    if t.done() and t.exception() is not None:
-                        raise t.exception()  # type: ignore[misc]
+            for t in tasks:
+                if (failed := failure(t)) is not None:
+                    raise failed
             await asyncio.sleep(0.2)
         # Results follow the last end marker by a decode; the grace covers lost markers.
         until = loop.time() + 2 * period / 1000 + 2

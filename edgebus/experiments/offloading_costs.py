@@ -60,4 +60,5 @@ def save_classifier_costs(path: Path, arrays: dict[str, np.ndarray], fitted: Off
     """The costs and the fitted metric in one npz: cameras read the metric back
     (`policies.costs.load_camera_metric`) to score their weak model's logits."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    # numpy's stubs type savez's keyword arrays narrower than the arrays it accepts.
     np.savez_compressed(path, **arrays, **metric_arrays(fitted))  # type: ignore[arg-type]

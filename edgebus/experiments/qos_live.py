@@ -124,7 +124,7 @@ async def live_switching(
     None). Without `prefetch` a node fetches a model (one bundle) the first time a switch
     or a frame names it, and keeps it, cached by model_id and sha256."""
     broker = None if broker_url is not None else await EmbeddedBroker(port=0).start()
-    url = broker_url or broker.url  # type: ignore[union-attr]
+    url = broker.url if broker is not None else str(broker_url)
     names = ("coord", "cam", *RECEIVERS)
     buses = {n: _bus(url, n) for n in names}
     tasks: list[asyncio.Task[None]] = []

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +123,11 @@ def _tensor(data: FlatSet) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _fit(
-    model: nn.Module, train: FlatSet, recipe: Recipe, loss_of: object, generator: torch.Generator
+    model: nn.Module,
+    train: FlatSet,
+    recipe: Recipe,
+    loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    generator: torch.Generator,
 ) -> None:
     x, y = _tensor(train)
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
@@ -131,7 +135,7 @@ def _fit(
     for _ in range(recipe.epochs):
         for index in batches(len(train), recipe.batch_size, generator):
             optimiser.zero_grad()
-            loss = loss_of(x[index], y[index])  # type: ignore[operator]
+            loss = loss_of(x[index], y[index])
             loss.backward()
             optimiser.step()
     model.eval()

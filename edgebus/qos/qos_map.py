@@ -94,8 +94,15 @@ class QosMap:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> QosMap:
-        rule = QosRule(float(data["tolerance"]), float(data["step"]))  # type: ignore[arg-type]
+        rule = QosRule(_number(data, "tolerance"), _number(data, "step"))
         qos = data["qos"]
         if not isinstance(qos, dict):
             raise ValueError("QoS map: 'qos' must map latent sizes to QoS values")
         return cls(rule, (Trial(int(d), float(q), 0.0) for d, q in qos.items()))
+
+
+def _number(data: dict[str, object], key: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"QoS map: {key!r} must be a number, got {value!r}")
+    return float(value)

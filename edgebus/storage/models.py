@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import JSON, BigInteger, Float, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 # Bump on any change to the tables below; a store of another version is refused at start-up.
 SCHEMA_VERSION = 2
@@ -165,7 +166,7 @@ ROW_MODELS: dict[str, type[Keyed]] = {
 
 
 def columns(kind: str) -> tuple[str, ...]:
-    return tuple(c.name for c in ROW_MODELS[kind].__table__.columns)  # type: ignore[attr-defined]
+    return tuple(c.name for c in table_of(ROW_MODELS[kind]).columns)
 
 
 def wire_columns(kind: str) -> tuple[str, ...]:
@@ -177,7 +178,7 @@ def defaults(kind: str) -> dict[str, Any]:
     """Every column of a table with its scalar default (else None): rows written in one
     executemany must all carry the same keys."""
     out: dict[str, Any] = {}
-    for column in ROW_MODELS[kind].__table__.columns:  # type: ignore[attr-defined]
+    for column in table_of(ROW_MODELS[kind]).columns:
         default = column.default
-        out[column.name] = default.arg if default is not None and default.is_scalar else None
+        out[column.name] = default.arg if isinstance(default, ScalarElementColumnDefault) else None
     return out

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgebus.aio import cancel_and_wait
-from edgebus.broker.bus import Bus, OutgoingQueueFull
+from edgebus.broker.bus import Bus, OutgoingQueueFull, Subscription
 from edgebus.messages import Message, StoreQuery, StoreRows, SyncAck, SyncBatch
 from edgebus.storage.counters import SyncStats
 from edgebus.storage.errors import StorageError
@@ -192,8 +192,8 @@ class SyncAgent:
         self.stats.batches_sent += 1
         self.stats.rows_sent += count
 
-    async def _receive_acks(self, acks: object) -> None:
-        async for delivery in acks:  # type: ignore[attr-defined]
+    async def _receive_acks(self, acks: Subscription) -> None:
+        async for delivery in acks:
             ack = delivery.message
             if not isinstance(ack, SyncAck) or ack.node != self.node:
                 continue
