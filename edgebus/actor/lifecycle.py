@@ -92,6 +92,11 @@ class Node:
     async def stop_services(self) -> None:
         """Stop what start_services started, after the node's final sync."""
 
+    def service_tasks(self) -> list[asyncio.Task[None]]:
+        """The long-running tasks of what start_services started: supervised like the
+        node's own, so a dead outcome tracker or model follower stops the node loudly."""
+        return []
+
     def record(self, record: StoreRecord) -> None:
         """Append a row to the local store (a no-op when storage is disabled)."""
         if self.storage is not None:
@@ -139,6 +144,10 @@ class Node:
             await self.start_services()
             if self.storage is not None:
                 await self.storage.start()
+                for task in self.storage.tasks:
+                    self.watch(task)
+            for task in self.service_tasks():
+                self.watch(task)
         except BaseException:
             await self.stop_services()
             await self.bus.close(flush_timeout=0)

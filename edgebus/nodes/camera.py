@@ -118,6 +118,14 @@ class CameraNode(Node):
         if self.schedule is not None:
             await self.schedule.start()
 
+    def service_tasks(self) -> list[asyncio.Task[None]]:
+        tasks = list(self.outcomes.tasks)
+        if self.qos is not None:
+            tasks += self.qos.follower.tasks
+        if self.schedule is not None:
+            tasks += self.schedule.tasks
+        return tasks
+
     async def stop_services(self) -> None:
         await self.outcomes.stop()
         if self.qos is not None:

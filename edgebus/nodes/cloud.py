@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from edgebus.actor.lifecycle import Node
 from edgebus.clock import Clock
 from edgebus.config import Settings
@@ -26,6 +28,9 @@ class CloudNode(Node):
         if self.settings.store_enabled:
             self.sink = global_sink(self.settings, self.bus)
             await self.sink.start()
+
+    def service_tasks(self) -> list[asyncio.Task[None]]:
+        return list(self.sink.tasks) if self.sink is not None else []
 
     async def stop_services(self) -> None:
         if self.sink is not None:

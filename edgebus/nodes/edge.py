@@ -103,7 +103,11 @@ class EdgeNode(Node):
 
         # Under the coordinator's policy the edge takes only its cameras' streams.
         self.streams = EdgeStreams(
-            self.bus, self.topics, self._on_delivery, linger_s=4 * period_s + 1.0
+            self.bus,
+            self.topics,
+            self._on_delivery,
+            linger_s=4 * period_s + 1.0,
+            watch=self.watch,
         )
         self.capacity_fps = settings.edge_capacity_fps
 
@@ -111,6 +115,9 @@ class EdgeNode(Node):
         await self.qos.start()
         if not self.capacity_fps:
             self.capacity_fps = await asyncio.to_thread(self._measure_capacity)
+
+    def service_tasks(self) -> list[asyncio.Task[None]]:
+        return list(self.qos.follower.tasks)
 
     async def stop_services(self) -> None:
         await self.qos.stop()

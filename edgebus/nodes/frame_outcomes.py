@@ -131,6 +131,11 @@ class OutcomeTracker:
             asyncio.create_task(self._sweep(), name=f"{self.camera}-ask-again"),
         ]
 
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The long-running tasks start() began, for the node to supervise."""
+        return tuple(self._tasks)
+
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks, suppress=(Exception,))
         if self.pending:

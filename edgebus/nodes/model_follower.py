@@ -101,6 +101,11 @@ class ModelFollower(Generic[M]):
         switches = await self.bus.subscribe(self.topics.model_switch(), qos=1)
         self._task = asyncio.create_task(self._follow(switches), name=f"{self.node_id}-follower")
 
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The long-running task start() began, for the node to supervise."""
+        return (self._task,) if self._task is not None else ()
+
     async def stop(self) -> None:
         await cancel_and_wait((self._task, *self._fetching.values()), suppress=(Exception,))
 

@@ -90,11 +90,14 @@ class EdgeStreams:
 
     def __init__(
         self, bus: Bus, topics: Topics, on_delivery: Callable[[Delivery], None],
-        linger_s: float = 2.0,
+        linger_s: float = 2.0, watch: Callable[[asyncio.Task[None]], object] | None = None,
     ) -> None:  # fmt: skip
         self.bus = bus
         self.topics = topics
         self.on_delivery = on_delivery
+        # The node's supervision: a pump that dies of a bug stops the edge, loudly,
+        # rather than leaving one camera's frames unread while the edge looks online.
+        self.watch = watch
         # A camera handed to another edge may still be sending frames captured for this
         # one; its subscription stays this long so those frames still arrive here.
         self.linger_s = linger_s
@@ -122,6 +125,8 @@ class EdgeStreams:
             if camera not in self._streams:
                 subscription = await self.bus.subscribe(self.topics.frames(camera), qos=1)
                 pump = asyncio.create_task(self._pump(subscription), name=f"frames-{camera}")
+                if self.watch is not None:
+                    self.watch(pump)
                 self._streams[camera] = (subscription, pump)
         log.info("streams now %s (policy v%d)", ", ".join(self.cameras) or "none", self.version)
         return True
@@ -165,6 +170,11 @@ class CameraSchedule:
     async def start(self) -> None:
         policies = await self.bus.subscribe(self.topics.sched_policy(self.camera), qos=1)
         self._task = asyncio.create_task(self._follow(policies), name=f"{self.camera}-policy")
+
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The long-running task start() began, for the node to supervise."""
+        return (self._task,) if self._task is not None else ()
 
     async def stop(self) -> None:
         await cancel_and_wait((self._task,), suppress=(Exception,))

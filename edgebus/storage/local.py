@@ -143,6 +143,11 @@ class LocalStore:
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name=f"store-{self.node}")
 
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The writer task, for the node to supervise (it absorbs its own errors)."""
+        return (self._writer,) if self._writer is not None else ()
+
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -59,6 +60,10 @@ class NodeStorage:
     async def start(self) -> None:
         await self.store.start()
         await self.agent.start()
+
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        return (*self.store.tasks, *self.agent.tasks)
 
     async def stop(self) -> None:
         """Commit, sync what the global store still lacks (bounded wait), close."""

@@ -52,6 +52,11 @@ class SyncSink:
             asyncio.create_task(self._store_loop(), name="sync-sink-store"),
         ]
 
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The long-running tasks start() began, for the node to supervise."""
+        return tuple(self._tasks)
+
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         if self._subscription is not None:

@@ -85,6 +85,11 @@ class SyncAgent:
             asyncio.create_task(self._retention_loop(), name=f"sync-retention-{self.node}"),
         ]
 
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The long-running tasks start() began, for the node to supervise."""
+        return tuple(self._tasks)
+
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks = []

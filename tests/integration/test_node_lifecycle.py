@@ -85,3 +85,24 @@ async def test_a_node_whose_task_dies_goes_offline_with_the_reason(actor_broker_
     await watcher.close()
     assert isinstance(last, Status) and last.state == "offline"
     assert last.reason == "edge-x-classify failed: ZeroDivisionError: batch of zero frames"
+
+
+async def test_a_dead_service_task_stops_the_node_with_the_reason(actor_broker_url, tmp_path,
+                                                                  monkeypatch):  # fmt: skip
+    """A component's own task (here the camera's outcome tracker, which asks edges again
+    about unanswered frames) is supervised like the node's: its death stops the camera."""
+    from edgebus.nodes.camera import CameraNode
+    from edgebus.nodes.frame_outcomes import OutcomeTracker
+
+    async def broken_sweep(self: OutcomeTracker) -> None:
+        await asyncio.sleep(0.2)
+        raise KeyError("frame 7")
+
+    monkeypatch.setattr(OutcomeTracker, "_sweep", broken_sweep)
+    settings = Settings(
+        broker=actor_broker_url, protocol="3.1.1", site="life", node_id="cam-x", role="camera",
+        heartbeat_s=0.1, data_dir=str(tmp_path), store_enabled=False, frame_period_ms=100,
+    )  # fmt: skip
+    with pytest.raises(NodeFailed, match="cam-x-ask-again failed: KeyError"):
+        camera = CameraNode(settings, max_frames=0)  # no frames: nothing to settle at stop
+        await asyncio.wait_for(camera.run(connect_timeout=5), 20)
