@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 qos_app = typer.Typer(help="QoS requests to the orchestrator.", no_args_is_help=True)
 models_app = typer.Typer(help="The orchestrator's model pool.", no_args_is_help=True)
-console = Console()
+# Each command makes its own Console: one made at import would keep the terminal width
+# (COLUMNS) of whichever run imported the module first.
 
 _RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmg]?)(bps|bit/s|b/s)?\s*$", re.IGNORECASE)
 
@@ -55,7 +56,6 @@ BrokerOption = Annotated[str | None, typer.Option("--broker", "-b", help="Broker
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-
     fail(message, code)
     return typer.Exit(code)  # unreachable: fail raises
 
@@ -73,6 +73,7 @@ def _pool(pool: Path | None, config: Path | None = None):
 
 
 def _print_decision(d: QosDecision) -> None:
+    console = Console()
     verdict = "meets the target" if d.meets_target else "does NOT meet the target"
     console.print(
         f"model {d.model_id} ({d.configuration}, d = {d.latent_dim}), estimated accuracy "
@@ -102,6 +103,7 @@ def qos_set(
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the reply.")] = 5.0,
 ) -> None:
     """Send a QoS request; print the model the orchestrator chose and why."""
+    console = Console()
     from edgebus.messages import QosDecision, QosRequest
 
     request = QosRequest("cli", accuracy, parse_rate(bandwidth), edge_cpu, edge_memory,
@@ -144,6 +146,7 @@ def qos_show(
     wait: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for it.")] = 2.0,
 ) -> None:
     """The model in force: the retained model/switch event."""
+    console = Console()
     from edgebus.messages import ModelSwitch, to_dict
 
     with one_line_errors():
@@ -174,6 +177,7 @@ def qos_show(
 def qos_diag(pool: PoolOption = None, config: ConfigOption = None) -> None:
     """Diagnostics of the pool (Sec. 4.2): P rows, compression range (Eq. 5), QoS range (Eq. 6)
     and the features needed to move up a QoS level."""
+    console = Console()
     loaded = _pool(pool, config)
     for configuration in ("ECO", "ECCD"):
         qmap = loaded.qos_map(configuration)
@@ -195,6 +199,7 @@ def qos_diag(pool: PoolOption = None, config: ConfigOption = None) -> None:
 @models_app.command("list")
 def models_list(pool: PoolOption = None, config: ConfigOption = None) -> None:
     """Every model in the pool with its measured QoS and checksum."""
+    console = Console()
     loaded = _pool(pool, config)
     table = Table(title=f"{loaded.root} ({loaded.dataset}, D = {loaded.dim}, "
                         f"CO accuracy {loaded.cloud_accuracy:.3f})")  # fmt: skip
@@ -250,6 +255,7 @@ def models_search(
     step: Annotated[float, typer.Option(help="QoS bucket step.")] = 0.01,
 ) -> None:
     """Algorithm 1: binary search over d per configuration; every model is kept in the pool."""
+    console = Console()
     from edgebus.ml.errors import MLError
     from edgebus.ml.qos_pool import search_pool
 
@@ -287,6 +293,7 @@ def models_train(
     ce_weight: CeOption = 0.1,
 ) -> None:
     """Train (or retrain, bumping the version) given latent sizes into the pool."""
+    console = Console()
     from edgebus.ml.errors import MLError
     from edgebus.ml.qos_pool import open_pool
 
@@ -330,6 +337,7 @@ def experiment_qos(
     ] = "accelerometer",
 ) -> None:
     """Search cost (Table 3), data savings (Table 4), job cost (Eqs. 7-9), live switching."""
+    console = Console()
     from edgebus.broker.address import BrokerUrlError, parse_broker_url
     from edgebus.experiments import qos
 
