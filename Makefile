@@ -6,6 +6,9 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 READY := $(VENV)/.installed
+# The suite mostly waits (on brokers, child processes, deadlines), so three workers run it
+# in well under half the time of one, even on two cores; each test keeps its own timeout.
+TEST_WORKERS ?= 3
 
 .PHONY: run test setup
 
@@ -16,7 +19,7 @@ test: $(READY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS)
 
 setup: $(READY)
 
