@@ -11,7 +11,7 @@ import pytest
 from edgebus.clock import RealClock
 from edgebus.messages import DriftAlert
 from edgebus.nodes.model_follower import Loaded
-from edgebus.nodes.qos_stream import QosEncoder
+from edgebus.nodes.qos_models import QosEncoder
 from edgebus.topics import Topics
 
 torch = pytest.importorskip("torch")

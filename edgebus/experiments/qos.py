@@ -33,7 +33,7 @@ from edgebus.experiments.qos_live import LiveResult, live_switching
 from edgebus.messages import FrameChunk, encode
 from edgebus.ml.dense_ae import Recipe, train_dense
 from edgebus.ml.qos_data import FlatSet, load_split
-from edgebus.nodes.latent_stream import RawEncode, raw_float16, raw_uint8
+from edgebus.nodes.latent_transfer import RawEncode, raw_float16, raw_uint8
 from edgebus.qos.compression_search import (
     QosRule,
     SearchResult,

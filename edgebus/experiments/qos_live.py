@@ -8,7 +8,7 @@ with its `ModelFollower`, and QoS requests at random times that each move the mo
   the run refuses to start instead of spinning).
 - A switch's latency is from the request's publication to the last node's ack.
 - Every frame carries its model_id; receivers re-encode the frame's input with the model
-  they decoded with and count a mismatch as `wrong_model` (latent_stream.py).
+  they decoded with and count a mismatch as `wrong_model` (nodes/latent_transfer.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from edgebus.broker.embedded import EmbeddedBroker
 from edgebus.clock import RealClock
 from edgebus.coordinator.orchestrator import Orchestrator
 from edgebus.messages import ModelBundle, ModelSwitchAck, QosRequest
-from edgebus.nodes.latent_stream import (
+from edgebus.nodes.latent_transfer import (
     FrameModel,
     LatentReceiver,
     LatentSender,

@@ -42,10 +42,11 @@ from edgebus.messages import Result, answered_in_time
 from edgebus.nodes.camera_records import CameraRecords
 from edgebus.nodes.camera_setup import camera_parts
 from edgebus.nodes.counters import CameraCounters
+from edgebus.nodes.frame_coding import FrameCoding
 from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
 from edgebus.nodes.frame_sender import EncodeJob, FrameSender, SenderSetup, SentFrame
 from edgebus.nodes.offload_gate import OffloadGate, PolicyGate, WeakAnswer
-from edgebus.nodes.qos_stream import FrameCoding, QosEncoder
+from edgebus.nodes.qos_models import QosEncoder
 from edgebus.nodes.sources import CapturedFrame, FrameSource
 from edgebus.nodes.stream_policy import ANY_PEER, CameraSchedule
 

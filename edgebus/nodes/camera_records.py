@@ -14,10 +14,10 @@ import logging
 from edgebus.config import Settings
 from edgebus.messages import EndOfFrame, FrameDropped, to_dict
 from edgebus.nodes.counters import CameraCounters
+from edgebus.nodes.frame_coding import FrameCoding
 from edgebus.nodes.frame_outcomes import OutcomeTracker
 from edgebus.nodes.frame_sender import SentFrame
 from edgebus.nodes.offload_gate import WeakAnswer
-from edgebus.nodes.qos_stream import FrameCoding
 from edgebus.nodes.sources import CapturedFrame
 from edgebus.storage.models import DROPPED, SENT
 from edgebus.storage.records import EventRecord, FrameRecord, StoreRecord

@@ -18,8 +18,9 @@ from edgebus.config import ConfigError, Settings
 from edgebus.flat_data import FLAT_KINDS
 from edgebus.nodes.chunking import BYTE_CODEC_BLOCK
 from edgebus.nodes.codec_choice import parse_codec
+from edgebus.nodes.frame_coding import FrameCoding
 from edgebus.nodes.offload_gate import OffloadEveryFrame, OffloadGate, PolicyGate
-from edgebus.nodes.qos_stream import FrameCoding, QosEncoder
+from edgebus.nodes.qos_models import QosEncoder
 from edgebus.nodes.sources import FrameSource, SourceError, open_source
 from edgebus.nodes.stream_policy import CameraSchedule
 from edgebus.topics import Topics

@@ -42,8 +42,8 @@ from edgebus.nodes.decoding import Classified, FrameClassifier
 from edgebus.nodes.edge_outcomes import EdgeOutcomes, Verdict
 from edgebus.nodes.frame_ledger import Decision, FrameLedger
 from edgebus.nodes.model_follower import UnknownModel
-from edgebus.nodes.qos_stream import CODEC as QOS_CODEC
-from edgebus.nodes.qos_stream import QosClassifier
+from edgebus.nodes.qos_models import CODEC as QOS_CODEC
+from edgebus.nodes.qos_models import QosClassifier
 from edgebus.nodes.stream_policy import EdgeStreams
 from edgebus.storage.models import DROPPED
 from edgebus.storage.records import EventRecord

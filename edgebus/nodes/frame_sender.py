@@ -27,7 +27,7 @@ from edgebus.clock import Clock
 from edgebus.messages import EndOfFrame, FrameChunk, encode
 from edgebus.nodes.chunking import Chunk, Chunker, count_chunks
 from edgebus.nodes.counters import CameraCounters
-from edgebus.nodes.qos_stream import FrameCoding
+from edgebus.nodes.frame_coding import FrameCoding
 from edgebus.nodes.sources import CapturedFrame
 from edgebus.topics import Topics
 

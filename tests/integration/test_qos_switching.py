@@ -26,7 +26,7 @@ from edgebus.messages import (
     QosDecision,
     QosRequest,
 )
-from edgebus.nodes.latent_stream import LatentReceiver, LatentSender
+from edgebus.nodes.latent_transfer import LatentReceiver, LatentSender
 from edgebus.nodes.model_follower import ModelFollower
 from edgebus.qos.compression_search import QosRule
 from edgebus.qos.model_store import ModelPool, model_id_for

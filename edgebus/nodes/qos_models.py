@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +30,11 @@ from edgebus.codecs.dense_ae import DenseAECodec, raw_encode
 from edgebus.codecs.errors import ModelFileError
 from edgebus.messages import ModelBundle
 from edgebus.nodes.drift_monitor import DriftMonitor
+from edgebus.nodes.frame_coding import FrameCoding
 from edgebus.nodes.model_follower import RAW, Loaded, ModelFollower, UnknownModel
 from edgebus.topics import Topics
 
-log = logging.getLogger("edgebus.qos_stream")
+log = logging.getLogger("edgebus.qos_models")
 
 CODEC = "dense_ae"
 # CO bytes per feature by data set: images as uint8, sensor windows as float16 (pool rule).
@@ -43,16 +43,6 @@ RAW_ITEM_BYTES = {"shapes28": 1, "accelerometer": 2}
 
 def load_codec(bundle: ModelBundle) -> DenseAECodec:
     return DenseAECodec.from_bundle(bundle)
-
-
-@dataclass(frozen=True, slots=True)
-class FrameCoding:
-    """How one frame is coded: the codec and model named on its chunks, and the coder that
-    turns the frame's data into units (it runs in the camera's encoder thread)."""
-
-    codec: str
-    model_id: str
-    units: Callable[[np.ndarray], Iterable[bytes]]
 
 
 class QosEncoder:

@@ -25,7 +25,7 @@ from edgebus.nodes.counters import LatentReceiverCounters, LatentSenderCounters
 from edgebus.nodes.model_follower import ModelFollower, UnknownModel
 from edgebus.topics import Topics
 
-log = logging.getLogger("edgebus.latent_stream")
+log = logging.getLogger("edgebus.latent_transfer")
 
 CODEC = "dense_ae"
 
