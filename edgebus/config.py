@@ -25,6 +25,9 @@ PROTOCOLS = ("auto", "5", "3.1.1")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 OFFLOAD_MODES = ("off", "never", "always", "baseline", "mdp", "dqn")
 SCHEDULERS = ("off", "jstsh")
+# The edge's classifier: the shipped one for the procedural shapes (64 px), the ImageNet-1k
+# one for real photos (224 px, built at set-up), or a card file of another.
+CLASSIFIERS = ("strong", "imagenet")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _STORE_URL = re.compile(r"^(sqlite|postgresql(\+psycopg)?)://")
 _CODEC = re.compile(
@@ -100,6 +103,7 @@ class Settings:
     peer_links: str = ""  # camera: per-edge link rates, "edge-1=6000,edge-2=2400" (bytes/s)
     edge_capacity_fps: float = 0.0  # edge: frames/s it classifies; 0 = measured at start
     edge_downlink_bps: float = 0.0  # edge: ingress bytes/s shared by its cameras; 0 = no cap
+    classifier: str = "strong"  # edge: strong | imagenet | <card>.json
     # token-bucket offloading; off = every frame to the edge, cut at its deadline
     offload: str = "off"  # off | never | always | baseline | mdp | dqn
     offload_rate: float = 0.1  # tokens per frame slot (r)
@@ -151,6 +155,12 @@ def _non_negative(v: Any) -> str | None:
 
 def _non_empty(v: Any) -> str | None:
     return None if str(v).strip() else "expected a non-empty path"
+
+
+def _classifier(v: Any) -> str | None:
+    if v in CLASSIFIERS or (str(v).endswith(".json") and Path(v).is_file()):
+        return None
+    return f"expected {', '.join(CLASSIFIERS)} or an existing classifier card (.json), got {v!r}"
 
 
 def _readable_or_empty(v: Any) -> str | None:
@@ -222,6 +232,7 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "peer_links": _peer_links,
     "edge_capacity_fps": _non_negative,
     "edge_downlink_bps": _non_negative,
+    "classifier": _classifier,
     "drift_threshold": _non_negative,
     "offload": _one_of(OFFLOAD_MODES),
     "offload_rate": _tokens_per_slot,

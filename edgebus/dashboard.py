@@ -155,7 +155,12 @@ class FleetView:
     def on_result(self, result: Result) -> None:
         self.results += 1
         self.latency_ms_sum += result.latency_ms
-        top = result.top_k[0] if result.top_k else "-"
+        # A classifier's name for the class where it has one ("espresso"), else its index;
+        # the first of a WordNet lemma's synonyms is enough in a table cell.
+        if result.names:
+            top: str | int = result.names[0].split(",")[0]
+        else:
+            top = result.top_k[0] if result.top_k else "-"
         text = f"{result.camera}#{result.frame_id}→{top} {result.latency_ms:.0f}ms"
         self._row(result.node).last_result = text
         camera = self._row(result.camera)

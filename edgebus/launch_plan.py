@@ -4,6 +4,7 @@ and each node's settings (one edge as configured, or several under JSTSH)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,32 @@ class UpPlan:
     # Sensor streams: accelerometer windows coded with the model the QoS orchestrator
     # chose. They follow its model switches, so `edgebus qos set` changes what they send.
     sensors: int = 1
+
+
+# Unless set: the shapes' fleet runs its cameras over the switching uplink trace (the PNC
+# system's point is accuracy that follows the bandwidth). Real photos (a folder or a
+# video) mean the ImageNet classifier, its 224 px input, WebP at quality 20 (2.4 to 3.5 kB
+# per photo here, every label kept) and no emulated uplink: the presets are sized for
+# 64 px shapes, where a 224 px photo would never fit.
+SHAPES_DEFAULTS: dict[str, Any] = {"link": "switching"}
+PHOTO_DEFAULTS: dict[str, Any] = {
+    "frame_width": 224, "frame_height": 224, "codec": "webp20", "link": "off",
+}  # fmt: skip
+
+
+def is_photo_source(source: str) -> bool:
+    return source.startswith(("folder:", "video:"))
+
+
+def up_defaults(settings: Settings, configured: Callable[[str], bool]) -> Settings:
+    """The settings `up` runs with: the user's, and for what they left unset the defaults
+    of a shapes fleet or, with a photo source or the ImageNet classifier, a photo fleet."""
+    classifier = settings.classifier
+    if not configured("classifier") and is_photo_source(settings.source):
+        classifier = "imagenet"
+    defaults = PHOTO_DEFAULTS if classifier == "imagenet" else SHAPES_DEFAULTS
+    unset = {key: value for key, value in defaults.items() if not configured(key)}
+    return dataclasses.replace(settings, classifier=classifier, **unset)
 
 
 # A camera reaches its nearest edge over its uplink trace and every other edge over a

@@ -144,6 +144,9 @@ class Result(Message):
     label: int = -1  # copied from the end marker, for scoring only
     model_id: str = ""  # the model the frame was decoded with (its chunks name it)
     incarnation: int = 0
+    # The classifier's names of top_k (an ImageNet edge's "espresso"); empty where the
+    # model names none (the QoS pool's).
+    names: list[str] = field(default_factory=list)
 
 
 @register

@@ -9,6 +9,7 @@ from edgebus.cli import storage  # noqa: F401  query, audit, bench sync
 from edgebus.cli import acl  # noqa: F401  acl
 from edgebus.cli import bench  # noqa: F401  bench bus, bench codecs
 from edgebus.cli import train  # noqa: F401  train …
+from edgebus.cli import photos  # noqa: F401  photos
 from edgebus.cli import experiments  # noqa: F401  experiment …
 from edgebus.cli import qos  # noqa: F401  qos …, models …, experiment qos
 

@@ -33,6 +33,13 @@ RateOption = Annotated[
 BucketOption = Annotated[
     float | None, typer.Option("--bucket", help="Camera offloading: bucket depth b (tokens).")
 ]
+ClassifierOption = Annotated[
+    str | None,
+    typer.Option(
+        "--classifier",
+        help="Edge: strong (the shapes, 64 px), imagenet (real photos, 224 px) or a card .json.",
+    ),
+]
 
 
 @app.command()
@@ -76,6 +83,7 @@ def node(
     schedule: Annotated[
         str | None, typer.Option("--schedule", help="Coordinator: off or jstsh.")
     ] = None,
+    classifier: ClassifierOption = None,
 ) -> None:
     """Run one node until SIGINT/SIGTERM; it then flushes and publishes offline."""
     from edgebus.coordinator.node import CoordinatorNode
@@ -98,6 +106,7 @@ def node(
             offload_bucket=bucket,
             scheduled=scheduled,
             schedule=schedule,
+            classifier=classifier,
         )
         setup_logging(settings.log_level)
         classes = {
@@ -129,9 +138,23 @@ def up(
     dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard")] = True,
     period_ms: Annotated[int | None, typer.Option("--period-ms")] = None,
     link: Annotated[
-        str, typer.Option("--link", help="Camera uplink: a preset, B/s, a .csv, or off.")
-    ] = "switching",
-    codec: Annotated[str | None, typer.Option("--codec", help="Camera codec (pnc).")] = None,
+        str | None,
+        typer.Option(
+            "--link", help="Camera uplink: a preset, B/s, a .csv, or off (switching; photos off)."
+        ),
+    ] = None,
+    codec: Annotated[
+        str | None, typer.Option("--codec", help="Camera codec (pnc; photos webp20).")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Camera source: synthetic, or real photos from folder:DIR or video:FILE "
+            "(classified by the ImageNet classifier at 224 px).",
+        ),
+    ] = None,
+    classifier: ClassifierOption = None,
     offload: OffloadOption = None,
     rate: RateOption = None,
     bucket: BucketOption = None,
@@ -160,23 +183,20 @@ def up(
     """Start a broker (unless --broker) and every role, show a live dashboard, then a summary."""
     from edgebus.config import is_configured
     from edgebus.launch import UpPlan, run_up
+    from edgebus.launch_plan import up_defaults
 
     with one_line_errors():
         # Under `up` the children's info lines would crowd the dashboard: warnings and
         # errors only, unless log_level is set.
         quiet = None if is_configured("log_level", config) else "warning"
-        settings = settings_from(
-            config,
-            site=site,
-            log_level=quiet,
-            frame_period_ms=period_ms,
-            heartbeat_s=1.0,
-            link=link,
-            codec=codec,
-            offload=offload,
-            offload_rate=rate,
-            offload_bucket=bucket,
+        flags: dict[str, object] = dict(
+            site=site, log_level=quiet, frame_period_ms=period_ms, heartbeat_s=1.0, link=link,
+            codec=codec, source=source, classifier=classifier, offload=offload,
+            offload_rate=rate, offload_bucket=bucket,
             **({"broker": broker} if broker else {}),
+        )  # fmt: skip
+        settings = up_defaults(
+            settings_from(config, **flags), lambda key: is_configured(key, config, flags)
         )
         if broker:
             from edgebus.broker.address import parse_broker_url
@@ -188,7 +208,7 @@ def up(
             fail("--kill-edge needs --processes and --edges 2 or more")
         plan = UpPlan(
             cameras=cameras, duration_s=duration, broker=broker, processes=processes,
-            dashboard=dashboard, link=link, edges=edges, kill_edge_after_s=kill_edge,
+            dashboard=dashboard, link=settings.link, edges=edges, kill_edge_after_s=kill_edge,
             sensors=sensors,
         )  # fmt: skip
         totals = asyncio.run(run_up(settings, plan, console))

@@ -210,3 +210,23 @@ def train_dqn(
     except model_errors(ValueError) as exc:
         fail(str(exc))
     wide_console().print(f"wrote {card} and {card.with_suffix('.onnx')}")
+
+
+@train_app.command("imagenet")
+def train_imagenet(
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the ONNX model (default: the package's).")
+    ] = None,
+) -> None:
+    """Export the ImageNet-1k classifier (EfficientNet-Lite0) for real photos to ONNX, from
+    the installed packages; `make setup` runs this once."""
+    from edgebus.ml.imagenet_export import export_imagenet_classifier
+
+    try:
+        report = export_imagenet_classifier(out)
+    except model_errors() as exc:
+        fail(str(exc), 1)
+    print(
+        f"wrote {report.path} ({report.path.stat().st_size / 1e6:.1f} MB) in "
+        f"{report.seconds:.0f} s; logits within {report.max_logit_difference:.1e} of torch"
+    )

@@ -41,9 +41,18 @@ class Classifier:
             model_file = self.card["file"]
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"classifier card {card_name}: missing field {exc}") from None
-        self.session = InferenceSession(
-            asset_path(model_file, asset_path(card_name, base).parent), threads
-        )
+        try:
+            model_path = asset_path(model_file, asset_path(card_name, base).parent)
+        except ModelFileError:
+            build = self.card.get("build")
+            if not build:
+                raise
+            # Too large to ship: built from an installed package by the set-up.
+            raise ModelFileError(
+                f"classifier {model}: {model_file} is built at set-up, not shipped; run "
+                f"`{build}` (make setup does)"
+            ) from None
+        self.session = InferenceSession(model_path, threads)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """images: (N, H, W, 3) or (H, W, 3) uint8 -> logits (N, classes)."""

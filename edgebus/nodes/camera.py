@@ -238,6 +238,7 @@ class CameraNode(Node):
             codec="weak",
             label=frame.label,
             incarnation=self.incarnation,
+            names=list(weak.names),
         )
         # The row is the record; the message tells subscribers. Stored either way.
         self.record_result(result)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from edgebus.broker.bus import Bus
 from edgebus.broker.link import LinkEmulator, TraceError, trace_from_spec
 from edgebus.clock import Clock
+from edgebus.codecs.assets import read_card
 from edgebus.codecs.base import Codec
-from edgebus.codecs.errors import CodecError
+from edgebus.codecs.errors import CodecError, ModelFileError
 from edgebus.config import ConfigError, Settings
 from edgebus.flat_data import FLAT_KINDS
 from edgebus.nodes.chunking import BYTE_CODEC_BLOCK
@@ -60,8 +61,9 @@ def camera_parts(
         check_data_path(settings)
         coding, block_bytes = _coding(settings, bus, topics, clock)
         source = source or open_source(
-            settings.source, settings.frame_width, seed=hash(settings.node_id) & 0xFFFF
-        )
+            settings.source, settings.frame_width, seed=hash(settings.node_id) & 0xFFFF,
+            classifier_classes=_edge_classes(settings),
+        )  # fmt: skip
         trace = trace_from_spec(settings.link)
         if gate is None:
             gate = offload_gate(settings)
@@ -126,3 +128,20 @@ def offload_gate(settings: Settings) -> OffloadGate:
         settings.offload_costs,
         settings.offload_policy,
     )
+
+
+def _edge_classes(settings: Settings) -> list[str] | None:
+    """The class names of the edge's classifier, so a folder of class folders is labelled
+    in its index ("espresso/" is ImageNet's 967); None for the shapes' classifier, whose
+    folders are labelled in sorted order, as it was trained on them."""
+    if settings.classifier == "strong":
+        return None
+    card = (
+        settings.classifier
+        if settings.classifier.endswith(".json")
+        else (f"{settings.classifier}_classifier.json")
+    )
+    try:
+        return [str(name) for name in read_card(card)["classes"]]
+    except (ModelFileError, KeyError, TypeError) as exc:
+        raise ValueError(f"classifier {settings.classifier}: no class names ({exc})") from None

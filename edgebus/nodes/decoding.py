@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,7 @@ class Classified:
     top_k: list[int]
     scores: list[float]
     units_used: int
+    names: list[str] = field(default_factory=list)  # of top_k, where the classifier names them
 
 
 class FrameClassifier:
@@ -47,10 +48,10 @@ class FrameClassifier:
                 out.append(item)
                 continue
             assert probs is not None
-            order = np.argsort(-probs[row])[:k]
-            out.append(
-                Classified([int(i) for i in order], [float(probs[row][i]) for i in order], item[1])
-            )
+            order = [int(i) for i in np.argsort(-probs[row])[:k]]
+            scores = [float(probs[row][i]) for i in order]
+            names = [self.classifier.class_names[i] for i in order]
+            out.append(Classified(order, scores, item[1], names))
             row += 1
         return out
 

@@ -27,7 +27,8 @@ from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Delivery
 from edgebus.clock import Clock
 from edgebus.codecs.classifier import Classifier
-from edgebus.config import Settings
+from edgebus.codecs.errors import ModelFileError
+from edgebus.config import ConfigError, Settings
 from edgebus.messages import (
     OUTCOME_DROPPED,
     OUTCOME_REFUSED,
@@ -83,7 +84,11 @@ class EdgeNode(Node):
         self.assembler = FrameAssembler(
             grace_s if grace_s is not None else 2 * period_s, self.ledger
         )
-        self.frames = FrameClassifier(classifier or Classifier("strong"), settings.frame_width)
+        try:
+            chosen = classifier or Classifier(settings.classifier)
+        except ModelFileError as exc:
+            raise ConfigError(f"edge {settings.node_id}: {exc}") from None
+        self.frames = FrameClassifier(chosen, settings.frame_width)
         self.shared_group = shared_group
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-classify")
         # Frames finished by the assembler, with when (monotonic): one that waits longer

@@ -107,6 +107,7 @@ class EdgeOutcomes:
             label=end.label if end is not None else -1,
             model_id=frame.model_id,
             incarnation=frame.incarnation,
+            names=verdict.names,
         )
         node.record(
             FrameRecord(

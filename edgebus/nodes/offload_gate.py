@@ -38,6 +38,7 @@ class WeakAnswer:
     gap: int
     decision: Decision
     bucket: tuple[int, int, int]  # (N, P, M) of the integer bucket the levels are in
+    names: tuple[str, ...] = ()  # the weak model's names of top_k
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,5 +121,6 @@ class PolicyGate:
             gap,
             decision,
             (self.params.n, self.params.p, self.params.m),
+            tuple(self.weak.class_names[int(i)] for i in order),
         )
         return Admission(decision.offload, weak)

@@ -6,6 +6,7 @@ not). The label rides along only for evaluation; nothing on the edge uses it to 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -82,15 +83,18 @@ class FolderSource:
     """An ImageFolder tree (root/<class>/<image>, classes sorted by name) or a flat folder of
     images (labels unknown), played in a loop."""
 
-    def __init__(self, root: Path, size: int = 64) -> None:
+    def __init__(
+        self, root: Path, size: int = 64, classifier_classes: Sequence[str] | None = None
+    ) -> None:
         if not root.is_dir():
             raise SourceError(f"image folder {str(root)!r}: expected a directory")
         self.size = size
         classes = sorted(p.name for p in root.iterdir() if p.is_dir())
         if classes:
+            labels = _folder_labels(classes, classifier_classes)
             self.items = [
-                (f, label)
-                for label, name in enumerate(classes)
+                (f, labels[name])
+                for name in classes
                 for f in sorted((root / name).iterdir())
                 if f.suffix.lower() in IMAGE_SUFFIXES
             ]
@@ -113,6 +117,19 @@ class FolderSource:
 
     def close(self) -> None:
         pass
+
+
+def _folder_labels(folders: list[str], classifier_classes: Sequence[str] | None) -> dict[str, int]:
+    """Each class folder's label: its place in the sorted folders (an ImageFolder tree made
+    for the classifier), or, given the classifier's class names, the index of the class it
+    names ("espresso", or any synonym of "tabby, tabby cat"); unknown if it names none."""
+    if classifier_classes is None:
+        return {name: index for index, name in enumerate(folders)}
+    index_of: dict[str, int] = {}
+    for index, names in enumerate(classifier_classes):
+        for name in names.split(","):
+            index_of.setdefault(name.strip().lower(), index)
+    return {name: index_of.get(name.replace("_", " ").lower(), UNKNOWN_LABEL) for name in folders}
 
 
 class VideoSource:
@@ -164,16 +181,19 @@ class FlatSource:
         pass
 
 
-def open_source(spec: str, size: int = 64, seed: int = 0) -> FrameSource:
+def open_source(
+    spec: str, size: int = 64, seed: int = 0, classifier_classes: Sequence[str] | None = None
+) -> FrameSource:
     """`synthetic`, `folder:<dir>`, `video:<file>`, or a flat data set (`accelerometer`,
-    `shapes28`) for the QoS orchestrator's models."""
+    `shapes28`) for the QoS orchestrator's models. A folder's class folders are labelled by
+    the classifier's class names when given (see _folder_labels)."""
     kind, _, arg = spec.partition(":")
     if kind == "synthetic" and not arg:
         return SyntheticSource(size, seed)
     if kind in FLAT_KINDS and not arg:
         return FlatSource(kind, seed)
     if kind == "folder" and arg:
-        return FolderSource(Path(arg), size)
+        return FolderSource(Path(arg), size, classifier_classes)
     if kind == "video" and arg:
         return VideoSource(Path(arg), size)
     raise SourceError(

@@ -41,6 +41,12 @@ CASES: list[tuple[list[str], int, str]] = [
     (["up", "--kill-edge", "5", "--duration", "1"], USAGE, "--kill-edge"),
     (["up", "--broker", "ftp://x"], USAGE, "scheme"),
     (["up", "--duration", "abc"], USAGE, "--duration"),
+    (["up", "--classifier", "hotdog", "--duration", "1"], USAGE, "hotdog"),
+    (["up", "--source", "folder:no-such-photos", "--duration", "1"], USAGE, "no-such-photos"),
+    (["node", "--role", "edge", "--classifier", "mine.json"], USAGE, "mine.json"),
+    # photos
+    (["photos"], USAGE, "OUT"),
+    (["photos", "/proc/no-photos-here"], RUNTIME, "/proc/no-photos-here"),
     # broker
     (["broker", "--port", "x"], USAGE, "--port"),
     (["broker", "--port", "70000"], USAGE, "--port"),
