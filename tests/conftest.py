@@ -102,3 +102,13 @@ async def broker_url(request):
         await broker.stop()
     else:
         yield request.getfixturevalue("mosquitto_url")
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir():
+    """Debian's dataset-fashion-mnist, which `make setup` installs where it can."""
+    from edgebus.ml.datasets import FASHION_MNIST_DIR
+
+    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        missing_service(f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR}")
+    return FASHION_MNIST_DIR

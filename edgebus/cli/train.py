@@ -29,25 +29,43 @@ def train_classifiers(
     train_images: Annotated[int, typer.Option(min=10, help="Training images.")] = 12000,
     epochs: Annotated[int, typer.Option(min=0, help="Epochs per model; 0 = recipe.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="shapes (the procedural set, 64 px) or fashion-mnist (Debian's "
+            "dataset-fashion-mnist, 28 px; writes fashion_*_classifier)."
+        ),
+    ] = "shapes",
 ) -> None:
     """Train the strong (edge) and weak (camera) classifiers and export them to ONNX."""
     from dataclasses import replace
 
-    from edgebus.ml.train_classifiers import DEFAULT_RECIPES, DataRecipe
+    from edgebus.ml.train_classifiers import (
+        DEFAULT_RECIPES,
+        FASHION_RECIPES,
+        DataRecipe,
+        FashionData,
+    )
     from edgebus.ml.train_classifiers import train_and_export_classifiers as run_training
 
-    recipes = tuple(replace(r, epochs=epochs) if epochs else r for r in DEFAULT_RECIPES)
+    if data not in ("shapes", "fashion-mnist"):
+        fail(f"--data {data!r}: expected shapes or fashion-mnist")
+    fashion = data == "fashion-mnist"
+    base = FASHION_RECIPES if fashion else DEFAULT_RECIPES
+    recipes = tuple(replace(r, epochs=epochs) if epochs else r for r in base)
+    source = FashionData(seed=seed) if fashion else DataRecipe(seed=seed, train=train_images)
     try:
-        cards = run_training(out, DataRecipe(seed=seed, train=train_images), recipes, progress)
+        cards = run_training(out, source, recipes, progress, "fashion_" if fashion else "")
     except model_errors() as exc:
-        fail(str(exc))
-    table = Table(title=f"classifiers in {out}")
-    for column in ("model", "params", "test top-1", "test top-5", "train s"):
+        fail(str(exc), 1)
+    table = Table(title=f"classifiers in {out} ({data})")
+    for column in ("model", "params", "multiply-adds", "test top-1", "test top-5", "train s"):
         table.add_column(column, justify="left" if column == "model" else "right")
-    for kind, card in cards.items():
+    for card in cards.values():
         table.add_row(
-            kind,
+            card["name"],
             f"{card['parameters']:,}",
+            f"{card['multiply_adds']:,}",
             f"{100 * card['test_top1']:.2f}%",
             f"{100 * card['test_top5']:.2f}%",
             f"{card['train_seconds']:.0f}",

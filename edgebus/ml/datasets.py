@@ -230,11 +230,19 @@ def _read_idx(path: Path) -> np.ndarray:
     return body.reshape(dims)
 
 
+# Where Debian's dataset-fashion-mnist puts the original IDX files.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
 def _find(root: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz"):
         if (root / name).exists():
             return root / name
-    raise DatasetError(f"Fashion-MNIST at {root}: expected {stem} or {stem}.gz")
+    hint = "; install it: apt-get install dataset-fashion-mnist (make setup does, as root)"
+    raise DatasetError(
+        f"Fashion-MNIST at {root}: expected {stem} or {stem}.gz"
+        + (hint if root == FASHION_MNIST_DIR else "")
+    )
 
 
 def load_fashion_mnist(root: str | Path, train: bool = True, size: int | None = None) -> ImageSet:
@@ -249,6 +257,22 @@ def load_fashion_mnist(root: str | Path, train: bool = True, size: int | None = 
         )
     rgb = np.repeat(images[..., None], 3, axis=-1)
     return ImageSet(_resize_all(rgb, size), labels, list(FASHION_CLASSES))
+
+
+def fashion_split(
+    root: Path = FASHION_MNIST_DIR, seed: int = 0, val: int = 5000
+) -> tuple[DatasetSplit, ImageSet, ImageSet, ImageSet]:
+    """Fashion-MNIST as published: the 60,000 training images less a seeded validation
+    hold-out of `val`, and the 10,000 test images untouched (28 px, grey as RGB)."""
+    train_all = load_fashion_mnist(root, train=True)
+    test = load_fashion_mnist(root, train=False)
+    order = np.random.default_rng(seed).permutation(len(train_all))
+    fingerprint = hashlib.sha256(train_all.labels.tobytes() + test.labels.tobytes()).hexdigest()
+    split = DatasetSplit(
+        "fashion-mnist", seed, 28, len(train_all) - val, val, len(test), str(root),
+        fingerprint[:16],
+    )  # fmt: skip
+    return split, train_all.subset(order[val:]), train_all.subset(order[:val]), test
 
 
 def load_dataset(kind: str, root: str | Path, size: int, train: bool = True) -> ImageSet:
