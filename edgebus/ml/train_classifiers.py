@@ -193,7 +193,7 @@ def train_and_export_classifiers(
             "test_images": len(test),
             "onnx_max_abs_diff": gap,
             "recipe": {"epochs": recipe.epochs, "lr": recipe.lr, "batch_size": recipe.batch_size,
-                       "optimizer": "adam+onecycle", "augment": "flips"},
+                       "width": recipe.width, "optimizer": "adam+onecycle", "augment": "flips"},
             "train_seconds": round(seconds, 1),
             "split": split.to_json(),
             **info,
