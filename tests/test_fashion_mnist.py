@@ -45,3 +45,17 @@ def test_the_shipped_classifiers_meet_their_targets(split):
     assert top1["strong"] >= 0.90
     assert top1["weak_macs"] <= top1["strong_macs"] / 4
     assert top1["strong"] - top1["weak"] >= 0.02
+
+
+def test_the_shipped_fashion_costs_are_the_classifiers_own(fashion_mnist_dir):
+    """The offloading costs on Fashion-MNIST: recomputed from the shipped classifiers on
+    the 15,000 images they were not trained on, they equal the shipped file."""
+    from edgebus.experiments.offloading_costs import fashion_classifier_costs
+
+    arrays, _ = fashion_classifier_costs(root=fashion_mnist_dir)
+    shipped = np.load(assets_dir() / "offloading_costs_fashion_top1.npz")
+    for key in ("wcost", "scost"):
+        np.testing.assert_array_equal(arrays[key], shipped[key])
+    np.testing.assert_allclose(arrays["metric"], shipped["metric"], atol=1e-5)
+    assert len(arrays["wcost"]) == 15_000
+    assert 0.12 < arrays["wcost"].mean() < 0.18 and 0.06 < arrays["scost"].mean() < 0.10

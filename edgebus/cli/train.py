@@ -172,24 +172,45 @@ def train_costs(
     k: Annotated[int, typer.Option("--k", min=1, max=10, help="Top-k loss.")] = 1,
     assets: Annotated[Path | None, typer.Option(help="Models folder (default: shipped).")] = None,
     threads: Annotated[int, typer.Option(min=1, max=16, help="onnxruntime threads.")] = 2,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="shapes (the shipped classifiers on fresh shapes) or fashion-mnist (the "
+            "fashion_* classifiers on the 15,000 images they were not trained on; "
+            "--images does not apply)."
+        ),
+    ] = "shapes",
 ) -> None:
     """Score the weak and strong classifiers on held-out images and fit the offloading metric:
     the costs npz (wcost, scost, metric and the fitted metric) that the offloading policies
     and cameras use."""
-    from edgebus.experiments.offloading_costs import classifier_costs, save_classifier_costs
+    from edgebus.experiments.offloading_costs import (
+        classifier_costs,
+        fashion_classifier_costs,
+        save_classifier_costs,
+    )
 
+    if data not in ("shapes", "fashion-mnist"):
+        fail(f"--data {data!r}: expected shapes or fashion-mnist")
     try:
         with Progress(console=wide_console()) as bar:
-            task = bar.add_task("costs", total=images)
-            arrays, fitted = classifier_costs(
-                images, k, assets_option(assets), threads, lambda n: bar.advance(task, n)
-            )
+            if data == "fashion-mnist":
+                task = bar.add_task("costs", total=15_000)
+                arrays, fitted = fashion_classifier_costs(
+                    k, assets_option(assets), threads, lambda n: bar.advance(task, n)
+                )
+            else:
+                task = bar.add_task("costs", total=images)
+                arrays, fitted = classifier_costs(
+                    images, k, assets_option(assets), threads, lambda n: bar.advance(task, n)
+                )
         save_classifier_costs(out, arrays, fitted)
     except model_errors(ValueError) as exc:
         fail(str(exc))
     weak, strong = arrays["wcost"].mean(), arrays["scost"].mean()
     wide_console().print(
-        f"wrote {out}: {images} images, top-{k} loss weak {weak:.4f}, strong {strong:.4f}"
+        f"wrote {out}: {len(arrays['wcost'])} images, top-{k} loss weak {weak:.4f}, "
+        f"strong {strong:.4f}"
     )
 
 

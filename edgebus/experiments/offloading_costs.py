@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebus.codecs.classifier import Classifier
-from edgebus.ml.datasets import procedural_shapes
+from edgebus.ml.datasets import FASHION_MNIST_DIR, fashion_split, procedural_shapes
 from edgebus.policies.costs import costs_from_logits, metric_arrays
 from edgebus.policies.metric import OffloadMetric, top_k_loss
 
@@ -43,16 +43,44 @@ def classifier_costs(
         labels.append(part.labels)
         if tick is not None:
             tick(len(part))
-    all_logits, all_labels = np.concatenate(logits), np.concatenate(labels)
-    scost = np.concatenate(strong_loss)
-    data, fitted = costs_from_logits(all_logits, all_labels, scost, k=k)
-    wcost = top_k_loss(all_logits, all_labels, k)
+    return _costs(np.concatenate(logits), np.concatenate(labels), np.concatenate(strong_loss), k)
+
+
+def fashion_classifier_costs(
+    k: int = 1,
+    assets: Path | None = None,
+    threads: int = 2,
+    tick: Tick | None = None,
+    root: Path = FASHION_MNIST_DIR,
+) -> tuple[dict[str, np.ndarray], OffloadMetric]:
+    """The same for the Fashion-MNIST weak and strong classifiers, on the 15,000 images
+    neither was trained on: the validation hold-out (used only to pick an epoch) and the
+    published test set."""
+    weak = Classifier("fashion_weak", assets, threads)
+    strong = Classifier("fashion_strong", assets, threads)
+    seed = int(weak.card["split"]["seed"])
+    _, _, val, test = fashion_split(root, seed, int(weak.card["split"]["val"]))
+    images = np.concatenate([val.images, test.images])
+    labels = np.concatenate([val.labels, test.labels])
+    logits, strong_loss = [], []
+    for start in range(0, len(images), CHUNK):
+        part = slice(start, start + CHUNK)
+        logits.append(weak.logits(images[part]).astype(np.float64))
+        strong_loss.append(top_k_loss(strong.logits(images[part]), labels[part], k))
+        if tick is not None:
+            tick(len(images[part]))
+    return _costs(np.concatenate(logits), labels, np.concatenate(strong_loss), k)
+
+
+def _costs(
+    logits: np.ndarray, labels: np.ndarray, scost: np.ndarray, k: int
+) -> tuple[dict[str, np.ndarray], OffloadMetric]:
+    _, fitted = costs_from_logits(logits, labels, scost, k=k)
     arrays: dict[str, np.ndarray] = {
-        "metric": fitted(all_logits).astype(np.float32),
-        "wcost": wcost.astype(np.uint8),
+        "metric": fitted(logits).astype(np.float32),
+        "wcost": top_k_loss(logits, labels, k).astype(np.uint8),
         "scost": scost.astype(np.uint8),
     }
-    del data
     return arrays, fitted
 
 
