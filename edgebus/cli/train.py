@@ -263,6 +263,8 @@ def train_imagenet(
 
     try:
         report = export_imagenet_classifier(out)
+    except OSError as exc:
+        fail(f"model folder {out or 'edgebus/assets'}: {exc.strerror or exc}", 1)
     except model_errors() as exc:
         fail(str(exc), 1)
     print(
