@@ -73,6 +73,22 @@ def test_shipped_dqns_are_used_only_for_their_own_costs_and_traces():
     assert offloading.shipped_dqn(point, 97, "other.npz") is None
     assert offloading.shipped_dqn(replace(point, rprob=0.3), 97, source) is None
     assert offloading.shipped_dqn(point, 5, source) is None
+    # The same costs file given by its path finds the same card.
+    assert offloading.shipped_dqn(point, 97, "edgebus/assets/offloading_costs_top1.npz") == card
+
+
+def test_dqns_trained_on_other_costs_are_found_in_their_own_folder():
+    """The Fashion-MNIST DQNs live apart from the shipped ones (a shapes camera must never
+    pick one): only a sweep given their folder and their costs uses them."""
+    from edgebus.codecs.assets import assets_dir
+
+    folder = assets_dir() / "fashion"
+    point = offloading.Scenario(spread=0.1, rprob=0.1)
+    fashion = "edgebus/assets/offloading_costs_fashion_top1.npz"
+    assert offloading.shipped_dqn(point, 97, fashion) is None
+    card = offloading.shipped_dqn(point, 97, fashion, folder)
+    assert card is not None and card.parent == folder
+    assert offloading.shipped_dqn(point, 97, "shipped:offloading_costs_top1.npz", folder) is None
 
 
 @pytest.mark.parametrize(

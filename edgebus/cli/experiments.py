@@ -37,6 +37,13 @@ def experiment_offloading(
     figures: Annotated[str, typer.Option(help="Comma-separated subset, e.g. fig5_rprob.")] = "",
     targets: Annotated[bool, typer.Option(help="Also measure the issue's targets.")] = True,
     threads: ThreadsOption = 1,
+    dqn_folder: Annotated[
+        Path | None,
+        typer.Option(
+            help="DQN cards trained on these costs (default: the shipped ones); e.g. "
+            "edgebus/assets/fashion with the Fashion-MNIST costs."
+        ),
+    ] = None,
 ) -> None:
     """Offloading under a token bucket in simulation (paper Figs. 5, 6, 8, 9, 12) and the
     issue's target orderings with the shipped DQNs."""
@@ -44,7 +51,11 @@ def experiment_offloading(
 
     from edgebus.experiments import offloading
 
-    preset = replace(offloading.QUICK if quick else offloading.FULL, threads=threads)
+    if dqn_folder is not None and not dqn_folder.is_dir():
+        fail(f"--dqn-folder {dqn_folder}: expected a folder of DQN cards")
+    preset = replace(
+        offloading.QUICK if quick else offloading.FULL, threads=threads, dqn_folder=dqn_folder
+    )
     known = sorted({p.figure for p in offloading.points(preset)})
     chosen = [f.strip() for f in figures.split(",") if f.strip()] or None
     for f in chosen or []:

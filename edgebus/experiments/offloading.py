@@ -204,7 +204,7 @@ def run(
     seconds = time.perf_counter() - start
     summary = {
         "costs": source,
-        "preset": asdict(preset),
+        "preset": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(preset).items()},
         "seconds": round(seconds, 1),
         "targets": {
             r.series: {k: list(v) for k, v in {**r.losses, **r.paired}.items()} for r in targets

@@ -81,11 +81,17 @@ def shipped_dqn(
         spec, training = data.get("spec", {}), data.get("training", {})
         if (
             spec.get("metrics") == history - 1
-            and training.get("costs") == costs
+            and _costs_file(str(training.get("costs", ""))) == _costs_file(costs)
             and _same_scenario(training.get("scenario", {}), scenario)
         ):
             return card
     return None
+
+
+def _costs_file(source: str) -> str:
+    """The costs file a source names, wherever it was given from: "shipped:x.npz",
+    "edgebus/assets/x.npz" and "/abs/x.npz" are the same costs."""
+    return Path(source.removeprefix("shipped:")).name
 
 
 def point_dqn(
@@ -93,7 +99,7 @@ def point_dqn(
 ) -> tuple[Policy | None, str]:
     """The point's DQN and where it came from (the `dqn_source` column)."""
     if point.shipped_ok:
-        card = shipped_dqn(point.scenario, point.history, source)
+        card = shipped_dqn(point.scenario, point.history, source, preset.dqn_folder)
         if card is not None:
             return load_dqn(card), f"shipped:{card.stem}"
     iterations = preset.dqn_iterations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from edgebus.policies.evaluate import Scenario
@@ -25,6 +26,9 @@ class Preset:
     target_length: int = 10_000
     dqn_segments: int = 16_384  # per Q iteration
     threads: int = 1  # torch threads for per-point training (more only slows a tiny MLP)
+    # Where to look for DQNs trained on exactly a point's scenario and costs (None: the
+    # shipped ones); a point without one trains its own with dqn_iterations.
+    dqn_folder: Path | None = None
 
 
 QUICK = Preset(
