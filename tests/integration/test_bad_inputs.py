@@ -95,6 +95,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["experiment", "scheduling", "--parts", "magic", "--out", "o"], USAGE, "magic"),
     (["experiment", "offload", "--codecs", "gif", "--out", "o"], USAGE, "gif"),
     (["experiment", "offload", "--periods", "x", "--out", "o"], USAGE, "x"),
+    (["experiment", "offloading", "--dqn-folder", "no-dqns", "--out", "o"], USAGE, "no-dqns"),
     # qos, models
     (["qos", "set", "--accuracy", "x"], USAGE, "--accuracy"),
     (["qos", "set", "--accuracy", "0.9", "--bandwidth", "fast"], USAGE, "fast"),
