@@ -1,7 +1,7 @@
-"""Real photos to point a camera at, from an installed package: the colour photos that
-scikit-image ships inside its wheel (no download), centre-cropped and saved as JPEG. They
-are the demo and test set of the ImageNet classifier; what it answers for each, measured
-with the exported model, is in docs/real_data.md."""
+"""Real photos to point a camera at, from an installed package: five photos scikit-image
+ships inside its wheel (no download; the grey cameraman is repeated to RGB), saved as
+JPEG. They are the demo and test set of the ImageNet classifier; what it answers for
+each, measured with the exported model, is in docs/real_data.md."""
 
 from __future__ import annotations
 
