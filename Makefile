@@ -8,6 +8,7 @@ PYTHON := $(VENV)/bin/python
 READY := $(VENV)/.installed
 # The suite mostly waits (on brokers, child processes, deadlines), so three workers run it
 # in well under half the time of one, even on two cores; each test keeps its own timeout.
+# Tests marked serial assert wall-clock bounds and run alone afterwards.
 TEST_WORKERS ?= 3
 
 IMAGENET := edgebus/assets/imagenet_classifier.onnx
@@ -22,7 +23,8 @@ test: $(READY) real-data
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PYTHON) -m pytest -q -n $(TEST_WORKERS)
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) -m "not serial"
+	$(PYTHON) -m pytest -q -m serial
 
 setup: $(READY) real-data
 

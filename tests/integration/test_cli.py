@@ -39,6 +39,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, t
     assert lines[0].startswith("error: ") and text in lines[0], lines[0]
 
 
+@pytest.mark.serial  # frames within their deadline: wall-clock, so it runs alone
 def test_up_runs_every_role_and_prints_a_summary():
     result = edgebus("up", "--duration", "5", "--cameras", "2", "--no-dashboard", timeout=90)
     assert result.returncode == 0, result.stderr

@@ -21,7 +21,8 @@ from edgebus.launch_plan import far_links
 from edgebus.messages import FrameDropped, Result, SchedulingPolicy, Status
 from edgebus.nodes.camera import CameraNode
 
-pytestmark = pytest.mark.integration
+# Its failover bound (two heartbeats) is wall-clock: it runs alone, not beside other tests.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 HEARTBEAT_S = 1.0
 PERIOD_MS = 250
