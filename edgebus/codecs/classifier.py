@@ -20,6 +20,11 @@ class Prediction:
     probabilities: list[float]
 
 
+def card_name(model: str) -> str:
+    """A classifier's card: "strong" is strong_classifier.json; a .json path is itself."""
+    return model if model.endswith(".json") else f"{model}_classifier.json"
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -33,16 +38,16 @@ class Classifier:
         self, model: str = "strong", root: str | Path | None = None, threads: int = DEFAULT_THREADS
     ) -> None:
         base = Path(root) if root is not None else assets_dir()
-        card_name = model if model.endswith(".json") else f"{model}_classifier.json"
-        self.card: dict[str, Any] = read_card(card_name, base)
+        card = card_name(model)
+        self.card: dict[str, Any] = read_card(card, base)
         try:
             self.class_names: list[str] = list(self.card["classes"])
             self.image_size = int(self.card["input"]["size"])
             model_file = self.card["file"]
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"classifier card {card_name}: missing field {exc}") from None
+            raise ModelFileError(f"classifier card {card}: missing field {exc}") from None
         try:
-            model_path = asset_path(model_file, asset_path(card_name, base).parent)
+            model_path = asset_path(model_file, asset_path(card, base).parent)
         except ModelFileError:
             build = self.card.get("build")
             if not build:

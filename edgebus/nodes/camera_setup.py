@@ -14,6 +14,7 @@ from edgebus.broker.link import LinkEmulator, TraceError, trace_from_spec
 from edgebus.clock import Clock
 from edgebus.codecs.assets import read_card
 from edgebus.codecs.base import Codec
+from edgebus.codecs.classifier import card_name
 from edgebus.codecs.errors import CodecError, ModelFileError
 from edgebus.config import ConfigError, Settings
 from edgebus.flat_data import FLAT_KINDS
@@ -136,12 +137,7 @@ def _edge_classes(settings: Settings) -> list[str] | None:
     folders are labelled in sorted order, as it was trained on them."""
     if settings.classifier == "strong":
         return None
-    card = (
-        settings.classifier
-        if settings.classifier.endswith(".json")
-        else (f"{settings.classifier}_classifier.json")
-    )
     try:
-        return [str(name) for name in read_card(card)["classes"]]
+        return [str(name) for name in read_card(card_name(settings.classifier))["classes"]]
     except (ModelFileError, KeyError, TypeError) as exc:
         raise ValueError(f"classifier {settings.classifier}: no class names ({exc})") from None

@@ -110,23 +110,11 @@ class EdgeOutcomes:
             names=verdict.names,
         )
         node.record(
-            FrameRecord(
-                camera=frame.camera,
-                incarnation=frame.incarnation,
-                frame_id=frame.frame_id,
-                direction=RECEIVED,
-                edge=node.node_id,
-                capture_ts=frame.capture_ts,
-                deadline_ts=end.deadline_ts if end else 0.0,
-                codec=frame.codec,
-                model_id=frame.model_id,
-                bytes_sent=end.bytes_sent if end else 0,
-                bytes_received=frame.bytes_received,
-                features_received=verdict.units_used,
+            self._frame_record(
+                frame, RECEIVED, now, features_received=verdict.units_used,
                 deadline_met=deadline_met,
-                ts=now,
             )
-        )
+        )  # fmt: skip
         node.record_result(result)
         self.counters.frames_done += 1
         self.counters.bytes_received += frame.bytes_received
@@ -139,24 +127,31 @@ class EdgeOutcomes:
         node = self.node
         self.counters.drop_records += 1
         log.info("frame %s/%d dropped: %s", frame.camera, frame.frame_id, reason)
+        node.record(self._frame_record(frame, DROPPED, now, reason=reason, deadline_met=False))
+
+    def _frame_record(
+        self, frame: PendingFrame, direction: str, now: float, *, deadline_met: bool,
+        features_received: int = 0, reason: str = "",
+    ) -> FrameRecord:  # fmt: skip
+        """The frame's row as this edge decided it: what its end marker said was sent,
+        what arrived here."""
         end = frame.end
-        node.record(
-            FrameRecord(
-                camera=frame.camera,
-                incarnation=frame.incarnation,
-                frame_id=frame.frame_id,
-                direction=DROPPED,
-                edge=node.node_id,
-                reason=reason,
-                capture_ts=frame.capture_ts,
-                deadline_ts=end.deadline_ts if end else 0.0,
-                codec=frame.codec,
-                model_id=frame.model_id,
-                bytes_sent=end.bytes_sent if end else 0,
-                bytes_received=frame.bytes_received,
-                deadline_met=False,
-                ts=now,
-            )
+        return FrameRecord(
+            camera=frame.camera,
+            incarnation=frame.incarnation,
+            frame_id=frame.frame_id,
+            direction=direction,
+            edge=self.node.node_id,
+            reason=reason,
+            capture_ts=frame.capture_ts,
+            deadline_ts=end.deadline_ts if end else 0.0,
+            codec=frame.codec,
+            model_id=frame.model_id,
+            bytes_sent=end.bytes_sent if end else 0,
+            bytes_received=frame.bytes_received,
+            features_received=features_received,
+            deadline_met=deadline_met,
+            ts=now,
         )
 
     async def tell_camera(self, key: FrameKey, outcome: str, reason: str) -> None:
