@@ -87,11 +87,13 @@ async def test_deadline_check():
     assert not link.fits_before(600, now + 0.5)
 
 
+@pytest.mark.serial  # throughput measured against wall time: runs alone
 async def test_pacing_accuracy_constant_real_time():
     measured, expected = await measure_throughput(BandwidthTrace.constant(20_000), 1.5, 512)
     assert measured == pytest.approx(expected, rel=0.05)
 
 
+@pytest.mark.serial  # throughput measured against wall time: runs alone
 async def test_pacing_accuracy_switching_on_a_fast_clock():
     # 20 s of link time (both rates) in 4 s of wall time. At 10x the emulator's 20 ms
     # continuation slack is 2 ms of wall time, which a loaded machine's timers overshoot.
