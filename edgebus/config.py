@@ -34,7 +34,7 @@ _CODEC = re.compile(
     r"^(pnc(:[A-Za-z0-9_.-]+)?|raw|qos|(pjpeg|jpeg)\d{0,3}|webp(\d{1,3})?(m[0-6])?)$"
 )
 _LINK = re.compile(r"^(off|none|light|heavy|switching|stepped|\d+(\.\d+)?|.+\.csv)$")
-_SOURCE = re.compile(r"^(synthetic|accelerometer|shapes28|folder:.+|video:.+)$")
+_SOURCE = re.compile(r"^(synthetic|accelerometer|shapes28|fashion-mnist|folder:.+|video:.+)$")
 
 
 class ConfigError(ValueError):
@@ -78,7 +78,7 @@ class Settings:
     chunk_bytes: int = 0
     codec: str = "pnc"  # pnc[:model] | pjpeg[Q] | jpeg[Q] | webp[Q][mM] | raw | qos
     link: str = "off"  # off | none | light | heavy | switching | stepped | <bytes/s> | <file>.csv
-    source: str = "synthetic"  # synthetic | folder:<dir> | video:<file> | accelerometer | shapes28
+    source: str = "synthetic"  # synthetic | folder:<dir> | video:<file> | a flat set
     data_dir: str = "./edgebus-data"
     log_level: str = "info"
     # storage: local stores live under data_dir; "" global URL = SQLite there too
@@ -216,7 +216,9 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "chunk_bytes": _non_negative,
     "codec": _matches(_CODEC, "pnc[:model], pjpeg[Q], jpeg[Q], webp[Q][mM], raw or qos"),
     "link": _matches(_LINK, "off, none, light, heavy, switching, stepped, bytes/s or a .csv"),
-    "source": _matches(_SOURCE, "synthetic, folder:<dir>, video:<file>, accelerometer or shapes28"),
+    "source": _matches(
+        _SOURCE, "synthetic, folder:<dir>, video:<file>, accelerometer, shapes28 or fashion-mnist"
+    ),
     "data_dir": _non_empty,
     "store_flush_ms": _positive,
     "sync_batch_rows": _positive,

@@ -5,7 +5,9 @@ from the same functions, so a deployed node and the pool's training data agree e
 - `shapes28`: 28x28 grey images of the procedural shape classes of shapes.py (the
   Fashion-MNIST stand-in), 784 features in [0, 1];
 - `accelerometer`: 128-sample tri-axial windows at 50 Hz (the UCI HAR stand-in), 384
-  features, axis-major and scaled by 1/2 g.
+  features, axis-major and scaled by 1/2 g;
+- `fashion-mnist`: not generated but read: the real test images of Fashion-MNIST (784
+  features in [0, 1]), which pools are trained without, from the installed IDX files.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from edgebus.fashion_mnist import fashion_test_set
 from edgebus.shapes import SHAPE_CLASSES, _draw_shape
 
-FLAT_KINDS = ("shapes28", "accelerometer")
+FLAT_KINDS = ("shapes28", "accelerometer", "fashion-mnist")
 ACTIVITIES: tuple[str, ...] = (
     "walking",
     "walking_upstairs",
@@ -96,4 +99,13 @@ def flat_item(kind: str, seed: int, index: int) -> tuple[np.ndarray, int]:
     if kind == "shapes28":
         image, label = grey_shape(seed, index)
         return (image.reshape(-1) / 255.0).astype(np.float32), label
+    if kind == "fashion-mnist":
+        return fashion_item(index)
     raise ValueError(f"flat data set {kind!r}: expected one of {', '.join(FLAT_KINDS)}")
+
+
+def fashion_item(index: int) -> tuple[np.ndarray, int]:
+    """Test image `index` (cycling through the 10,000) as float32 (784,) in [0, 1]."""
+    images, labels = fashion_test_set()
+    i = index % len(images)
+    return images[i].reshape(-1).astype(np.float32) / 255.0, int(labels[i])

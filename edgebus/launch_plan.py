@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgebus.config import Settings
+from edgebus.qos.model_store import POOL_OFF, PoolError, pool_dataset, resolve_pool
 
 
 @dataclass(slots=True)
@@ -23,8 +24,9 @@ class UpPlan:
     # More than one edge: the coordinator maps cameras to edges by JSTSH.
     edges: int = 1
     kill_edge_after_s: float | None = None  # --processes: SIGKILL the last edge then
-    # Sensor streams: accelerometer windows coded with the model the QoS orchestrator
-    # chose. They follow its model switches, so `edgebus qos set` changes what they send.
+    # Sensor streams: items of the QoS pool's data set (Fashion-MNIST images, or
+    # accelerometer windows) coded with the model the QoS orchestrator chose. They follow
+    # its model switches, so `edgebus qos set` changes what they send.
     sensors: int = 1
 
 
@@ -62,8 +64,20 @@ EDGE_DOWNLINK_BPS = 12000.0
 
 
 # What makes a stream a sensor: the pool's data set, coded by the model in force. Offload
-# gates weigh image confidence, so a sensor sends every window.
-SENSOR_SETTINGS: dict[str, Any] = {"codec": "qos", "source": "accelerometer", "offload": "off"}
+# gates weigh image confidence, so a sensor sends every item.
+SENSOR_SETTINGS: dict[str, Any] = {"codec": "qos", "offload": "off"}
+
+
+def sensor_source(settings: Settings) -> str:
+    """What a sensor streams: the data set of the pool the coordinator loads (the models
+    take nothing else); accelerometer windows when the orchestrator is off, or its pool
+    unreadable (the coordinator reports that)."""
+    if settings.qos_pool == POOL_OFF:
+        return "accelerometer"
+    try:
+        return pool_dataset(resolve_pool(settings.qos_pool, settings.data_dir))
+    except PoolError:
+        return "accelerometer"
 
 
 def edge_ids(plan: UpPlan) -> list[str]:
@@ -106,6 +120,6 @@ def node_settings(settings: Settings, plan: UpPlan) -> dict[str, Settings]:
             {"scheduled": True, "peer_links": far_links(index, edges)} if scheduled else {}
         )
         if camera.startswith("sensor-"):
-            camera_extra.update(SENSOR_SETTINGS)
+            camera_extra.update(SENSOR_SETTINGS, source=sensor_source(settings))
         nodes[camera] = configured("camera", camera, **camera_extra)
     return nodes

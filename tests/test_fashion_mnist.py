@@ -23,7 +23,7 @@ def split(fashion_mnist_dir):
 def test_the_split_keeps_the_published_test_set(split):
     record, train, val, test = split
     assert (len(train), len(val), len(test)) == (55_000, 5_000, 10_000)
-    assert train.images.shape[1:] == (28, 28, 3) and train.class_names == FASHION_CLASSES
+    assert train.images.shape[1:] == (28, 28, 3) and train.class_names == list(FASHION_CLASSES)
     assert np.bincount(test.labels).tolist() == [1000] * 10  # the published test set
     assert record.kind == "fashion-mnist" and len(record.fingerprint) == 16
 

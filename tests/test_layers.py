@@ -18,7 +18,7 @@ HEIGHTS = {
     **dict.fromkeys(
         ("edgebus", "errors", "clock", "aio", "topics", "messages", "message_limits",
          "message_wire", "control_messages", "config", "shapes", "flat_data", "fleet_file",
-         "acl"),
+         "acl", "fashion_mnist"),
         0,
     ),
     "broker": 1,

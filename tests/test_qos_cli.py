@@ -114,19 +114,27 @@ def test_qos_show_bad_broker_url_is_one_line():
     assert result.output.startswith("error: ")
 
 
-def test_shipped_pool_answers_out_of_the_box(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("installed", "dataset"), [(True, "fashion-mnist"), (False, "accelerometer")]
+)
+def test_shipped_pool_answers_out_of_the_box(tmp_path, monkeypatch, installed, dataset):
+    """With no pool configured or built, the default is the shipped Fashion-MNIST pool where
+    its images are installed, else the accelerometer pool; either answers `qos set`, and
+    every model in it loads (sha256 checked) and codes a frame to 2d bytes."""
     import numpy as np
 
     from edgebus.codecs.dense_ae import DenseAECodec
-    from edgebus.qos.model_store import SHIPPED_POOL
+    from edgebus.qos import model_store
 
-    monkeypatch.chdir(tmp_path)  # no local pool here: the shipped one is used
+    monkeypatch.chdir(tmp_path)  # no local pool here: a shipped one is used
+    monkeypatch.setattr(model_store, "fashion_mnist_installed", lambda: installed)
     env = {"EDGEBUS_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
     result = runner.invoke(app, ["qos", "set", "--accuracy", "0.85", "--bandwidth", "2kbps",
                                  "--dry-run"], env=env)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "model accelerometer-eco-d" in result.output and "meets the target" in result.output
-    shipped = ModelPool.load(SHIPPED_POOL)
+    assert f"model {dataset}-eco-d" in result.output and "meets the target" in result.output
+    shipped = ModelPool.load(model_store.resolve_pool("", str(tmp_path)))
+    assert shipped.dataset == dataset and shipped.get("raw").configuration == "CO"
     for model_id in shipped.models:
         codec = DenseAECodec.from_bundle(shipped.bundle(model_id))  # sha256 checked
         z = codec.encode(np.zeros(shipped.dim, np.float32))
@@ -140,7 +148,8 @@ def test_shipped_pool_answers_out_of_the_box(tmp_path, monkeypatch):
     ("args", "text"),
     [
         (["--broker", "ftp://x"], "--broker: broker URL 'ftp://x' has scheme 'ftp'"),
-        (["--search-dataset", "foo"], "--search-dataset: expected accelerometer or shapes28"),
+        (["--data", "foo"], "--data: expected one of fashion-mnist, accelerometer, shapes28"),
+        (["--preset", "huge"], "--preset: expected one of quick, full"),
         (["--bandwidth", "lots"], "--bandwidth: expected a bit rate"),
     ],
 )

@@ -11,7 +11,8 @@ from edgebus.cli import bench  # noqa: F401  bench bus, bench codecs
 from edgebus.cli import train  # noqa: F401  train …
 from edgebus.cli import photos  # noqa: F401  photos
 from edgebus.cli import experiments  # noqa: F401  experiment …
-from edgebus.cli import qos  # noqa: F401  qos …, models …, experiment qos
+from edgebus.cli import qos  # noqa: F401  qos …, models …
+from edgebus.cli import qos_experiment  # noqa: F401  experiment qos
 
 # isort: on
 from edgebus.cli.app import app, main

@@ -68,7 +68,11 @@ def node(
     ] = None,
     source: Annotated[
         str | None,
-        typer.Option("--source", help="Camera source: synthetic, folder:, video:, accelerometer."),
+        typer.Option(
+            "--source",
+            help="Camera source: synthetic, folder:DIR, video:FILE, or (with --codec qos) "
+            "accelerometer, shapes28, fashion-mnist.",
+        ),
     ] = None,
     offload: OffloadOption = None,
     rate: RateOption = None,

@@ -1,5 +1,5 @@
-"""The QoS orchestrator's commands: `qos set|show|diag`, `models list|train|search` and
-`experiment qos`."""
+"""The QoS orchestrator's commands: `qos set|show|diag` and `models list|train|search`
+(`experiment qos` is in qos_experiment.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from edgebus.cli.app import app, experiment_app
+from edgebus.cli.app import app
 from edgebus.cli.common import (
     fail,
     one_line_errors,
@@ -48,7 +48,8 @@ PoolOption = Annotated[
     typer.Option(
         "--pool",
         help="Model pool folder (default: qos_pool setting, else "
-        "<data_dir>/qos_pool, else the shipped accelerometer pool).",
+        "<data_dir>/qos_pool, else the shipped Fashion-MNIST pool, or the accelerometer "
+        "one where Fashion-MNIST is not installed).",
     ),
 ]
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.")]
@@ -317,79 +318,5 @@ def models_train(
         console.print(f"{stored.model_id} v{stored.version}: accuracy {stored.accuracy:.3f}")
 
 
-def experiment_qos(
-    out: Annotated[Path, typer.Option(help="Results folder (CSV + PNG).")] = Path("results/qos"),
-    pool: PoolOption = None,
-    changes: Annotated[int, typer.Option(min=2, help="Live QoS changes.")] = 100,
-    sweep_all: Annotated[bool, typer.Option(help="Also train every d (Table 3 'all').")] = True,
-    bandwidth: Annotated[str, typer.Option(help="Emulated link for job cost.")] = "200kbps",
-    broker: Annotated[
-        str | None,
-        typer.Option(
-            "--broker", "-b", help="Broker for the live run (default: an embedded amqtt broker)."
-        ),
-    ] = None,
-    prefetch: Annotated[
-        bool, typer.Option(help="Nodes fetch every pool model before the live run.")
-    ] = False,
-    search_dataset: Annotated[
-        str, typer.Option(help="Data set of the search-cost part (accelerometer or shapes28).")
-    ] = "accelerometer",
-) -> None:
-    """Search cost (Table 3), data savings (Table 4), job cost (Eqs. 7-9), live switching."""
-    console = Console()
-    from edgebus.broker.address import BrokerUrlError, parse_broker_url
-    from edgebus.experiments import qos
-
-    loaded = _pool(pool)
-    rate = parse_rate(bandwidth)
-    if search_dataset not in ("accelerometer", "shapes28"):
-        raise _fail(f"--search-dataset: expected accelerometer or shapes28, got {search_dataset!r}")
-    if broker is not None:
-        try:
-            parse_broker_url(broker)
-        except BrokerUrlError as exc:
-            raise _fail(f"--broker: {exc}") from None
-    with Progress(console=console) as bar:
-        task = bar.add_task("experiment qos", total=None)
-        result = qos.run(out, loaded.root, sweep_all, changes, rate,
-                         lambda what: bar.update(task, description=what),
-                         broker_url=broker, prefetch=prefetch,
-                         search_dataset=search_dataset)  # fmt: skip
-    table = Table(title=f"search cost (ECO on {search_dataset}, small recipe)")
-    for column in ("strategy", "models", "seconds", "chosen d", "its accuracy", "target"):
-        table.add_column(column, justify="right")
-    for s in result.searches:
-        at = next((t.qos for t in s.trials if t.d == s.chosen_d), float("nan"))
-        table.add_row(s.strategy, str(s.models_trained), f"{s.seconds:.1f}", str(s.chosen_d),
-                      f"{at:.3f}", f"{s.target:.3f}")  # fmt: skip
-    console.print(table)
-    table = Table(title=f"100 frames, link {rate:,.0f} bit/s (Table 4, Eqs. 7-9)")
-    for column in ("config", "d", "payload B", "message B", "saving %", "E ms", "D ms", "C ms",
-                   "T ms", "C_T s", "E_a %", "accuracy"):  # fmt: skip
-        table.add_column(column, justify="right")
-    for j in result.jobs:
-        table.add_row(j.configuration, str(j.d), str(j.payload_bytes), str(j.message_bytes),
-                      f"{j.saving_pct:.1f}", f"{j.encode_ms:.3f}", f"{j.decode_ms:.3f}",
-                      f"{j.classify_ms:.3f}", f"{j.transfer_ms:.1f}", f"{j.total_s:.2f}",
-                      f"{j.gain_vs_co_pct:.1f}", f"{j.accuracy:.2f}")  # fmt: skip
-    console.print(table)
-    import numpy as np
-
-    live = result.live
-    latencies = live.latencies()
-    console.print(
-        f"live ({live.broker}): {len(live.rows)} switches, {live.timeouts} without every ack; "
-        f"latency p50 {np.percentile(latencies, 50):.1f} ms, p99 "
-        f"{np.percentile(latencies, 99):.1f} ms, max {latencies.max():.1f} ms; {live.fetches} "
-        f"bundles fetched; frames sent {live.frames_sent}, decoded {live.frames_decoded} "
-        f"(2 receivers), wrong-model {live.wrong_model}, rejected {live.rejected}"
-    )
-    if prefetch:
-        console.print(f"prefetch of the whole pool by 3 nodes: {live.fetch_seconds:.2f} s")
-    console.print(f"wrote {out}/search_cost.csv, job_cost.csv, live_switching.csv, qos.png")
-
-
 app.add_typer(qos_app, name="qos")
 app.add_typer(models_app, name="models")
-experiment_app.command("qos")(experiment_qos)

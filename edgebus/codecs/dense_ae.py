@@ -131,4 +131,11 @@ class DenseAECodec:
             return self._run("classifier.onnx", z)[0]
         if self.configuration == "ECO":
             return self._run("head.onnx", z)[0]
-        return self._run("classifier.onnx", self._run("decoder.onnx", z))[0]
+        return self.classify_reconstruction(self._run("decoder.onnx", z)[0])
+
+    def classify_reconstruction(self, x_hat: np.ndarray) -> np.ndarray:
+        """ECCD's classifier alone on a decoded frame (D,), so decode and classify can be
+        timed apart (Eq. 7's D_t and C_t)."""
+        if self.configuration != "ECCD":
+            raise ModelFileError(f"model {self.model_id}: only ECCD classifies reconstructions")
+        return self._run("classifier.onnx", np.atleast_2d(x_hat))[0]

@@ -63,9 +63,9 @@ class CoordinatorNode(Node):
             )  # fmt: skip
 
     def pool_path(self) -> Path | None:
-        # The configured pool, else one built under the data folder, else the shipped
-        # accelerometer pool: a plain `edgebus up` answers `edgebus qos set`. "off" turns
-        # the orchestrator off.
+        # The configured pool, else one built under the data folder, else a shipped one
+        # (Fashion-MNIST, or accelerometer windows where its images are not installed): a
+        # plain `edgebus up` answers `edgebus qos set`. "off" turns the orchestrator off.
         if self.settings.qos_pool == POOL_OFF:
             return None
         return resolve_pool(self.settings.qos_pool, self.settings.data_dir)

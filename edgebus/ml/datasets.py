@@ -6,11 +6,8 @@ same layout the runtime codecs and classifiers consume.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import math
 import pickle
-import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from edgebus.fashion_mnist import FASHION_CLASSES, FASHION_MNIST_DIR, IdxError, read_fashion_mnist
 from edgebus.ml.errors import DatasetError
 from edgebus.shapes import SHAPE_CLASSES, ShapeSizeError
 from edgebus.shapes import render_shape as _render_shape
@@ -207,54 +205,12 @@ def load_cifar10(root: str | Path, train: bool = True, size: int | None = None) 
     return ImageSet(_resize_all(np.concatenate(images), size), np.concatenate(labels), class_names)
 
 
-FASHION_CLASSES = [
-    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-    "ankle-boot",
-]  # fmt: skip
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
-        raise DatasetError(f"IDX file {path}: unreadable ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DatasetError(f"IDX file {path}: expected an unsigned-byte IDX header")
-    ndim = raw[3]
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != math.prod(dims):
-        raise DatasetError(f"IDX file {path}: header says {dims}, body has {body.size} bytes")
-    return body.reshape(dims)
-
-
-# Where Debian's dataset-fashion-mnist puts the original IDX files.
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-
-
-def _find(root: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz"):
-        if (root / name).exists():
-            return root / name
-    hint = "; install it: apt-get install dataset-fashion-mnist (make setup does, as root)"
-    raise DatasetError(
-        f"Fashion-MNIST at {root}: expected {stem} or {stem}.gz"
-        + (hint if root == FASHION_MNIST_DIR else "")
-    )
-
-
 def load_fashion_mnist(root: str | Path, train: bool = True, size: int | None = None) -> ImageSet:
     """Fashion-MNIST IDX files (gzipped or not); grey images are repeated to 3 channels."""
-    root = Path(root)
-    prefix = "train" if train else "t10k"
-    images = _read_idx(_find(root, f"{prefix}-images-idx3-ubyte"))
-    labels = _read_idx(_find(root, f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
-    if images.ndim != 3 or labels.shape != (images.shape[0],):
-        raise DatasetError(
-            f"Fashion-MNIST at {root}: images {images.shape} and labels {labels.shape} disagree"
-        )
+    try:
+        images, labels = read_fashion_mnist(Path(root), train)
+    except IdxError as exc:
+        raise DatasetError(str(exc)) from None
     rgb = np.repeat(images[..., None], 3, axis=-1)
     return ImageSet(_resize_all(rgb, size), labels, list(FASHION_CLASSES))
 

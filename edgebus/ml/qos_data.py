@@ -18,7 +18,7 @@ import numpy as np
 from edgebus.flat_data import ACTIVITIES, WINDOW, accelerometer_window, grey_shape
 
 __all__ = ["ACTIVITIES", "FlatSet", "accelerometer", "grey_shapes", "load_split"]
-from edgebus.ml.datasets import load_fashion_mnist
+from edgebus.fashion_mnist import FASHION_CLASSES, IdxError, fashion_mnist_dir, read_fashion_mnist
 from edgebus.ml.errors import DatasetError
 from edgebus.shapes import SHAPE_CLASSES
 
@@ -48,12 +48,6 @@ class FlatSet:
                        self.class_names, self.kind)  # fmt: skip
 
 
-def _grey(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, 3) to float32 (N, H*W) in [0, 1] with ITU-R 601 luma weights."""
-    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return (luma / 255.0).reshape(len(images), -1)
-
-
 def grey_shapes(seed: int, start: int, count: int, size: int = 28) -> FlatSet:
     if count < 0 or start < 0:
         raise DatasetError(f"shapes range: expected start, count >= 0, got {start}, {count}")
@@ -66,8 +60,13 @@ def grey_shapes(seed: int, start: int, count: int, size: int = 28) -> FlatSet:
 
 
 def fashion_mnist_flat(root: str | Path, train: bool) -> FlatSet:
-    data = load_fashion_mnist(root, train)
-    return FlatSet(_grey(data.images), data.labels, tuple(data.class_names), "fashion-mnist")
+    """The IDX images as a sensor streams them (flat_data.fashion_item): pixels / 255."""
+    try:
+        images, labels = read_fashion_mnist(Path(root), train)
+    except IdxError as exc:
+        raise DatasetError(str(exc)) from None
+    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    return FlatSet(x, labels, FASHION_CLASSES, "fashion-mnist")
 
 
 def accelerometer(seed: int, start: int, count: int) -> FlatSet:
@@ -89,18 +88,17 @@ def load_split(
     kind: str, seed: int, train: int, val: int, test: int, root: Path | None = None
 ) -> tuple[FlatSet, FlatSet, FlatSet]:
     """Disjoint train/val/test sets: consecutive index ranges of a generated set, or the IDX
-    train file (train, then val) and test file of Fashion-MNIST under `root`."""
+    train file (train, then val) and test file of Fashion-MNIST under `root` (default: where
+    EDGEBUS_FASHION_MNIST_DIR, else where Debian's dataset-fashion-mnist installs them)."""
     if kind == "fashion-mnist":
-        if root is None:
-            raise DatasetError("fashion-mnist: pass the folder holding the IDX files")
+        root = fashion_mnist_dir() if root is None else root
         fit = fashion_mnist_flat(root, train=True)
         if train + val > len(fit):
             raise DatasetError(f"fashion-mnist: {len(fit)} training images < {train}+{val}")
-        return (
-            fit.take(0, train),
-            fit.take(train, val),
-            fashion_mnist_flat(root, False).take(0, test),
-        )
+        held_out = fashion_mnist_flat(root, False)
+        if test > len(held_out):
+            raise DatasetError(f"fashion-mnist: {len(held_out)} test images < {test}")
+        return fit.take(0, train), fit.take(train, val), held_out.take(0, test)
     generators = {"shapes28": grey_shapes, "accelerometer": accelerometer}
     if kind not in generators:
         raise DatasetError(f"dataset {kind!r}: expected one of {', '.join(DATASETS)}")

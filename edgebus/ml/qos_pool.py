@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from torch import nn
+
 from edgebus.ml.dense_ae import (
     Recipe,
     export_bundle,
@@ -71,30 +73,46 @@ class PoolTrainer:
         return result
 
 
-def open_pool(
-    out: Path, dataset: str, train_n: int, held_out_n: int, recipe: Recipe, rule: QosRule,
-    root: Path | None = None,
-) -> tuple[PoolTrainer, float]:  # fmt: skip
-    """Load the data, train the cloud-only (CO) classifier and open (or extend) the pool; the
-    classifier is stored in the pool as model "raw", for receivers of raw (CO) frames."""
-    seed_everything(recipe.seed, threads=1)
-    train, _, held_out = load_split(dataset, recipe.seed, train_n, 0, held_out_n, root)
+def pool_trainer(
+    out: Path, train: FlatSet, held_out: FlatSet, recipe: Recipe, rule: QosRule
+) -> tuple[PoolTrainer, nn.Module]:
+    """Train the cloud-only (CO) classifier on `train`, score it on `held_out`, and open (or
+    extend) the pool at `out` with it as model "raw", for receivers of raw (CO) frames.
+    Returns the trainer and the CO classifier (the AE and PCA baselines are scored with it)."""
     started = time.perf_counter()
     cloud, cloud_accuracy = train_cloud_classifier(train, held_out, recipe)
     cloud_seconds = time.perf_counter() - started
     try:
         pool = ModelPool.load(out)
-        if pool.dataset != dataset or pool.dim != train.dim:
+        if pool.dataset != train.kind or pool.dim != train.dim:
             raise TrainingError(
-                f"pool {out} holds {pool.dataset} (D = {pool.dim}); use another --out for {dataset}"
+                f"pool {out} holds {pool.dataset} (D = {pool.dim}); use another --out for "
+                f"{train.kind}"
             )
     except ValueError:  # no pool yet
-        pool = ModelPool(out, dataset, train.dim, raw_item_bytes(dataset), cloud_accuracy, rule)
+        pool = ModelPool(
+            out, train.kind, train.dim, raw_item_bytes(train.kind), cloud_accuracy, rule
+        )
     with tempfile.TemporaryDirectory() as tmp:
         paths = export_cloud_classifier(cloud, train.dim, Path(tmp))
         files = {name: path.read_bytes() for name, path in paths.items()}
     pool.set_cloud_classifier(cloud_accuracy, cloud_seconds, files)
-    return PoolTrainer(pool, train, held_out, recipe), cloud_accuracy
+    return PoolTrainer(pool, train, held_out, recipe), cloud
+
+
+def open_pool(
+    out: Path, dataset: str, train_n: int, held_out_n: int, recipe: Recipe, rule: QosRule,
+    root: Path | None = None,
+) -> tuple[PoolTrainer, float]:  # fmt: skip
+    """Load the data and open the pool with its CO classifier (see pool_trainer).
+
+    QoS is scored on a hold-out of the training data (for Fashion-MNIST the training file's
+    images after the first `train_n`, as the paper holds out 20 %), never on the test set,
+    which stays for the experiments' reported accuracy."""
+    seed_everything(recipe.seed, threads=1)
+    train, held_out, _ = load_split(dataset, recipe.seed, train_n, held_out_n, 0, root)
+    trainer, _ = pool_trainer(out, train, held_out, recipe, rule)
+    return trainer, trainer.pool.cloud_accuracy
 
 
 def search_pool(

@@ -1,6 +1,6 @@
 """The QoS orchestrator's data path in the real nodes (Amaizu et al., on the bus).
 
-A sensor camera (`codec = "qos"`, source `accelerometer` or `shapes28`) follows the
+A sensor camera (`codec = "qos"`, source `accelerometer`, `shapes28` or `fashion-mnist`) follows the
 retained `model/switch` with a `ModelFollower` and encodes every frame with the model in
 force at that frame's boundary: the pool's ECO/ECCD encoder (d float16 latents), or the
 raw features (CO) until the first switch and whenever the orchestrator chooses raw. The
@@ -38,7 +38,7 @@ log = logging.getLogger("edgebus.qos_models")
 
 CODEC = "dense_ae"
 # CO bytes per feature by data set: images as uint8, sensor windows as float16 (pool rule).
-RAW_ITEM_BYTES = {"shapes28": 1, "accelerometer": 2}
+RAW_ITEM_BYTES = {"shapes28": 1, "fashion-mnist": 1, "accelerometer": 2}
 
 
 def load_codec(bundle: ModelBundle) -> DenseAECodec:

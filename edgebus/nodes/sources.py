@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from edgebus.fashion_mnist import IdxError, fashion_test_set
 from edgebus.flat_data import FLAT_KINDS, flat_item
 from edgebus.shapes import render_shape
 
@@ -165,12 +166,18 @@ class VideoSource:
 
 
 class FlatSource:
-    """Items of the QoS orchestrator's flat data sets (`accelerometer` windows or `shapes28`
-    images) as float32 vectors, for a sensor that streams to the pool's models."""
+    """Items of the QoS orchestrator's flat data sets (`accelerometer` windows, `shapes28`
+    images or Fashion-MNIST's test images) as float32 vectors, for a sensor that streams
+    to the pool's models."""
 
     def __init__(self, kind: str, seed: int = 0, start: int = 0) -> None:
         if kind not in FLAT_KINDS:
             raise SourceError(f"flat source {kind!r}: expected one of {', '.join(FLAT_KINDS)}")
+        if kind == "fashion-mnist":
+            try:  # read now, so a missing data set stops the node at start, in one line
+                fashion_test_set()
+            except IdxError as exc:
+                raise SourceError(f"source fashion-mnist: {exc}") from None
         self.kind, self.seed, self.start = kind, seed, start
 
     def frame(self, frame_id: int) -> Frame:
@@ -185,8 +192,8 @@ def open_source(
     spec: str, size: int = 64, seed: int = 0, classifier_classes: Sequence[str] | None = None
 ) -> FrameSource:
     """`synthetic`, `folder:<dir>`, `video:<file>`, or a flat data set (`accelerometer`,
-    `shapes28`) for the QoS orchestrator's models. A folder's class folders are labelled by
-    the classifier's class names when given (see _folder_labels)."""
+    `shapes28`, `fashion-mnist`) for the QoS orchestrator's models. A folder's class
+    folders are labelled by the classifier's class names when given (see _folder_labels)."""
     kind, _, arg = spec.partition(":")
     if kind == "synthetic" and not arg:
         return SyntheticSource(size, seed)
@@ -197,6 +204,6 @@ def open_source(
     if kind == "video" and arg:
         return VideoSource(Path(arg), size)
     raise SourceError(
-        f"source {spec!r}: expected synthetic, folder:<dir>, video:<file>, accelerometer "
-        "or shapes28"
+        f"source {spec!r}: expected synthetic, folder:<dir>, video:<file>, accelerometer, "
+        "shapes28 or fashion-mnist"
     )

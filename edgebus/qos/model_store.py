@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebus.codecs.model_bundle import bundle_digest, verify_bundle
+from edgebus.fashion_mnist import fashion_mnist_installed
 from edgebus.messages import ModelBundle
 from edgebus.qos.compression_search import QosRule, SearchError, Trial
 from edgebus.qos.qos_map import QosMap
@@ -27,7 +28,10 @@ from edgebus.qos.qos_model import RAW, PoolModel
 POOL_FILE = "pool.json"
 # The `qos_pool` value that runs a coordinator without the QoS orchestrator.
 POOL_OFF = "off"
-SHIPPED_POOL = Path(str(resources.files("edgebus") / "assets" / "qos_pool"))
+# Shipped pools: ECO models of Fashion-MNIST (the paper's data, read from the installed IDX
+# files), and of the accelerometer windows every machine can generate.
+SHIPPED_FASHION_POOL = Path(str(resources.files("edgebus") / "assets" / "qos_pool_fashion"))
+SHIPPED_ACCELEROMETER_POOL = Path(str(resources.files("edgebus") / "assets" / "qos_pool"))
 LATENT_BYTES = 2  # float16 per latent value on the wire (codecs/dense_ae.py)
 
 
@@ -203,11 +207,26 @@ def _stored(record: dict[str, Any]) -> StoredModel:
 
 def resolve_pool(configured: str, data_dir: str) -> Path:
     """The `qos_pool` setting when given, else `<data_dir>/qos_pool` once one was built
-    there, else the small pool shipped with the package (accelerometer windows)."""
+    there, else a pool shipped with the package: Fashion-MNIST's where its images are
+    installed (a sensor needs them to stream), the accelerometer's otherwise."""
     if configured:
         return Path(configured)
     local = Path(data_dir) / "qos_pool"
-    return local if (local / POOL_FILE).is_file() else SHIPPED_POOL
+    if (local / POOL_FILE).is_file():
+        return local
+    return SHIPPED_FASHION_POOL if fashion_mnist_installed() else SHIPPED_ACCELEROMETER_POOL
+
+
+def pool_dataset(root: Path) -> str:
+    """The data set a pool's models take (what a sensor streaming to it must read), from
+    pool.json alone."""
+    try:
+        dataset = json.loads((root / POOL_FILE).read_text())["dataset"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PoolError(f"model pool {root}: no readable {POOL_FILE} ({exc})") from None
+    if not isinstance(dataset, str):
+        raise PoolError(f"model pool {root}: 'dataset' must be a string, got {dataset!r}")
+    return dataset
 
 
 def model_id_for(dataset: str, configuration: str, d: int) -> str:

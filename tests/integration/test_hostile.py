@@ -32,7 +32,7 @@ from edgebus.messages import (
 from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.cloud import CloudNode
 from edgebus.nodes.edge import EdgeNode
-from edgebus.qos.model_store import SHIPPED_POOL
+from edgebus.qos.model_store import SHIPPED_ACCELEROMETER_POOL
 from edgebus.storage.audit import audit, local_store_paths
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -73,7 +73,7 @@ def _settings(url: str, data_dir: Path, **extra: object) -> Settings:
 
 
 async def _start(url: str, data_dir: Path, qos: bool = False) -> LiveFleet:
-    extra: dict[str, object] = {"qos_pool": str(SHIPPED_POOL)} if qos else {}
+    extra: dict[str, object] = {"qos_pool": str(SHIPPED_ACCELEROMETER_POOL)} if qos else {}
     base = _settings(url, data_dir, **extra)
 
     def configured(role: str, node_id: str, **more: object) -> Settings:

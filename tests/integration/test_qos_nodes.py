@@ -20,7 +20,7 @@ from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.edge import EdgeNode
 from edgebus.nodes.frame_sender import SentFrame
 from edgebus.nodes.model_follower import RAW
-from edgebus.qos.model_store import SHIPPED_POOL
+from edgebus.qos.model_store import SHIPPED_ACCELEROMETER_POOL, SHIPPED_FASHION_POOL
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,18 @@ PERIOD_MS = 50
 FRAMES = 120
 
 
-async def test_camera_and_edge_switch_models_at_frame_boundaries(actor_broker_url):
+@pytest.mark.parametrize(
+    ("pool", "source"),
+    [(SHIPPED_FASHION_POOL, "fashion-mnist"), (SHIPPED_ACCELEROMETER_POOL, "accelerometer")],
+)
+async def test_camera_and_edge_switch_models_at_frame_boundaries(
+    actor_broker_url, request, pool, source
+):
+    if source == "fashion-mnist":
+        request.getfixturevalue("fashion_mnist_dir")  # the sensor streams the real images
     base = Settings(
         broker=actor_broker_url, protocol="3.1.1", store_enabled=False,
-        frame_period_ms=PERIOD_MS, qos_pool=str(SHIPPED_POOL),
+        frame_period_ms=PERIOD_MS, qos_pool=str(pool),
     )  # fmt: skip
     coordinator = CoordinatorNode(dataclasses.replace(base, role="coordinator",
                                                       node_id="coordinator"))  # fmt: skip
@@ -39,7 +47,7 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(actor_broker_ur
     sent: list[SentFrame] = []
     camera = CameraNode(
         dataclasses.replace(base, role="camera", node_id="sensor-1", codec="qos",
-                            source="accelerometer"),
+                            source=source),
         max_frames=FRAMES, on_sent=sent.append,
     )  # fmt: skip
     driver = bus_for(dataclasses.replace(base, node_id="driver"))
@@ -118,7 +126,7 @@ async def test_camera_and_edge_switch_models_at_frame_boundaries(actor_broker_ur
         assert got[0].model_id == frame.model_id
         correct += got[0].top_k[0] == frame.label
     assert len(results) >= 0.95 * FRAMES, dropped
-    assert correct / len(results) > 0.6  # the shipped pool's models score 0.80-0.96
+    assert correct / len(results) > 0.6  # the shipped pools' models score 0.80-0.96
     # Models change only between frames, in the order the switches arrived.
     changes = sum(a.model_id != b.model_id for a, b in itertools.pairwise(sent))
     assert changes >= 2
