@@ -27,13 +27,15 @@ OFFLOAD_MODES = ("off", "never", "always", "baseline", "mdp", "dqn")
 SCHEDULERS = ("off", "jstsh")
 # The edge's classifier: the shipped one for the procedural shapes (64 px), the ImageNet-1k
 # one for real photos (224 px, built at set-up), or a card file of another.
-CLASSIFIERS = ("strong", "imagenet")
+CLASSIFIERS = ("strong", "imagenet", "fashion_strong")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _STORE_URL = re.compile(r"^(sqlite|postgresql(\+psycopg)?)://")
 _CODEC = re.compile(
     r"^(pnc(:[A-Za-z0-9_.-]+)?|raw|qos|(pjpeg|jpeg)\d{0,3}|webp(\d{1,3})?(m[0-6])?)$"
 )
-_LINK = re.compile(r"^(off|none|light|heavy|switching|stepped|\d+(\.\d+)?|.+\.csv)$")
+_LINK = re.compile(
+    r"^(off|((none|light|heavy|switching|stepped)(:\d+(\.\d+)?)?)|\d+(\.\d+)?|.+\.csv)$"
+)
 _SOURCE = re.compile(r"^(synthetic|accelerometer|shapes28|fashion-mnist|folder:.+|video:.+)$")
 
 
@@ -215,7 +217,10 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "frame_height": _positive,
     "chunk_bytes": _non_negative,
     "codec": _matches(_CODEC, "pnc[:model], pjpeg[Q], jpeg[Q], webp[Q][mM], raw or qos"),
-    "link": _matches(_LINK, "off, none, light, heavy, switching, stepped, bytes/s or a .csv"),
+    "link": _matches(
+        _LINK,
+        "off, none, light, heavy, switching, stepped (each may take :<factor>), bytes/s or a .csv",
+    ),
     "source": _matches(
         _SOURCE, "synthetic, folder:<dir>, video:<file>, accelerometer, shapes28 or fashion-mnist"
     ),

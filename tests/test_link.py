@@ -148,3 +148,17 @@ def test_trace_specs():
     assert trace_from_spec("2500").rate_at(3) == 2500
     with pytest.raises(TraceError, match="unknown link scenario"):
         trace_from_spec("jammed")
+
+
+def test_scaled_presets_keep_their_timing():
+    from edgebus.broker.link import trace_from_spec
+
+    light = trace_from_spec("light:0.25")
+    assert light is not None and light.rate_at(5) == pytest.approx(600.0)
+    switching = trace_from_spec("switching:0.5")
+    assert switching is not None and switching.cycle_s == 20.0
+    assert [switching.rate_at(t) for t in (1, 11, 21)] == [3000.0, 750.0, 3000.0]
+    for bad in ("light:0", "light:-1", "light:x", "jammed:2"):
+        with pytest.raises(TraceError) as info:
+            trace_from_spec(bad)
+        assert "\n" not in str(info.value)

@@ -26,7 +26,11 @@ def test_folder_source_labels_by_class_folder(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("camera", "expected synthetic, folder:<dir>, video:<file>, accelerometer or shapes28"),
+        (
+            "camera",
+            "expected synthetic, folder:<dir>, video:<file>, accelerometer, shapes28 or "
+            "fashion-mnist",
+        ),
         ("folder:/nonexistent/dir", "expected a directory"),
         ("video:/nonexistent.mp4", "video"),
     ],
@@ -45,3 +49,25 @@ def test_camera_with_a_bad_source_or_link_is_a_config_error(tmp_path):
         settings = Settings(node_id="cam", store_enabled=False, **{key: value})
         with pytest.raises(ConfigError, match="camera cam: "):
             CameraNode(settings)
+
+
+def test_fashion_mnist_is_images_for_an_image_codec_and_vectors_for_qos(fashion_mnist_dir):
+    from edgebus.config import ConfigError, Settings
+    from edgebus.fashion_mnist import read_fashion_mnist
+    from edgebus.nodes.camera import CameraNode
+
+    images, labels = read_fashion_mnist(fashion_mnist_dir, train=False)
+    source = open_source("fashion-mnist", size=28)
+    frame = source.frame(10_003)  # cycles through the 10,000 test images
+    assert frame.image.shape == (28, 28, 3) and frame.label == labels[3]
+    assert all(np.array_equal(frame.image[..., c], images[3]) for c in range(3))
+    vector = open_source("fashion-mnist", flat=True).frame(3)
+    assert vector.image.shape == (784,) and vector.label == labels[3]
+    with pytest.raises(SourceError, match="28 px") as info:
+        open_source("fashion-mnist", size=64)
+    assert "\n" not in str(info.value)
+    # A camera with an image codec takes the images; the generated flat sets stay QoS-only.
+    CameraNode(Settings(node_id="f1", store_enabled=False, source="fashion-mnist", codec="webp20",
+                        frame_width=28, frame_height=28))  # fmt: skip
+    with pytest.raises(ConfigError, match="set codec qos"):
+        CameraNode(Settings(node_id="f2", store_enabled=False, source="shapes28", codec="webp20"))

@@ -113,6 +113,10 @@ class BandwidthTrace:
             ) from None
         return cls(np.array(times), np.array(rates), name=path.name)
 
+    def scaled(self, factor: float, name: str) -> BandwidthTrace:
+        """Every rate times `factor`, the timing unchanged."""
+        return BandwidthTrace(self.starts, self.rates * factor, self.cycle_s, name)
+
     def capped(self, cap: float) -> BandwidthTrace:
         """The same trace with every rate limited to `cap` bytes/s (a bandwidth allocation)."""
         if not cap > 0:
@@ -171,13 +175,22 @@ class BandwidthTrace:
 
 
 def trace_from_spec(spec: str) -> BandwidthTrace | None:
-    """`off` (no pacing: None), a preset name, a constant rate in bytes/s, or a CSV file."""
+    """`off` (no pacing: None), a preset name, a preset scaled by a factor (`light:0.25`: the
+    presets are sized for 64 px frames, smaller frames want slower links), a constant rate
+    in bytes/s, or a CSV file."""
     if spec == "off":
         return None
     if _is_number(spec):
         return BandwidthTrace.constant(float(spec), name=f"{float(spec):g} B/s")
     if spec.endswith(".csv"):
         return BandwidthTrace.from_csv(Path(spec))
+    name, colon, factor = spec.partition(":")
+    if colon:
+        if not _is_number(factor) or not 0 < float(factor) < float("inf"):
+            raise TraceError(
+                f"link scenario {spec!r}: expected <preset>:<factor> with a positive factor"
+            )
+        return BandwidthTrace.preset(name).scaled(float(factor), spec)
     return BandwidthTrace.preset(spec)
 
 

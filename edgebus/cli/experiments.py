@@ -155,19 +155,25 @@ def experiment_pnc_rate(
     budgets: Annotated[str, typer.Option(help="Comma-separated byte budgets.")] = "",
     assets: Annotated[Path | None, typer.Option(help="Models folder (default: shipped).")] = None,
     threads: Annotated[int, typer.Option(min=1, max=16, help="onnxruntime threads.")] = 2,
+    data: Annotated[
+        str, typer.Option(help="shapes (64 px) or fashion-mnist (28 px, its own models).")
+    ] = "shapes",
 ) -> None:
     """Accuracy against byte budget for PNC, fixed-rate AEs, progressive JPEG, WebP and JPEG
     (PNC paper, Fig. 2)."""
     from edgebus.experiments import pnc_rate
 
-    budget_list = int_list(budgets, "--budgets") if budgets else list(pnc_rate.DEFAULT_BUDGETS)
+    if data not in pnc_rate.DATA:
+        fail(f"--data: expected one of {', '.join(pnc_rate.DATA)}, got {data!r}")
+    defaults = pnc_rate.FASHION_BUDGETS if data == "fashion-mnist" else pnc_rate.DEFAULT_BUDGETS
+    budget_list = int_list(budgets, "--budgets") if budgets else list(defaults)
     console = wide_console()
     try:
         with Progress(console=console) as bar:
             task = bar.add_task("pnc-rate", total=pnc_rate.STEPS)
             curves = pnc_rate.run(
                 out, images, budget_list, assets_option(assets), threads,
-                lambda what: bar.update(task, advance=1, description=what),
+                lambda what: bar.update(task, advance=1, description=what), data,
             )  # fmt: skip
     except model_errors() as exc:
         fail(str(exc))
@@ -190,31 +196,56 @@ def experiment_pnc_rate(
 @experiment_app.command("offload")
 def experiment_offload(
     out: Annotated[Path, typer.Option(help="Folder for CSV and PNGs.")] = Path("results/offload"),
-    codecs: Annotated[str, typer.Option(help="pnc, pjpeg[Q], webp[Q][mM], jpeg[Q], raw.")] = (
-        "pnc,pjpeg,webp0,webp10,webp20"
-    ),
+    codecs: Annotated[
+        str | None,
+        typer.Option(
+            help="pnc[:model], pjpeg[Q], webp[Q][mM], jpeg[Q], raw (default: "
+            "pnc,pjpeg,webp0,webp10,webp20; on fashion-mnist pnc:fashion_pnc28 for pnc)."
+        ),
+    ] = None,
     periods: Annotated[str, typer.Option(help="Frame periods T in ms.")] = "300,500,700",
-    scenarios: Annotated[str, typer.Option(help="Link traces: presets, B/s or .csv.")] = (
-        "none,light,heavy,switching"
-    ),
+    scenarios: Annotated[
+        str | None,
+        typer.Option(
+            help="Link traces: presets (scaled as light:0.25), B/s or .csv (default: "
+            "none,light,heavy,switching; on fashion-mnist scaled to 28 px frames)."
+        ),
+    ] = None,
     chunk_bytes: Annotated[str, typer.Option(help="Chunk sizes; 0 = one unit per chunk.")] = "0",
     frames: Annotated[int, typer.Option(help="Frames per camera (held-out test images).")] = 200,
     cameras_at_once: Annotated[
         int, typer.Option(help="Cameras run concurrently (more is faster, until the CPU lags).")
     ] = 10,
     broker: BrokerOption = None,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="shapes (64 px procedural test frames) or fashion-mnist (the 28 px test "
+            "images, the Fashion-MNIST classifier at the edge)."
+        ),
+    ] = "shapes",
 ) -> None:
     """Deadline-driven offloading over a real broker in real time (PNC paper, Figs. 6-10)."""
     from edgebus.experiments import offload
+    from edgebus.experiments import offload_options as options
 
+    fashion = data == "fashion-mnist"
+    if data not in ("shapes", "fashion-mnist"):
+        fail(f"--data: expected shapes or fashion-mnist, got {data!r}")
+    codec_list = codecs.split(",") if codecs else list(
+        options.FASHION_CODECS if fashion else options.DEFAULT_CODECS
+    )  # fmt: skip
+    scenario_list = scenarios.split(",") if scenarios else list(
+        options.FASHION_SCENARIOS if fashion else options.DEFAULT_SCENARIOS
+    )  # fmt: skip
     with one_line_errors():
-        base = settings_from(None, heartbeat_s=5.0)
+        base = settings_from(None, heartbeat_s=5.0, **(options.FASHION_SETTINGS if fashion else {}))
         setup_logging("warning")
         try:
             offload.run_and_report(
-                base, out, codecs.split(","), int_list(periods, "--periods"),
-                scenarios.split(","), offload.parse_chunk_sizes(chunk_bytes), frames, broker,
-                wide_console(), cameras_at_once,
+                base, out, codec_list, int_list(periods, "--periods"), scenario_list,
+                offload.parse_chunk_sizes(chunk_bytes), frames, broker, wide_console(),
+                cameras_at_once,
             )  # fmt: skip
         except offload.OffloadInputError as exc:
             fail(str(exc))

@@ -86,13 +86,18 @@ def _train_autoencoders(
     threads: int,
     progress: bool,
     fixed_k: tuple[int, ...] = (2, 4, 6, 8, 10),
+    data: str = "shapes",
 ) -> None:
-    from edgebus.ml.train_pnc import train_and_export
+    from edgebus.ml.train_pnc import FASHION_SIZE, PNC_DATA, train_and_export
 
+    if data not in PNC_DATA:
+        fail(f"--data: expected one of {', '.join(PNC_DATA)}, got {data!r}")
+    if data == "fashion-mnist":
+        image_size = FASHION_SIZE  # the data's own size
     try:
         cards = train_and_export(
             which, out, classifiers, seed, image_size, stride, 10, scale, train_images, distil,
-            threads, progress, fixed_k,
+            threads, progress, fixed_k, data,
         )  # fmt: skip
     except model_errors() as exc:
         fail(str(exc))
@@ -118,6 +123,13 @@ _AE_STRIDE = Annotated[int, typer.Option(help="Total encoder stride: 2, 4, 7 or 
 _AE_SCALE = Annotated[float, typer.Option(min=0.0001, help="Multiplier on training steps.")]
 _AE_TRAIN = Annotated[int, typer.Option(min=10, help="Training images.")]
 _AE_DISTIL = Annotated[bool, typer.Option(help="Run stage 2 (distillation).")]
+_AE_DATA = Annotated[
+    str,
+    typer.Option(
+        help="shapes (procedural, --image-size) or fashion-mnist (28 px; the teacher is "
+        "fashion_strong_classifier, models are named fashion_*)."
+    ),
+]
 
 
 @train_app.command("pnc")
@@ -132,12 +144,13 @@ def train_pnc(
     distil: _AE_DISTIL = True,
     threads: ThreadsOption = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    data: _AE_DATA = "shapes",
 ) -> None:
     """Train PNC (stochastic taildrop, MSE then distillation) and ship encoder, decoder and
     Huffman tables. The 224 px timing model: --image-size 224 --stride 7 --no-distil."""
     _train_autoencoders(
         "pnc", out, classifiers, seed, image_size, stride, scale, train_images, distil,
-        threads, progress,
+        threads, progress, data=data,
     )  # fmt: skip
 
 
@@ -154,12 +167,13 @@ def train_fixed_rate(
     threads: ThreadsOption = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     k: Annotated[str, typer.Option("--k", help="Feature counts to train.")] = "2,4,6,8,10",
+    data: _AE_DATA = "shapes",
 ) -> None:
     """Train the fixed-rate comparators (K = 2, 4, 6, 8, 10 features, no taildrop)."""
     fixed_k = tuple(int_list(k, "--k"))
     _train_autoencoders(
         "fixed-rate", out, classifiers, seed, image_size, stride, scale, train_images, distil,
-        threads, progress, fixed_k,
+        threads, progress, fixed_k, data,
     )  # fmt: skip
 
 

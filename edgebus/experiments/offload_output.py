@@ -102,7 +102,10 @@ def plot_switching(out: Path, records: list[FrameRecord], codec: str, period: in
     rows = [
         r
         for r in records
-        if r.cell.scenario == "switching" and r.cell.codec == codec and r.cell.period_ms == period
+        # `switching` and its scaled forms (`switching:0.25`)
+        if r.cell.scenario.partition(":")[0] == "switching"
+        and r.cell.codec == codec
+        and r.cell.period_ms == period
     ]
     if not rows:
         return None
@@ -121,7 +124,7 @@ def plot_switching(out: Path, records: list[FrameRecord], codec: str, period: in
     axes[2].set_xlabel("time (s)")
     axes[0].set_title(f"{codec}, T = {period} ms, switching none/heavy every 10 s")
     fig.tight_layout()
-    path = out / f"offload_switching_{codec}_t{period}.png"
+    path = out / f"offload_switching_{codec.replace(':', '_')}_t{period}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

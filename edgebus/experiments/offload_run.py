@@ -15,13 +15,12 @@ from edgebus.actor.lifecycle import bus_for
 from edgebus.aio import failure
 from edgebus.broker.ports import free_port, wait_for_port
 from edgebus.config import Settings
-from edgebus.experiments.offload_options import TEST_SEED, TEST_START
+from edgebus.experiments.offload_options import test_source
 from edgebus.experiments.offload_scoring import Cell, CellSummary, FrameRecord, summarise
 from edgebus.messages import Result
 from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.edge import EdgeNode
 from edgebus.nodes.frame_sender import SentFrame
-from edgebus.nodes.sources import SyntheticSource
 
 Tick = Callable[[float], None]
 
@@ -76,7 +75,7 @@ async def run_period(
                     chunk_bytes=cell.chunk_bytes,
                 ),
                 max_frames=frames,
-                source=SyntheticSource(settings.frame_width, TEST_SEED, TEST_START),
+                source=test_source(settings),
                 on_sent=on_sent,
             )
             for cell in cells

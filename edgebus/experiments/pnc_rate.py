@@ -24,7 +24,8 @@ from edgebus.codecs.classifier import Classifier
 from edgebus.codecs.errors import ModelFileError
 from edgebus.codecs.image_codecs import JpegCodec, ProgressiveJpegCodec, WebpCodec
 from edgebus.codecs.pnc import PNCCodec
-from edgebus.ml.datasets import DatasetSplit, ImageSet, procedural_shapes
+from edgebus.fashion_mnist import fashion_mnist_dir
+from edgebus.ml.datasets import DatasetSplit, ImageSet, load_fashion_mnist, procedural_shapes
 
 # From about one PNC feature unit (~200 B at 64 px) to past the full PNC frame (~2 KB), as
 # the paper's Fig. 2 spans one to all ten features.
@@ -62,12 +63,25 @@ class Curve:
     design_bytes: float | None = None
 
 
+# Fashion-MNIST at 28 px: one PNC unit is ~35 B and a whole frame ~350 B, and a 28 px
+# WebP or JPEG carries a header of 100-600 B; the budgets span both.
+FASHION_BUDGETS = (40, 60, 80, 100, 125, 150, 175, 200, 250, 300, 350, 400, 500, 600, 800)
+# The classifier and model names of each data set (models: <prefix>pnc<size>, ...).
+DATA = {"shapes": ("strong", ""), "fashion-mnist": ("fashion_strong", "fashion_")}
+
+
 def test_images(classifier: Classifier, limit: int) -> ImageSet:
-    """The classifier card's recorded test split, regenerated from its seed."""
+    """The classifier card's recorded test split: regenerated from its seed (procedural), or
+    the published Fashion-MNIST test images."""
     split = DatasetSplit.from_json(classifier.card["split"])
-    if split.kind != "procedural":
-        raise ModelFileError(f"classifier split {split.kind!r}: only procedural splits regenerate")
     count = min(limit, split.test)
+    if split.kind == "fashion-mnist":
+        test = load_fashion_mnist(fashion_mnist_dir(), train=False)
+        return test.subset(np.arange(count))
+    if split.kind != "procedural":
+        raise ModelFileError(
+            f"classifier split {split.kind!r}: expected a procedural or fashion-mnist split"
+        )
     return procedural_shapes(split.seed, split.train + split.val, count, split.image_size)
 
 
@@ -209,19 +223,20 @@ def run(
     assets: Path | None = None,
     threads: int = 2,
     tick: Tick = lambda _: None,
+    data_set: str = "shapes",
 ) -> list[Curve]:
     root = assets or assets_dir()
-    classifier = Classifier("strong", root=root, threads=threads)
+    if data_set not in DATA:
+        raise ModelFileError(f"data {data_set!r}: expected one of {', '.join(DATA)}")
+    classifier_name, prefix = DATA[data_set]
+    classifier = Classifier(classifier_name, root=root, threads=threads)
     data = test_images(classifier, images)
     scorer = _Scorer(classifier, data.labels)
     size = data.images.shape[1]
-    curves = [
-        progressive_model_curve(
-            "PNC", PNCCodec(f"pnc{size}", root=root, threads=threads), data, scorer, budgets, tick
-        )
-    ]
+    pnc = PNCCodec(f"{prefix}pnc{size}", root=root, threads=threads)
+    curves = [progressive_model_curve("PNC", pnc, data, scorer, budgets, tick)]
     for k in FIXED_RATE_K:
-        codec = PNCCodec(f"ae{size}_k{k}", root=root, threads=threads)
+        codec = PNCCodec(f"{prefix}ae{size}_k{k}", root=root, threads=threads)
         curves.append(progressive_model_curve(f"AE K={k}", codec, data, scorer, budgets, tick))
     pjpeg = [truncated_pjpeg_curve(q, data, scorer, budgets, tick) for q in PJPEG_QUALITIES]
     curves.append(next(c for c in pjpeg if c.method == "pjpeg q30"))
@@ -247,9 +262,11 @@ def run(
     write_csv(out / "pnc_rate.csv", curves)
     summary = targets(curves)
     summary["images"] = len(data)
+    summary["data"] = data_set
+    summary["classifier"] = classifier_name
     summary["classifier_test_top1"] = classifier.card.get("test_top1")
     (out / "pnc_rate_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot(out / "pnc_rate.png", curves, len(data))
+    plot(out / "pnc_rate.png", curves, len(data), data_set)
     return curves
 
 
@@ -300,7 +317,7 @@ def targets(curves: Sequence[Curve]) -> dict[str, Any]:
     }
 
 
-def plot(path: Path, curves: Sequence[Curve], images: int) -> None:
+def plot(path: Path, curves: Sequence[Curve], images: int, data_set: str = "shapes") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -321,7 +338,9 @@ def plot(path: Path, curves: Sequence[Curve], images: int) -> None:
         ax.set_ylabel(f"{'top-1' if metric == 'top1' else 'top-5'} accuracy (%)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Accuracy vs bytes, strong classifier, {images} test images (cf. PNC Fig. 2)")
+    fig.suptitle(
+        f"Accuracy vs bytes, strong classifier, {images} {data_set} test images (cf. PNC Fig. 2)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from edgebus.codecs.huffman import HuffmanTables
 from edgebus.codecs.pnc_wire import OVERHEAD
+from edgebus.fashion_mnist import fashion_mnist_dir
 from edgebus.ml.datasets import DatasetSplit, ImageSet
 from edgebus.ml.errors import TrainingError
 from edgebus.ml.export import export_onnx, quantise_int8
@@ -257,14 +258,16 @@ def default_recipes(
     stride: int = 4,
     scale: float = 1.0,
     fixed_k: tuple[int, ...] = FIXED_RATE_K,
+    prefix: str = "",
 ) -> tuple[AERecipe, list[AERecipe]]:
-    """The shipped PNC model and its fixed-rate comparators (K = 2, 4, 6, 8, 10).
+    """The shipped PNC model and its fixed-rate comparators (K = 2, 4, 6, 8, 10), named
+    `<prefix>pnc<size>` and `<prefix>ae<size>_k<K>`.
 
     Fixed-rate models run the same stages, steps and learning rates with twice the distinct
     images per update (PNC's update holds M decoder samples per image instead)."""
     cfg = AEConfig(image_size=image_size, channels=channels, stride=stride)
     pnc = AERecipe(
-        f"pnc{image_size}",
+        f"{prefix}pnc{image_size}",
         cfg,
         # A 224 px update with M taildrop draws costs ~12x a 64 px one on CPU; the large
         # model exists for encode timing, so it trains briefly on small batches.
@@ -275,7 +278,7 @@ def default_recipes(
     fixed = [
         replace(
             pnc,
-            name=f"ae{image_size}_k{k}",
+            name=f"{prefix}ae{image_size}_k{k}",
             config=replace(cfg, channels=k),
             taildrop=False,
             batch_size=pnc.batch_size * 2,
@@ -311,6 +314,13 @@ def run_recipe(
     return card
 
 
+# Per data set: the model-name prefix, the distillation teacher's card, and the image size
+# (Fashion-MNIST's is fixed by the data: 28 px).
+PNC_DATA = {"shapes": ("", "strong_classifier.json"),
+            "fashion-mnist": ("fashion_", "fashion_strong_classifier.json")}  # fmt: skip
+FASHION_SIZE = 28
+
+
 def train_and_export(
     which: str,
     out_dir: Path,
@@ -325,25 +335,27 @@ def train_and_export(
     threads: int = 2,
     show_progress: bool = True,
     fixed_k: tuple[int, ...] = FIXED_RATE_K,
+    data: str = "shapes",
 ) -> list[dict[str, Any]]:
-    """`which` is "pnc" or "fixed-rate". The data split is the classifiers' split (same seed
-    and sizes), so the test images were never seen by any model."""
-    from edgebus.ml.datasets import procedural_split
+    """`which` is "pnc" or "fixed-rate". The data split is the teacher classifier's (same
+    seed and sizes; for Fashion-MNIST the published split less its validation hold-out), so
+    the test images were never seen by any model."""
     from edgebus.ml.teacher import load_teacher
-    from edgebus.ml.train_classifiers import DataRecipe
 
     if which not in ("pnc", "fixed-rate"):
         raise TrainingError(f"model family {which!r}: expected pnc or fixed-rate")
-    pnc, fixed = default_recipes(image_size, channels, stride, scale, fixed_k)
+    if data not in PNC_DATA:
+        raise TrainingError(f"data {data!r}: expected one of {', '.join(PNC_DATA)}")
+    if data == "fashion-mnist" and image_size != FASHION_SIZE:
+        raise TrainingError(f"fashion-mnist images are {FASHION_SIZE} px, not {image_size}")
+    prefix, teacher_card = PNC_DATA[data]
+    pnc, fixed = default_recipes(image_size, channels, stride, scale, fixed_k, prefix)
     recipes = [pnc] if which == "pnc" else fixed
     teacher, card_path = None, None
-    if distil:  # before generating data, so a missing classifier fails at once
-        card_path = classifier_dir / "strong_classifier.json"
+    if distil:  # before loading data, so a missing classifier fails at once
+        card_path = classifier_dir / teacher_card
         teacher = load_teacher(card_path, image_size)
-    data = DataRecipe(seed=data_seed, image_size=image_size, train=train_images)
-    split, train, _, test = procedural_split(
-        data.seed, data.image_size, data.train, data.val, data.test
-    )
+    split, train, test = _training_data(data, data_seed, image_size, train_images)
     return [
         run_recipe(
             replace(r, threads=threads, kd_steps=r.kd_steps if distil else 0),
@@ -351,3 +363,19 @@ def train_and_export(
         )
         for r in recipes
     ]  # fmt: skip
+
+
+def _training_data(
+    data: str, seed: int, image_size: int, train_images: int
+) -> tuple[DatasetSplit, ImageSet, ImageSet]:
+    from edgebus.ml.datasets import fashion_split, procedural_split
+    from edgebus.ml.train_classifiers import DataRecipe
+
+    if data == "fashion-mnist":
+        split, train, _, test = fashion_split(fashion_mnist_dir(), seed)
+        return split, train.subset(np.arange(min(train_images, len(train)))), test
+    recipe = DataRecipe(seed=seed, image_size=image_size, train=train_images)
+    split, train, _, test = procedural_split(
+        recipe.seed, recipe.image_size, recipe.train, recipe.val, recipe.test
+    )
+    return split, train, test

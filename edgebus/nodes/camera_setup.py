@@ -63,7 +63,7 @@ def camera_parts(
         coding, block_bytes = _coding(settings, bus, topics, clock)
         source = source or open_source(
             settings.source, settings.frame_width, seed=hash(settings.node_id) & 0xFFFF,
-            classifier_classes=_edge_classes(settings),
+            classifier_classes=_edge_classes(settings), flat=settings.codec == "qos",
         )  # fmt: skip
         trace = trace_from_spec(settings.link)
         if gate is None:
@@ -84,19 +84,24 @@ def camera_parts(
 
 
 def check_data_path(settings: Settings) -> None:
-    """A sensor source streams to the QoS pool's models and nothing else does."""
+    """A sensor source streams to the QoS pool's models and nothing else does; Fashion-MNIST
+    is both: vectors for the QoS codec, images for an image codec."""
     flat = settings.source in FLAT_KINDS
     if settings.codec == "qos" and not flat:
         raise ValueError(
             f"codec qos needs a flat source ({', '.join(FLAT_KINDS)}), got source "
             f"{settings.source!r}"
         )
-    if flat and settings.codec != "qos":
+    if flat and settings.codec != "qos" and settings.source not in IMAGE_AND_FLAT_KINDS:
         raise ValueError(
             f"source {settings.source} streams data vectors for the QoS pool; set codec qos"
         )
     if settings.codec == "qos" and settings.offload != "off":
         raise ValueError("offload needs an image codec; the qos codec follows the pool")
+
+
+# Flat data sets that are images too: a camera with an image codec streams them as frames.
+IMAGE_AND_FLAT_KINDS = ("fashion-mnist",)
 
 
 def _coding(

@@ -80,6 +80,33 @@ class SyntheticSource:
         pass
 
 
+class FashionImageSource:
+    """Fashion-MNIST's 10,000 test images as camera frames (28 px grey, repeated to RGB as
+    the Fashion-MNIST classifiers take them), cycling from `start`; none was trained on."""
+
+    SIZE = 28
+
+    def __init__(self, size: int = SIZE, start: int = 0) -> None:
+        if size != self.SIZE:
+            raise SourceError(
+                f"source fashion-mnist: its images are {self.SIZE} px; set frame_width and "
+                f"frame_height to {self.SIZE}, got {size}"
+            )
+        try:  # read now, so a missing data set stops the node at start, in one line
+            self.images, self.labels = fashion_test_set()
+        except IdxError as exc:
+            raise SourceError(f"source fashion-mnist: {exc}") from None
+        self.start = start
+
+    def frame(self, frame_id: int) -> Frame:
+        i = (self.start + frame_id) % len(self.images)
+        image = np.repeat(self.images[i][..., None], 3, axis=-1)
+        return Frame(frame_id, image, int(self.labels[i]))
+
+    def close(self) -> None:
+        pass
+
+
 class FolderSource:
     """An ImageFolder tree (root/<class>/<image>, classes sorted by name) or a flat folder of
     images (labels unknown), played in a loop."""
@@ -189,14 +216,18 @@ class FlatSource:
 
 
 def open_source(
-    spec: str, size: int = 64, seed: int = 0, classifier_classes: Sequence[str] | None = None
-) -> FrameSource:
+    spec: str, size: int = 64, seed: int = 0, classifier_classes: Sequence[str] | None = None,
+    flat: bool = False,
+) -> FrameSource:  # fmt: skip
     """`synthetic`, `folder:<dir>`, `video:<file>`, or a flat data set (`accelerometer`,
-    `shapes28`, `fashion-mnist`) for the QoS orchestrator's models. A folder's class
-    folders are labelled by the classifier's class names when given (see _folder_labels)."""
+    `shapes28`, `fashion-mnist`) for the QoS orchestrator's models. `fashion-mnist` is
+    images for an image codec unless `flat` (the QoS codec). A folder's class folders are
+    labelled by the classifier's class names when given (see _folder_labels)."""
     kind, _, arg = spec.partition(":")
     if kind == "synthetic" and not arg:
         return SyntheticSource(size, seed)
+    if kind == "fashion-mnist" and not arg and not flat:
+        return FashionImageSource(size)
     if kind in FLAT_KINDS and not arg:
         return FlatSource(kind, seed)
     if kind == "folder" and arg:
