@@ -26,8 +26,10 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 OFFLOAD_MODES = ("off", "never", "always", "baseline", "mdp", "dqn")
 SCHEDULERS = ("off", "jstsh")
 # The edge's classifier: the shipped one for the procedural shapes (64 px), the ImageNet-1k
-# one for real photos (224 px, built at set-up), or a card file of another.
+# one for real photos (224 px, built at set-up), Fashion-MNIST's (28 px), or a card file
+# of another. The camera's weak model for offloading: the shapes' or Fashion-MNIST's.
 CLASSIFIERS = ("strong", "imagenet", "fashion_strong")
+WEAK_CLASSIFIERS = ("weak", "fashion_weak")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _STORE_URL = re.compile(r"^(sqlite|postgresql(\+psycopg)?)://")
 _CODEC = re.compile(
@@ -112,6 +114,8 @@ class Settings:
     offload_bucket: float = 4.0  # bucket depth in tokens (b)
     offload_policy: str = ""  # DQN card (.json); "" = the shipped one for the bucket
     offload_costs: str = ""  # costs npz with its fitted metric; "" = the shipped one
+    # camera's weak model; "" costs and policy are then the ones shipped for its pair
+    weak_classifier: str = "weak"  # weak | fashion_weak | <card>.json
 
     def validate(self) -> Settings:
         for name, rule in _RULES.items():
@@ -163,6 +167,14 @@ def _classifier(v: Any) -> str | None:
     if v in CLASSIFIERS or (str(v).endswith(".json") and Path(v).is_file()):
         return None
     return f"expected {', '.join(CLASSIFIERS)} or an existing classifier card (.json), got {v!r}"
+
+
+def _weak_classifier(v: Any) -> str | None:
+    if v in WEAK_CLASSIFIERS or (str(v).endswith(".json") and Path(v).is_file()):
+        return None
+    return (
+        f"expected {', '.join(WEAK_CLASSIFIERS)} or an existing classifier card (.json), got {v!r}"
+    )
 
 
 def _readable_or_empty(v: Any) -> str | None:
@@ -240,6 +252,7 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "edge_capacity_fps": _non_negative,
     "edge_downlink_bps": _non_negative,
     "classifier": _classifier,
+    "weak_classifier": _weak_classifier,
     "drift_threshold": _non_negative,
     "offload": _one_of(OFFLOAD_MODES),
     "offload_rate": _tokens_per_slot,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edgebus.broker.link import FASHION_LINK_SCALE
 from edgebus.config import Settings
 from edgebus.qos.model_store import POOL_OFF, PoolError, pool_dataset, resolve_pool
 
@@ -39,6 +40,13 @@ SHAPES_DEFAULTS: dict[str, Any] = {"link": "switching"}
 PHOTO_DEFAULTS: dict[str, Any] = {
     "frame_width": 224, "frame_height": 224, "codec": "webp20", "link": "off",
 }  # fmt: skip
+# Fashion-MNIST's test images: 28 px, the PNC model trained on them, the switching trace
+# scaled to 28 px frames as in the deadline experiment, and the Fashion-MNIST weak model
+# (with its costs and DQNs) should the cameras offload.
+FASHION_DEFAULTS: dict[str, Any] = {
+    "frame_width": 28, "frame_height": 28, "codec": "pnc:fashion_pnc28",
+    "link": f"switching:{FASHION_LINK_SCALE:g}", "weak_classifier": "fashion_weak",
+}  # fmt: skip
 
 
 def is_photo_source(source: str) -> bool:
@@ -47,11 +55,16 @@ def is_photo_source(source: str) -> bool:
 
 def up_defaults(settings: Settings, configured: Callable[[str], bool]) -> Settings:
     """The settings `up` runs with: the user's, and for what they left unset the defaults
-    of a shapes fleet or, with a photo source or the ImageNet classifier, a photo fleet."""
+    of a shapes fleet or, with a photo source or the ImageNet classifier, a photo fleet,
+    or with Fashion-MNIST's images or classifier, a Fashion-MNIST fleet."""
     classifier = settings.classifier
     if not configured("classifier") and is_photo_source(settings.source):
         classifier = "imagenet"
-    defaults = PHOTO_DEFAULTS if classifier == "imagenet" else SHAPES_DEFAULTS
+    if not configured("classifier") and settings.source == "fashion-mnist":
+        classifier = "fashion_strong"
+    defaults = {"imagenet": PHOTO_DEFAULTS, "fashion_strong": FASHION_DEFAULTS}.get(
+        classifier, SHAPES_DEFAULTS
+    )
     unset = {key: value for key, value in defaults.items() if not configured(key)}
     return dataclasses.replace(settings, classifier=classifier, **unset)
 

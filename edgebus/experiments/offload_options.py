@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgebus.broker.link import TraceError, trace_from_spec
+from edgebus.broker.link import FASHION_LINK_SCALE, TraceError, trace_from_spec
 from edgebus.codecs.errors import CodecError
 from edgebus.config import Settings
 from edgebus.nodes.codec_choice import parse_codec
@@ -18,8 +18,7 @@ DEFAULT_PERIODS = (300, 500, 700)
 DEFAULT_SCENARIOS = ("none", "light", "heavy", "switching")
 # Fashion-MNIST (28 px): its own PNC model and the Fashion-MNIST classifier at the edge, and
 # the link presets scaled so that their byte budgets bracket the 28 px codecs' sizes as the
-# presets do at 64 px (docs/real_data.md has the sizes behind the factor).
-FASHION_LINK_SCALE = 0.25
+# presets do at 64 px (broker/link.py says why the factor).
 FASHION_CODECS = ("pnc:fashion_pnc28", "pjpeg", "webp0", "webp10", "webp20")
 FASHION_SCENARIOS = tuple(f"{s}:{FASHION_LINK_SCALE:g}" for s in DEFAULT_SCENARIOS)
 FASHION_SETTINGS = {

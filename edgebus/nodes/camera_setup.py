@@ -133,6 +133,7 @@ def offload_gate(settings: Settings) -> OffloadGate:
         settings.frame_period_ms / 1000.0,
         settings.offload_costs,
         settings.offload_policy,
+        weak_model=settings.weak_classifier,
     )
 
 

@@ -75,6 +75,7 @@ class PolicyGate:
         costs_path: str | Path = "",
         dqn_card: str | Path = "",
         weak: Classifier | None = None,
+        weak_model: str = "weak",
     ) -> None:
         if mode not in OFFLOAD_MODES[1:]:
             raise ValueError(
@@ -82,13 +83,15 @@ class PolicyGate:
             )
         self.mode = mode
         self.params = BucketParams.from_rate(rate, depth)
-        costs_file = Path(costs_path) if costs_path else shipped_costs_path()
+        # Costs and the DQN default to the ones measured on this weak model's outputs.
+        costs_file = Path(costs_path) if costs_path else shipped_costs_path(weak_model)
         self.metric = load_camera_metric(costs_file)
         policy = policy_for(
-            mode, self.params, load_costs(costs_file), Path(dqn_card) if dqn_card else None
-        )
+            mode, self.params, load_costs(costs_file), Path(dqn_card) if dqn_card else None,
+            weak=weak_model,
+        )  # fmt: skip
         self.decider = OffloadDecider(policy, self.params)
-        self.weak = weak or Classifier("weak")
+        self.weak = weak or Classifier(weak_model)
         self.period_s = period_s
         self._previous_capture: float | None = None
 

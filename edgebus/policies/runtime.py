@@ -30,25 +30,44 @@ from edgebus.policies.traces import periodic_gaps
 MODES = ("never", "always", "baseline", "mdp", "dqn")
 SHIPPED_COSTS = "offloading_costs_top1.npz"
 DEFAULT_DQN = "dqn_sp0.1_rp0.1_r0.1_b4"
+# Costs and DQNs are measured on one weak/strong pair: what ships for each weak model (the
+# costs file and the folder of its DQN cards, under the assets).
+PAIR_ASSETS = {
+    "weak": (SHIPPED_COSTS, "."),
+    "fashion_weak": ("offloading_costs_fashion_top1.npz", "fashion"),
+}
 
 
 def assets_folder() -> Path:
     return Path(str(resources.files("edgebus") / "assets"))
 
 
-def shipped_costs_path() -> Path:
-    return assets_folder() / SHIPPED_COSTS
+def _pair(weak: str) -> tuple[str, str]:
+    if weak not in PAIR_ASSETS:
+        raise PolicyFileError(
+            f"weak model {weak!r}: nothing ships for it; pass offload_costs (and "
+            "offload_policy for dqn) trained on its outputs"
+        )
+    return PAIR_ASSETS[weak]
+
+
+def shipped_costs_path(weak: str = "weak") -> Path:
+    """The costs measured on `weak`'s outputs (and the strong model of its data set)."""
+    return assets_folder() / _pair(weak)[0]
 
 
 def shipped_dqn_cards(folder: Path | None = None) -> list[Path]:
     return sorted((folder or assets_folder()).glob("dqn_*.json"))
 
 
-def shipped_dqn_for(params: BucketParams, scenario: dict[str, object] | None = None) -> Path:
-    """The shipped DQN card for this bucket, preferring one trained on `scenario`'s traces
-    (matching the fields given); the default correlated one when several fit."""
+def shipped_dqn_for(
+    params: BucketParams, scenario: dict[str, object] | None = None, weak: str = "weak"
+) -> Path:
+    """The shipped DQN card for this bucket and weak model, preferring one trained on
+    `scenario`'s traces (matching the fields given); the default correlated one when
+    several fit."""
     matches = []
-    for card in shipped_dqn_cards():
+    for card in shipped_dqn_cards((assets_folder() / _pair(weak)[1]).resolve()):
         data = json.loads(card.read_text())
         spec = data.get("spec", {})
         if (spec.get("n"), spec.get("p"), spec.get("m")) != (params.n, params.p, params.m):
@@ -73,6 +92,7 @@ def policy_for(
     costs: CostData | None = None,
     dqn_card: Path | None = None,
     backend: str = "numpy",
+    weak: str = "weak",
 ) -> Policy:
     """The policy behind a camera's `--offload` mode."""
     if mode not in MODES:
@@ -82,14 +102,14 @@ def policy_for(
     if mode == "always":
         return ThresholdPolicy("always", params, np.array(-np.inf))
     if mode == "dqn":
-        card = dqn_card if dqn_card is not None else shipped_dqn_for(params)
+        card = dqn_card if dqn_card is not None else shipped_dqn_for(params, weak=weak)
         policy = load_dqn(card, backend)
         if policy.params != params:
             raise PolicyFileError(
                 f"DQN card {card}: trained for bucket {policy.params}, not {params}"
             )
         return policy
-    data = costs if costs is not None else load_costs(shipped_costs_path())
+    data = costs if costs is not None else load_costs(shipped_costs_path(weak))
     gaps = periodic_gaps(2)
     if mode == "baseline":
         return baseline(params, data.train.metric, 1.0)
