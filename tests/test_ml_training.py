@@ -109,3 +109,19 @@ def test_autoencoder_smoke_train_and_export(
 def test_unknown_family_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="pnc or fixed-rate"):
         train_and_export("vae", tmp_path, tmp_path)
+
+
+def test_fashion_pnc_trains_at_28_px_from_its_own_teacher(
+    tmp_path: Path, fashion_mnist_dir: Path
+) -> None:
+    from edgebus.codecs.assets import assets_dir
+
+    (card,) = train_and_export(
+        "pnc", tmp_path, assets_dir(), image_size=28, scale=0.001, train_images=64,
+        threads=1, show_progress=False, data="fashion-mnist",
+    )  # fmt: skip
+    assert card["name"] == "fashion_pnc28" and card["feature_shape"] == [10, 7, 7]
+    assert card["distilled_from"] == "fashion_strong_classifier.json"
+    assert card["split"]["kind"] == "fashion-mnist" and card["split"]["test"] == 10_000
+    with pytest.raises(TrainingError, match="28 px"):
+        train_and_export("pnc", tmp_path, assets_dir(), image_size=64, data="fashion-mnist")

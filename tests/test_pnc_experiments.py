@@ -34,3 +34,16 @@ def test_codec_bench_rows(tmp_path: Path) -> None:
     assert all(r.mean_ms > 0 for r in rows)
     codec_bench.write_csv(tmp_path / "b.csv", rows)
     assert (tmp_path / "b.csv").read_text().count("\n") == len(rows) + 1
+
+
+def test_pnc_rate_on_fashion_mnist_uses_its_own_models(tmp_path: Path, fashion_mnist_dir) -> None:
+    curves = pnc_rate.run(
+        tmp_path, images=40, budgets=(60, 150, 400), data_set="fashion-mnist"
+    )  # fmt: skip
+    pnc = next(c for c in curves if c.method == "PNC")
+    # fashion_pnc28: one ~43 B unit at 60 B already scores well above chance; the full
+    # frame (~300 B) sits near the strong classifier's 91.65 %.
+    assert pnc.top1[0] > 0.4 and pnc.top1[-1] >= 0.75
+    assert pnc.design_bytes is not None and pnc.design_bytes < 400
+    summary = json.loads((tmp_path / "pnc_rate_summary.json").read_text())
+    assert summary["data"] == "fashion-mnist" and summary["classifier"] == "fashion_strong"
