@@ -27,7 +27,7 @@ def test_up_gives_a_fashion_fleet_what_it_left_unset():
     fleet = up_defaults(Settings(source="fashion-mnist"), lambda key: key == "source")
     assert (fleet.classifier, fleet.frame_width, fleet.frame_height) == ("fashion_strong", 28, 28)
     assert (fleet.codec, fleet.link, fleet.weak_classifier) == (
-        "pnc:fashion_pnc28", "switching:0.5", "fashion_weak"
+        "pnc:fashion_pnc28", "switching:0.7", "fashion_weak"
     )  # fmt: skip
     mine = up_defaults(
         Settings(source="fashion-mnist", codec="webp10", link="off"),
