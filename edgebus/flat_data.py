@@ -19,6 +19,8 @@ from edgebus.fashion_mnist import fashion_test_set
 from edgebus.shapes import SHAPE_CLASSES, _draw_shape
 
 FLAT_KINDS = ("shapes28", "accelerometer", "fashion-mnist")
+# Values per item, what a pool's models must take to code a source's items.
+FLAT_DIMS = {"shapes28": 784, "accelerometer": 384, "fashion-mnist": 784}
 ACTIVITIES: tuple[str, ...] = (
     "walking",
     "walking_upstairs",

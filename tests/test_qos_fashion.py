@@ -126,3 +126,29 @@ def test_experiment_qos_quick_on_fashion_mnist(fashion_mnist_dir, tmp_path):
     pool = json.loads((out / "pool" / "pool.json").read_text())
     assert pool["dataset"] == "fashion-mnist" and len(pool["models"]) == 10
     assert (out / "qos.png").stat().st_size > 10_000
+
+
+def test_a_sensor_sends_raw_when_the_pool_is_of_another_data_set(caplog):
+    """An accelerometer sensor told to use a Fashion-MNIST model (784 values in, its items
+    have 384) cannot code with it: one error line naming both, and raw frames."""
+    import asyncio
+
+    from edgebus.clock import RealClock
+    from edgebus.nodes.model_follower import RAW, Loaded
+    from edgebus.nodes.qos_models import QosEncoder
+    from edgebus.topics import Topics
+
+    pool = ModelPool.load(SHIPPED_FASHION_POOL)
+    model = DenseAECodec.from_bundle(pool.bundle("fashion-mnist-eco-d3"))
+    assert model.input_dim == 784
+
+    async def code_twice() -> list[str]:
+        encoder = QosEncoder(None, Topics("lab"), "sensor-1", "coordinator",  # type: ignore[arg-type]
+                             "accelerometer", RealClock())  # fmt: skip
+        encoder.follower.current = Loaded(model.model_id, 1, "sha", model)
+        return [encoder.coding_for(0.0).model_id for _ in range(2)]
+
+    assert asyncio.run(code_twice()) == [RAW, RAW]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "fashion-mnist-eco-d3 takes 784 values" in errors[0]
+    assert "accelerometer gives 384" in errors[0]

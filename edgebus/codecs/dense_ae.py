@@ -78,8 +78,10 @@ class DenseAECodec:
         }
         if configuration == "CO":
             self.latent_dim = int(self._sessions["classifier.onnx"].get_inputs()[0].shape[1])
+            self.input_dim = self.latent_dim
         else:
             self.latent_dim = int(self._sessions["encoder.onnx"].get_outputs()[0].shape[1])
+            self.input_dim = int(self._sessions["encoder.onnx"].get_inputs()[0].shape[1])
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle) -> DenseAECodec:

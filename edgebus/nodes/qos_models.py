@@ -28,6 +28,7 @@ from edgebus.clock import Clock
 from edgebus.codecs.classifier import softmax
 from edgebus.codecs.dense_ae import DenseAECodec, raw_encode
 from edgebus.codecs.errors import ModelFileError
+from edgebus.flat_data import FLAT_DIMS
 from edgebus.messages import ModelBundle
 from edgebus.nodes.drift_monitor import DriftMonitor
 from edgebus.nodes.frame_coding import FrameCoding
@@ -57,6 +58,8 @@ class QosEncoder:
             bus, topics, node_id, coordinator_id, load_codec, clock
         )
         self.raw_item_bytes = RAW_ITEM_BYTES[data_kind]
+        self.data_kind, self.item_dim = data_kind, FLAT_DIMS[data_kind]
+        self._misfits: set[str] = set()  # models already reported as not taking our items
         self.drift = (
             DriftMonitor(bus, topics, drift_threshold, clock=clock) if drift_threshold else None
         )
@@ -72,9 +75,23 @@ class QosEncoder:
     def coding_for(self, capture_ts: float) -> FrameCoding:
         """The model of the frame captured at `capture_ts`; a switch lands only here."""
         loaded = self.follower.at_frame_boundary(capture_ts)
-        if loaded is None or loaded.model is None:
+        if loaded is None or loaded.model is None or not self._fits(loaded.model):
             return FrameCoding(CODEC, RAW, self._raw_units)
         return FrameCoding(CODEC, loaded.model_id, lambda x: self._model_units(loaded, x))
+
+    def _fits(self, model: DenseAECodec) -> bool:
+        """A model of another data set (a pool of 784-value images for a sensor of
+        384-value windows) cannot code our items: say so once, and send raw."""
+        if model.input_dim == self.item_dim:
+            return True
+        if model.model_id not in self._misfits:
+            self._misfits.add(model.model_id)
+            log.error(
+                "model %s takes %d values, source %s gives %d: sending raw; point the "
+                "coordinator at a pool of %s (qos_pool)", model.model_id, model.input_dim,
+                self.data_kind, self.item_dim, self.data_kind,
+            )  # fmt: skip
+        return False
 
     def _raw_units(self, x: np.ndarray) -> list[bytes]:
         return [raw_encode(x, self.raw_item_bytes)]

@@ -17,9 +17,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebus.fashion_mnist import fashion_mnist_installed
 from edgebus.storage.audit import AuditReport, audit, local_store_paths
 
 CLI = (sys.executable, "-m", "edgebus")
+
+
+def default_sensor() -> tuple[str, str]:
+    """What a sensor of a default fleet streams (the default pool's data set) and the model
+    `qos set --accuracy 0.85 --bandwidth 10kbps` picks from that pool."""
+    if fashion_mnist_installed():
+        return "fashion-mnist", "fashion-mnist-eco-d2"
+    return "accelerometer", "accelerometer-eco-d3"
+
+
 # Quick reconnects and syncs keep each fault test within seconds.
 FAST = {
     "EDGEBUS_SYNC_INTERVAL_S": "0.5",

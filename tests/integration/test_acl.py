@@ -14,7 +14,7 @@ import pytest
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
 from edgebus.broker.ports import free_port, wait_for_port
 from tests.conftest import missing_service
-from tests.integration.fleet import Fleet, logged, wait_for
+from tests.integration.fleet import Fleet, default_sensor, logged, wait_for
 from tests.integration.test_cli import ENV
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,8 @@ MEMBERS = {
     "sensor-1": "camera",
     "ops": "operator",
 }
-SENSOR = ("--codec", "qos", "--source", "accelerometer")
+SOURCE, CHOSEN = default_sensor()
+SENSOR = ("--codec", "qos", "--source", SOURCE)
 ONLINE = " online at "
 
 
@@ -123,7 +124,7 @@ async def test_every_role_works_and_syncs_under_the_printed_acl(secured_broker, 
     for camera in report.cameras:
         assert camera.captured >= 5 and camera.results == camera.captured, context
     models = tool(fleet, "query", "frames", "--node", "sensor-1", "-f", "csv").stdout
-    assert "accelerometer-eco-d3" in models  # the sensor followed the switch
+    assert CHOSEN in models  # the sensor followed the switch
 
 
 @pytest.mark.timeout(60)

@@ -14,10 +14,13 @@ import time
 import pytest
 
 from edgebus.broker.ports import free_port
+from tests.integration.fleet import default_sensor
 
 pytestmark = pytest.mark.integration
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("EDGEBUS_")}
+# The model `qos set --accuracy 0.85 --bandwidth 10kbps` picks from a default fleet's pool.
+_, CHOSEN = default_sensor()
 
 
 def edgebus(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -312,7 +315,7 @@ def test_the_tools_work_against_a_default_up(tmp_path):
     # A plain `up` (its broker on a free port, the default uplink that is jammed from 10 s
     # to 20 s): the tools run from the same directory find it through
     # <data_dir>/fleet.json; `qos set` switches sensor-1 to a compressed model, whose
-    # windows then fit the jammed link.
+    # items then fit the jammed link.
     up = subprocess.Popen(
         [sys.executable, "-m", "edgebus", "up", "--duration", "28", "--cameras", "1",
          "--no-dashboard"],
@@ -337,10 +340,10 @@ def test_the_tools_work_against_a_default_up(tmp_path):
         chosen = edgebus("qos", "set", "--accuracy", "0.85", "--bandwidth", "10kbps",
                          cwd=tmp_path, timeout=30)  # fmt: skip
         assert chosen.returncode == 0, chosen.stderr
-        assert "model accelerometer-eco-d3" in chosen.stdout, chosen.stdout
+        assert f"model {CHOSEN}" in chosen.stdout, chosen.stdout
         assert "switch published" in chosen.stdout
         shown = edgebus("qos", "show", cwd=tmp_path, timeout=30)
-        assert "model_id: accelerometer-eco-d3" in shown.stdout, shown.stdout + shown.stderr
+        assert f"model_id: {CHOSEN}" in shown.stdout, shown.stdout + shown.stderr
         # The stores sync every 10 s; --fresh also asks the nodes for what they hold.
         stored = _csv_rows(edgebus("query", "results", "--fresh", "--since", "5m", "-f", "csv",
                                    cwd=tmp_path, timeout=30))  # fmt: skip
@@ -359,9 +362,9 @@ def test_the_tools_work_against_a_default_up(tmp_path):
                                cwd=tmp_path, timeout=30))  # fmt: skip
     sent = sorted((r for r in frames if r["direction"] == "sent"), key=lambda r: int(r["frame_id"]))
     models = [r["model_id"] for r in sent]
-    assert models[0] == "raw" and models[-1] == "accelerometer-eco-d3", models
-    switched_at = models.index("accelerometer-eco-d3")
-    assert set(models[switched_at:]) == {"accelerometer-eco-d3"}, models
+    assert models[0] == "raw" and models[-1] == CHOSEN, models
+    switched_at = models.index(CHOSEN)
+    assert set(models[switched_at:]) == {CHOSEN}, models
     after = {r["frame_id"] for r in sent[switched_at:]}
     answered = {r["frame_id"] for r in _csv_rows(edgebus(
         "query", "results", "--node", "edge-1", "-f", "csv", cwd=tmp_path, timeout=30
