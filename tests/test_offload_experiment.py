@@ -55,3 +55,27 @@ def test_summary_scores_against_the_sent_labels():
     assert summary.mean_units == pytest.approx(4.0)
     assert summary.throughput_bps == pytest.approx(sum(120 * u + 100 for u in (10, 4, 0, 2)) / 2)
     assert summary.throughput_error == -0.01
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_the_fashion_mnist_grid_runs_its_own_models(tmp_path, fashion_mnist_dir):
+    import csv
+
+    result = runner.invoke(
+        app,
+        ["experiment", "offload", "--data", "fashion-mnist", "--codecs",
+         "pnc:fashion_pnc28,webp0", "--periods", "500", "--scenarios", "none:0.7",
+         "--frames", "10", "--out", str(tmp_path)],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "offload_cells.csv").open() as fh:
+        cells = {row["codec"]: row for row in csv.DictReader(fh)}
+    assert set(cells) == {"pnc:fashion_pnc28", "webp0"}
+    for row in cells.values():
+        # Each camera played the first ten test images to the Fashion-MNIST classifier.
+        assert int(row["results"]) == 10 and float(row["top1"]) >= 0.6, row
+        assert int(row["overruns"]) == 0 and row["scenario"] == "none:0.7"
+    # At 0.7 of the "none" preset a whole PNC frame (ten features) fits in 500 ms.
+    assert float(cells["pnc:fashion_pnc28"]["mean_units"]) >= 9

@@ -44,13 +44,28 @@ def experiment_offloading(
             "edgebus/assets/fashion with the Fashion-MNIST costs."
         ),
     ] = None,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="shapes, or fashion-mnist: the costs and DQNs shipped for the Fashion-MNIST "
+            "weak/strong pair (unless --costs or --dqn-folder say otherwise)."
+        ),
+    ] = "shapes",
 ) -> None:
     """Offloading under a token bucket in simulation (paper Figs. 5, 6, 8, 9, 12) and the
     issue's target orderings with the shipped DQNs."""
     from dataclasses import replace
 
     from edgebus.experiments import offloading
+    from edgebus.policies.runtime import PAIR_ASSETS, assets_folder
 
+    weak = {"shapes": "weak", "fashion-mnist": "fashion_weak"}.get(data)
+    if weak is None:
+        fail(f"--data: expected shapes or fashion-mnist, got {data!r}")
+    if data != "shapes":
+        costs_name, folder = PAIR_ASSETS[weak]
+        costs = costs or assets_folder() / costs_name
+        dqn_folder = dqn_folder or assets_folder() / folder
     if dqn_folder is not None and not dqn_folder.is_dir():
         fail(f"--dqn-folder {dqn_folder}: expected a folder of DQN cards")
     preset = replace(

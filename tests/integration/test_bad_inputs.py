@@ -156,6 +156,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["train", "pnc", "--data", "cifar", "--out", "o"], USAGE, "cifar"),
     (["experiment", "pnc-rate", "--data", "cifar", "--out", "o"], USAGE, "cifar"),
     (["experiment", "qos", "--data", "mnist", "--out", "o"], USAGE, "mnist"),
+    (["experiment", "offloading", "--data", "mnist", "--out", "o"], USAGE, "mnist"),
     (["experiment", "qos", "--preset", "huge", "--out", "o"], USAGE, "huge"),
     (
         ["node", "--role", "camera", "--codec", "qos", "--source", "fashion", "--broker", NOWHERE],
