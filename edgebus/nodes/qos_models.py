@@ -1,9 +1,10 @@
 """The QoS orchestrator's data path in the real nodes (Amaizu et al., on the bus).
 
-A sensor camera (`codec = "qos"`, source `accelerometer`, `shapes28` or `fashion-mnist`) follows the
-retained `model/switch` with a `ModelFollower` and encodes every frame with the model in
-force at that frame's boundary: the pool's ECO/ECCD encoder (d float16 latents), or the
-raw features (CO) until the first switch and whenever the orchestrator chooses raw. The
+A sensor camera (`codec = "qos"`, source `accelerometer`, `shapes28` or `fashion-mnist`)
+follows the retained `model/switch` with a `ModelFollower` and encodes every frame with
+the model in force at that frame's boundary: the pool's ECO/ECCD encoder (d float16
+latents), or the raw features (CO) until the first switch and whenever the orchestrator
+chooses raw (or picks a model that does not take this source's items). The
 frame carries the model's id, so the edge decodes it with exactly that model
 (`QosClassifier`): ECO classifies the latent with its head, ECCD decodes, then
 classifies, CO runs the pool's cloud-only classifier (model "raw"). An edge that cannot get

@@ -80,6 +80,15 @@ class SyntheticSource:
         pass
 
 
+def _fashion_test_images() -> tuple[np.ndarray, np.ndarray]:
+    """Read now (once per process), so a missing data set stops the node at start, in one
+    line, not at its first frame."""
+    try:
+        return fashion_test_set()
+    except IdxError as exc:
+        raise SourceError(f"source fashion-mnist: {exc}") from None
+
+
 class FashionImageSource:
     """Fashion-MNIST's 10,000 test images as camera frames (28 px grey, repeated to RGB as
     the Fashion-MNIST classifiers take them), cycling from `start`; none was trained on."""
@@ -92,10 +101,7 @@ class FashionImageSource:
                 f"source fashion-mnist: its images are {self.SIZE} px; set frame_width and "
                 f"frame_height to {self.SIZE}, got {size}"
             )
-        try:  # read now, so a missing data set stops the node at start, in one line
-            self.images, self.labels = fashion_test_set()
-        except IdxError as exc:
-            raise SourceError(f"source fashion-mnist: {exc}") from None
+        self.images, self.labels = _fashion_test_images()
         self.start = start
 
     def frame(self, frame_id: int) -> Frame:
@@ -201,10 +207,7 @@ class FlatSource:
         if kind not in FLAT_KINDS:
             raise SourceError(f"flat source {kind!r}: expected one of {', '.join(FLAT_KINDS)}")
         if kind == "fashion-mnist":
-            try:  # read now, so a missing data set stops the node at start, in one line
-                fashion_test_set()
-            except IdxError as exc:
-                raise SourceError(f"source fashion-mnist: {exc}") from None
+            _fashion_test_images()
         self.kind, self.seed, self.start = kind, seed, start
 
     def frame(self, frame_id: int) -> Frame:
