@@ -112,3 +112,24 @@ def test_up_gives_a_photo_fleet_what_it_left_unset():
         64,
         "switching",
     )
+
+
+def test_a_224_px_pnc_distils_from_the_imagenet_classifier(tmp_path, imagenet):
+    """The photos' PNC path, tiny: crops of scikit-image's other images to train on, the
+    five sample photos (25 views) to score on, labelled by the classifier's own top-1 on
+    the uncompressed view, so the card's accuracy is agreement with the teacher."""
+    from edgebus.ml.photos import TRAINING_FILES, photo_test_set, photo_training_set
+    from edgebus.ml.train_pnc import train_and_export
+
+    split, train = photo_training_set(6, seed=3)
+    assert train.images.shape == (6, 224, 224, 3) and split.kind == "photos"
+    assert not {"chelsea.png", "coffee.png", "rocket.jpg"} & set(TRAINING_FILES)
+    test = photo_test_set(lambda x: imagenet.logits(x).argmax(axis=1))
+    assert len(test) == 25 and test.labels[5] == imagenet.class_names.index("espresso")
+    (card,) = train_and_export(
+        "pnc", tmp_path, assets_dir(), image_size=224, stride=7, scale=0.001,
+        train_images=6, threads=2, show_progress=False, data="photos",
+    )  # fmt: skip
+    assert card["name"] == "imagenet_pnc224" and card["feature_shape"] == [10, 32, 32]
+    assert card["distilled_from"] == "imagenet_classifier.json"
+    assert card["test"]["eval_images"] == 25 and len(card["test"]["top1_by_features"]) == 10

@@ -88,12 +88,11 @@ def _train_autoencoders(
     fixed_k: tuple[int, ...] = (2, 4, 6, 8, 10),
     data: str = "shapes",
 ) -> None:
-    from edgebus.ml.train_pnc import FASHION_SIZE, PNC_DATA, train_and_export
+    from edgebus.ml.train_pnc import DATA_SIZES, PNC_DATA, train_and_export
 
     if data not in PNC_DATA:
         fail(f"--data: expected one of {', '.join(PNC_DATA)}, got {data!r}")
-    if data == "fashion-mnist":
-        image_size = FASHION_SIZE  # the data's own size
+    image_size = DATA_SIZES.get(data, image_size)  # Fashion-MNIST's and the photos' own
     try:
         cards = train_and_export(
             which, out, classifiers, seed, image_size, stride, 10, scale, train_images, distil,
@@ -126,8 +125,9 @@ _AE_DISTIL = Annotated[bool, typer.Option(help="Run stage 2 (distillation).")]
 _AE_DATA = Annotated[
     str,
     typer.Option(
-        help="shapes (procedural, --image-size) or fashion-mnist (28 px; the teacher is "
-        "fashion_strong_classifier, models are named fashion_*)."
+        help="shapes (procedural, --image-size), fashion-mnist (28 px; the teacher is "
+        "fashion_strong_classifier, models are named fashion_*) or photos (224 px crops of "
+        "scikit-image's photos, distilled from the ImageNet classifier; use --stride 7)."
     ),
 ]
 

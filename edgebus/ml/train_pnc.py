@@ -314,11 +314,14 @@ def run_recipe(
     return card
 
 
-# Per data set: the model-name prefix, the distillation teacher's card, and the image size
-# (Fashion-MNIST's is fixed by the data: 28 px).
+# Per data set: the model-name prefix and the distillation teacher's card; the image size
+# is fixed by the data for Fashion-MNIST (28 px) and the real photos (224 px, the ImageNet
+# classifier's input; its teacher is the torch model the classifier was exported from).
 PNC_DATA = {"shapes": ("", "strong_classifier.json"),
-            "fashion-mnist": ("fashion_", "fashion_strong_classifier.json")}  # fmt: skip
+            "fashion-mnist": ("fashion_", "fashion_strong_classifier.json"),
+            "photos": ("imagenet_", "imagenet_classifier.json")}  # fmt: skip
 FASHION_SIZE = 28
+DATA_SIZES = {"fashion-mnist": FASHION_SIZE, "photos": 224}
 
 
 def train_and_export(
@@ -346,16 +349,16 @@ def train_and_export(
         raise TrainingError(f"model family {which!r}: expected pnc or fixed-rate")
     if data not in PNC_DATA:
         raise TrainingError(f"data {data!r}: expected one of {', '.join(PNC_DATA)}")
-    if data == "fashion-mnist" and image_size != FASHION_SIZE:
-        raise TrainingError(f"fashion-mnist images are {FASHION_SIZE} px, not {image_size}")
+    if DATA_SIZES.get(data, image_size) != image_size:
+        raise TrainingError(f"{data} images are {DATA_SIZES[data]} px, not {image_size}")
     prefix, teacher_card = PNC_DATA[data]
     pnc, fixed = default_recipes(image_size, channels, stride, scale, fixed_k, prefix)
     recipes = [pnc] if which == "pnc" else fixed
     teacher, card_path = None, None
     if distil:  # before loading data, so a missing classifier fails at once
         card_path = classifier_dir / teacher_card
-        teacher = load_teacher(card_path, image_size)
-    split, train, test = _training_data(data, data_seed, image_size, train_images)
+        teacher = _imagenet_teacher() if data == "photos" else load_teacher(card_path, image_size)
+    split, train, test = _training_data(data, data_seed, image_size, train_images, card_path)
     return [
         run_recipe(
             replace(r, threads=threads, kd_steps=r.kd_steps if distil else 0),
@@ -365,12 +368,27 @@ def train_and_export(
     ]  # fmt: skip
 
 
+def _imagenet_teacher() -> torch.nn.Module:
+    from edgebus.ml.imagenet_export import pretrained_classifier
+
+    return pretrained_classifier()
+
+
 def _training_data(
-    data: str, seed: int, image_size: int, train_images: int
+    data: str, seed: int, image_size: int, train_images: int, teacher_card: Path | None
 ) -> tuple[DatasetSplit, ImageSet, ImageSet]:
     from edgebus.ml.datasets import fashion_split, procedural_split
     from edgebus.ml.train_classifiers import DataRecipe
 
+    if data == "photos":
+        from edgebus.codecs.classifier import Classifier
+        from edgebus.ml.photos import photo_test_set, photo_training_set
+
+        split, train = photo_training_set(train_images, seed)
+        if teacher_card is None:  # no teacher, nothing to agree with
+            return split, train, train.subset(np.arange(0))
+        judge = Classifier(str(teacher_card), root=teacher_card.parent, threads=2)
+        return split, train, photo_test_set(lambda x: judge.logits(x).argmax(axis=1))
     if data == "fashion-mnist":
         split, train, _, test = fashion_split(fashion_mnist_dir(), seed)
         return split, train.subset(np.arange(min(train_images, len(train)))), test
