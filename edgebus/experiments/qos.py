@@ -33,7 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from edgebus.codecs.dense_ae import DenseAECodec
+from edgebus.codecs.dense_ae import DenseAECodec, raw_encode
 from edgebus.experiments.qos_accuracy import (
     BASELINES,
     CONFIGURATIONS,
@@ -45,7 +45,6 @@ from edgebus.experiments.qos_live import LiveResult, live_switching
 from edgebus.messages import FrameChunk, encode
 from edgebus.ml.dense_ae import Recipe, train_dense
 from edgebus.ml.qos_data import FlatSet, load_split
-from edgebus.nodes.latent_transfer import raw_float16, raw_uint8
 from edgebus.qos.compression_search import (
     QosRule,
     SearchResult,
@@ -246,7 +245,7 @@ def run(
     _write_csv(out / "job_cost.csv", [asdict(j) for j in jobs])
     step("job cost done")
     frames = load_split(live_pool.dataset, seed + 1, 0, 0, JOB_FRAMES)[2]
-    raw = raw_float16 if live_pool.raw_item_bytes == 2 else raw_uint8
+    raw = partial(raw_encode, item_bytes=live_pool.raw_item_bytes)  # CO's byte format
     live = asyncio.run(live_switching(
         live_pool, lambda i: frames.x[i % len(frames)], preset.changes if changes is None
         else changes, seed, step, DenseAECodec.from_bundle, broker_url, prefetch, raw=raw,
