@@ -4,19 +4,14 @@ model on the camera with the DQN shipped for it, the strong one at the edge."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-
 import pytest
 
-from edgebus.actor.lifecycle import bus_for
 from edgebus.config import Settings
 from edgebus.fashion_mnist import FASHION_CLASSES, read_fashion_mnist
 from edgebus.launch_plan import up_defaults
 from edgebus.messages import Result
-from edgebus.nodes.camera import CameraNode
-from edgebus.nodes.edge import EdgeNode
 from edgebus.nodes.frame_sender import SentFrame
+from tests.integration.one_camera import one_camera
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -48,32 +43,15 @@ async def test_fashion_camera_offloads_by_the_shipped_dqn(
         ),
         lambda key: key in ("source", "link"),
     )  # fmt: skip
-    edge = EdgeNode(dataclasses.replace(base, role="edge", node_id="edge-f"))
     sent: list[SentFrame] = []
-    camera = CameraNode(
-        dataclasses.replace(base, role="camera", node_id="cam-f"), max_frames=FRAMES,
-        on_sent=sent.append,
-    )  # fmt: skip
-    observer = bus_for(dataclasses.replace(base, node_id="obs-f"))
-    await observer.start(timeout=10)
-    results = await observer.subscribe(observer.topics.results(), qos=1)
-    edge_task = asyncio.create_task(edge.run(connect_timeout=10))
-    camera_task: asyncio.Task[None] | None = None
     by_frame: dict[int, Result] = {}
-    try:
-        await asyncio.wait_for(edge.ready.wait(), 30)
-        camera_task = asyncio.create_task(camera.run(connect_timeout=10))
+    async with one_camera(base, "f", max_frames=FRAMES, on_sent=sent.append) as results:
         while len(by_frame) < FRAMES:
             message = (await results.get(30)).message
             # The camera's weak answer, or the edge's for an offloaded frame.
             mine = isinstance(message, Result) and message.camera == "cam-f"
             if mine and (message.offloaded or message.frame_id not in by_frame):
                 by_frame[message.frame_id] = message
-    finally:
-        camera.stop()
-        edge.stop()
-        await asyncio.gather(*(t for t in (camera_task, edge_task) if t), return_exceptions=True)
-        await observer.close(flush_timeout=0)
     offloaded = [r for r in by_frame.values() if r.offloaded]
     # A full bucket of 4 tokens plus 0.1 per frame slot: at most 8 of 40 frames go up.
     assert 1 <= len(offloaded) <= 4 + 0.1 * FRAMES

@@ -3,17 +3,12 @@ results on the bus name what is in each photo, in ImageNet's words."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-
 import pytest
 
-from edgebus.actor.lifecycle import bus_for
 from edgebus.config import Settings
 from edgebus.launch_plan import up_defaults
 from edgebus.messages import Result
-from edgebus.nodes.camera import CameraNode
-from edgebus.nodes.edge import EdgeNode
+from tests.integration.one_camera import one_camera
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -33,28 +28,12 @@ async def test_results_name_what_is_in_each_photo(actor_broker_url, tmp_path):
         lambda key: key == "source",
     )  # fmt: skip
     assert base.classifier == "imagenet" and base.frame_width == 224
-    edge = EdgeNode(dataclasses.replace(base, role="edge", node_id="edge-p"))
-    camera = CameraNode(
-        dataclasses.replace(base, role="camera", node_id="cam-p"), max_frames=len(written)
-    )
-    observer = bus_for(dataclasses.replace(base, node_id="obs-p"))
-    await observer.start(timeout=10)
-    results = await observer.subscribe(observer.topics.results(), qos=1)
-    edge_task = asyncio.create_task(edge.run(connect_timeout=10))
-    camera_task: asyncio.Task[None] | None = None
-    try:
-        await asyncio.wait_for(edge.ready.wait(), 30)
-        camera_task = asyncio.create_task(camera.run(connect_timeout=10))
-        named: dict[int, Result] = {}
+    named: dict[int, Result] = {}
+    async with one_camera(base, "p", max_frames=len(written)) as results:
         while len(named) < len(written):
             message = (await results.get(30)).message
             if isinstance(message, Result):
                 named[message.frame_id] = message
-    finally:
-        camera.stop()
-        edge.stop()
-        await asyncio.gather(*(t for t in (camera_task, edge_task) if t), return_exceptions=True)
-        await observer.close(flush_timeout=0)
     # Frames go out in the folder's sorted order.
     by_photo = {sorted(PHOTOS)[frame_id]: result for frame_id, result in named.items()}
     top1 = {name: result.names[0] for name, result in by_photo.items()}
