@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import time
 
+import pytest
+
 from edgebus.actor.lifecycle import bus_for
 from edgebus.broker.link import mqtt_publish_size
 from edgebus.codecs import get_codec
@@ -96,6 +98,9 @@ async def _run_fleet(
     return results, sent
 
 
+# Units sent by the deadline are wall-clock: with other tests loading both cores the event
+# loop wakes late and frames rightly carry fewer units than the replay, so it runs alone.
+@pytest.mark.serial
 async def test_two_cameras_one_edge(broker_url, request):
     embedded = request.node.callspec.params["broker_url"] == "embedded"
     results, sent = await _run_fleet(broker_url, embedded)
