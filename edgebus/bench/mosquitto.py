@@ -35,6 +35,7 @@ class LocalMosquitto:
     process: subprocess.Popen[bytes] | None = None
     users: dict[str, str] = field(default_factory=dict)
     acl: str | None = None
+    extra_config: str = ""  # more lines for mosquitto.conf (a bridge, say)
 
     @property
     def url(self) -> str:
@@ -54,6 +55,8 @@ class LocalMosquitto:
             # write the persistence file into our private directory.
             self.workdir.chmod(0o777)
             lines += ["persistence true", f"persistence_location {self.workdir}/"]
+        if self.extra_config:
+            lines.append(self.extra_config.rstrip("\n"))
         path = self.workdir / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
         return path

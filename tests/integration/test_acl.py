@@ -14,7 +14,7 @@ import pytest
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
 from edgebus.broker.ports import free_port, wait_for_port
 from tests.conftest import missing_service
-from tests.integration.fleet import Fleet, default_sensor, logged, wait_for
+from edgebus.bench.process_fleet import Fleet, default_sensor, logged, wait_for
 from tests.integration.test_cli import ENV
 
 pytestmark = pytest.mark.integration

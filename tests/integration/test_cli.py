@@ -14,7 +14,7 @@ import time
 import pytest
 
 from edgebus.broker.ports import free_port
-from tests.integration.fleet import default_sensor
+from edgebus.bench.process_fleet import default_sensor
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from edgebus.storage.audit import AuditReport
-from tests.integration.fleet import Fleet, logged, wait_for
+from edgebus.bench.process_fleet import Fleet, logged, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,9 @@
-"""A fleet of real node processes for the fault tests: start, SIGKILL, restart, stop.
+"""A fleet of real node processes for the fault tests and benchmarks: start, SIGKILL,
+restart, stop.
 
-Every node runs as `python -m edgebus node` against one broker, with its store under
-one data directory, so `edgebus audit` can check the result the way a user would.
+Every node runs as `python -m edgebus node`, against the fleet's broker or one of its own
+(a node at a bridged site talks to its site's broker), with its store under one data
+directory, so `edgebus audit` can check the result the way a user would.
 Stopping is graceful (SIGTERM, cameras first, the cloud last, so every store syncs)
 and escalates to SIGKILL after a bound: nothing a test starts outlives it.
 """
@@ -14,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +66,7 @@ class Fleet:
     # node id -> password: that node logs in as itself, its URL in its environment (never
     # on its command line)
     passwords: dict[str, str] = field(default_factory=dict)
+    brokers: dict[str, str] = field(default_factory=dict)  # node id -> its own broker URL
 
     def _env(self) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("EDGEBUS_")}
@@ -75,7 +79,11 @@ class Fleet:
         base.update(self.env)
         return base
 
-    def start(self, role: str, node_id: str, *extra: str) -> FleetNode:
+    def start(self, role: str, node_id: str, *extra: str, broker: str | None = None) -> FleetNode:
+        """Start a node; `broker` puts it on another broker than the fleet's (for good:
+        a restart keeps it there)."""
+        if broker is not None:
+            self.brokers[node_id] = broker
         self.starts += 1
         log = self.data_dir / f"{node_id}.{self.starts}.log"
         command = [*CLI, "node", "--role", role, "--id", node_id, "--wait", "30", *extra]
@@ -87,10 +95,11 @@ class Fleet:
         return self.nodes[node_id]
 
     def url_for(self, user: str) -> str:
-        """The broker URL, with `user`'s credentials when it has a password."""
+        """The node's broker URL, with `user`'s credentials when it has a password."""
+        url = self.brokers.get(user, self.broker_url)
         if user not in self.passwords:
-            return self.broker_url
-        scheme, rest = self.broker_url.split("://", 1)
+            return url
+        scheme, rest = url.split("://", 1)
         return f"{scheme}://{user}:{self.passwords[user]}@{rest}"
 
     def kill(self, node_id: str) -> None:
@@ -144,7 +153,7 @@ class Fleet:
         return audit(local_store_paths(self.data_dir), f"sqlite:///{self.data_dir}/global.sqlite3")
 
 
-async def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
     until = time.monotonic() + timeout_s
     while time.monotonic() < until:
         if predicate():
