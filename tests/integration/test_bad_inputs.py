@@ -53,6 +53,17 @@ CASES: list[tuple[list[str], int, str]] = [
     (["broker", "--auth", "no-such-users-file"], USAGE, "no-such-users-file"),
     (["broker", "--acl", "unknown.toml"], USAGE, "--auth"),
     (["broker", "--auth", "binary.bin", "--acl", "no-such-acl.toml"], USAGE, "no-such-acl.toml"),
+    # broker-config
+    (["broker-config", "--name", "a"], USAGE, "--cloud"),
+    (["broker-config", "--cloud", "ftp://x", "--name", "a"], USAGE, "scheme"),
+    (["broker-config", "--cloud", "mqtt://x", "--name", "a/b"], USAGE, "a/b"),
+    (["broker-config", "--cloud", "mqtt://x", "--name", "a", "--listen", "x"], USAGE, "--listen"),
+    (["broker-config", "--cloud", "memory://x", "--name", "a"], USAGE, "network broker"),
+    (
+        ["broker-config", "--cloud", "mqtt://x", "--name", "a", "-o", "/proc/x/y"],
+        RUNTIME,
+        "/proc/x/y",
+    ),
     # sub
     (["sub"], USAGE, "pattern"),
     (["sub", "a/#/b", "--broker", NOWHERE], USAGE, "a/#/b"),
