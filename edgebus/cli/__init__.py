@@ -7,6 +7,8 @@ from edgebus.cli import fleet  # noqa: F401  node, up, broker, broker-user
 from edgebus.cli import bus_tools  # noqa: F401  sub, pub, nodes
 from edgebus.cli import storage  # noqa: F401  query, audit, bench sync
 from edgebus.cli import acl  # noqa: F401  acl
+from edgebus.cli import asyncapi_cmd  # noqa: F401  asyncapi
+from edgebus.cli import bridge_cmd  # noqa: F401  broker-config
 from edgebus.cli import bench  # noqa: F401  bench bus, bench codecs
 from edgebus.cli import train  # noqa: F401  train …
 from edgebus.cli import photos  # noqa: F401  photos
