@@ -19,6 +19,7 @@ Every topic is ``edgebus/v1/<site>/<kind>/...``:
 ``sync/<node>/ack``                     the global store's acknowledgements
 ``reply/<node>/<request_id>``           responses to a node's requests
 ``deadletter``                          payloads that failed to decode
+``json/<kind>/...``                     a JSON copy of another topic, as ``sub --json`` prints it
 =====================================  ==========================================
 """
 
@@ -30,6 +31,8 @@ ROOT = "edgebus"
 VERSION = "v1"
 PREFIX = f"{ROOT}/{VERSION}"
 END_MARKER = "end"
+# The kind under which JSON copies of the other topics are republished (Topics.json_view).
+JSON_VIEW_KIND = "json"
 
 
 class TopicError(ValueError):
@@ -169,6 +172,21 @@ class Topics:
 
     def everything(self) -> str:
         return f"{self.base}/#"
+
+    def json_view(self, topic: str) -> str:
+        """Where a JSON copy of `topic`, one of this site's, is republished:
+        ``edgebus/v1/<site>/<rest>`` becomes ``edgebus/v1/<site>/json/<rest>``. Filters map
+        the same way. A topic of another site, or one already a JSON view, raises."""
+        if not isinstance(topic, str) or not topic.startswith(f"{self.base}/"):
+            raise TopicError(f"topic {topic!r} is not under {self.base}/")
+        rest = topic[len(self.base) + 1 :]
+        if not rest or rest.split("/", 1)[0] == JSON_VIEW_KIND:
+            raise TopicError(f"topic {topic!r} has no kind to view, or is a JSON view already")
+        return f"{self.base}/{JSON_VIEW_KIND}/{rest}"
+
+    def json_views(self) -> str:
+        """Every JSON copy of this site's topics."""
+        return f"{self.base}/{JSON_VIEW_KIND}/#"
 
 
 @dataclass(frozen=True, slots=True)
