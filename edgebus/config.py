@@ -116,6 +116,9 @@ class Settings:
     offload_costs: str = ""  # costs npz with its fitted metric; "" = the shipped one
     # camera's weak model; "" costs and policy are then the ones shipped for its pair
     weak_classifier: str = "weak"  # weak | fashion_weak | <card>.json
+    # Prometheus /metrics of this node; 0 = off (`up`: node i gets metrics_port + i)
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     def validate(self) -> Settings:
         for name, rule in _RULES.items():
@@ -157,6 +160,10 @@ def _matches(pattern: re.Pattern[str], expected: str) -> Callable[[Any], str | N
 
 def _non_negative(v: Any) -> str | None:
     return None if 0 <= v < math.inf else f"expected 0 or a positive number, got {v!r}"
+
+
+def _port(v: Any) -> str | None:
+    return None if 0 <= v <= 65535 else f"expected a TCP port 1-65535, or 0 for off, got {v!r}"
 
 
 def _non_empty(v: Any) -> str | None:
@@ -259,6 +266,8 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "offload_bucket": _positive,
     "offload_policy": _readable_or_empty,
     "offload_costs": _readable_or_empty,
+    "metrics_port": _port,
+    "metrics_host": _matches(re.compile(r"^[A-Za-z0-9_.:-]+$"), "a host name or IP address"),
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from edgebus import __version__
 from edgebus.actor.connect import bus_for
 from edgebus.actor.counters import Counts
+from edgebus.actor.metrics import MetricsEndpoint, start_metrics, stop_metrics
 from edgebus.actor.monitor import ResourceMonitor
 from edgebus.aio import cancel_and_wait, failure
 from edgebus.broker.bus import BusError
@@ -57,6 +58,8 @@ class Node:
         self.ready = asyncio.Event()
         # Why the node stopped on its own: a supervised task failed (see supervise()).
         self.failure: str | None = None
+        # Prometheus /metrics while running, when metrics_port is set (actor/metrics.py).
+        self.metrics: MetricsEndpoint | None = None
 
     def supervise(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run one of the node's tasks so that it cannot die quietly: if it fails, the node
@@ -141,6 +144,7 @@ class Node:
         """Connect, work until stop() (or SIGINT/SIGTERM in the CLI), then shut down."""
         await self.bus.start(timeout=connect_timeout)
         try:
+            self.metrics = await start_metrics(self)
             await self.start_services()
             if self.storage is not None:
                 await self.storage.start()
@@ -150,6 +154,7 @@ class Node:
                 self.watch(task)
         except BaseException:
             await self.stop_services()
+            await stop_metrics(self.metrics)
             await self.bus.close(flush_timeout=0)
             raise
         work = asyncio.create_task(self.main(), name=f"{self.node_id}-main")
@@ -188,6 +193,7 @@ class Node:
                     self.topics.status(self.node_id), offline, qos=1, retain=True
                 )
             await self.bus.close(flush_timeout=5)
+            await stop_metrics(self.metrics)
             log.info("%s %s stopped", self.role, self.node_id)
         if self.failure is not None:
             raise NodeFailed(f"{self.role} {self.node_id}: {self.failure}")
