@@ -35,7 +35,14 @@ from edgebus.launch_fleet import (
     until_online,
     until_ready,
 )
-from edgebus.launch_plan import UpPlan, camera_ids, edge_ids, node_settings
+from edgebus.launch_plan import (
+    UpPlan,
+    camera_ids,
+    check_metrics_ports,
+    edge_ids,
+    metrics_line,
+    node_settings,
+)
 from edgebus.nodes import CameraNode, CloudNode, EdgeNode
 from edgebus.topics import Topics
 
@@ -51,6 +58,8 @@ async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, fl
     """Run the fleet for plan.duration_s (or until a signal) and return the totals."""
     if plan.kill_edge_after_s is not None and not (plan.processes and plan.edges > 1):
         raise LaunchError("--kill-edge needs --processes and --edges 2 or more")
+    if base.metrics_port > 0:
+        check_metrics_ports(node_settings(base, plan))
     broker: EmbeddedBroker | None = None
     if plan.broker is None:
         broker = await EmbeddedBroker(port=0).start()
@@ -77,6 +86,8 @@ async def _run_fleet(
     fleet_file.publish(Path(settings.data_dir), url, settings.site, settings.protocol)
     nodes = node_settings(settings, plan)
     edges, cameras = edge_ids(plan), camera_ids(plan)
+    if served := metrics_line(nodes):
+        console.print(served, markup=False, highlight=False, soft_wrap=True)
 
     def build() -> list[Node]:
         built: list[Node] = [CoordinatorNode(nodes["coordinator"]), CloudNode(nodes["cloud"])]

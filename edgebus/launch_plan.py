@@ -10,6 +10,7 @@ from typing import Any
 
 from edgebus.broker.link import FASHION_LINK_SCALE
 from edgebus.config import Settings
+from edgebus.errors import LaunchError
 from edgebus.qos.model_store import POOL_OFF, PoolError, pool_dataset, resolve_pool
 
 
@@ -135,4 +136,32 @@ def node_settings(settings: Settings, plan: UpPlan) -> dict[str, Settings]:
         if camera.startswith("sensor-"):
             camera_extra.update(SENSOR_SETTINGS, source=sensor_source(settings))
         nodes[camera] = configured("camera", camera, **camera_extra)
-    return nodes
+    return with_metrics_ports(nodes, settings.metrics_port)
+
+
+def with_metrics_ports(nodes: dict[str, Settings], base: int) -> dict[str, Settings]:
+    """`up --metrics-port BASE`: node i (in start order) serves its metrics on BASE + i."""
+    if base <= 0:
+        return nodes
+    if base + len(nodes) - 1 > 65535:
+        raise LaunchError(f"--metrics-port {base}: {len(nodes)} nodes need ports up to 65535")
+    return {
+        node_id: dataclasses.replace(node, metrics_port=base + i)
+        for i, (node_id, node) in enumerate(nodes.items())
+    }
+
+
+def check_metrics_ports(nodes: dict[str, Settings]) -> None:
+    """Refuse a taken metrics port before the fleet starts: one line naming node and port."""
+    from edgebus.actor.metrics import probe_port
+
+    for node in nodes.values():
+        if node.metrics_port > 0:
+            probe_port(node.node_id, node.metrics_host, node.metrics_port)
+
+
+def metrics_line(nodes: dict[str, Settings]) -> str:
+    """Which node serves its Prometheus metrics where; "" when metrics are off."""
+    served = [f"{n.node_id} {n.metrics_host}:{n.metrics_port}" for n in nodes.values()
+              if n.metrics_port > 0]  # fmt: skip
+    return f"Prometheus metrics (/metrics): {', '.join(served)}" if served else ""

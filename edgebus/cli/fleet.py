@@ -33,6 +33,15 @@ RateOption = Annotated[
 BucketOption = Annotated[
     float | None, typer.Option("--bucket", help="Camera offloading: bucket depth b (tokens).")
 ]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus metrics on this port (metrics_host, 127.0.0.1); 0 = off.",
+    ),
+]
 ClassifierOption = Annotated[
     str | None,
     typer.Option(
@@ -88,6 +97,7 @@ def node(
         str | None, typer.Option("--schedule", help="Coordinator: off or jstsh.")
     ] = None,
     classifier: ClassifierOption = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run one node until SIGINT/SIGTERM; it then flushes and publishes offline."""
     from edgebus.coordinator.node import CoordinatorNode
@@ -111,6 +121,7 @@ def node(
             scheduled=scheduled,
             schedule=schedule,
             classifier=classifier,
+            metrics_port=metrics_port,
         )
         setup_logging(settings.log_level)
         classes = {
@@ -181,6 +192,16 @@ def up(
             help="With --processes: SIGKILL the last edge after this many seconds.",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Prometheus metrics from every node: node i on this port + i (listed at "
+            "start); 0 = off.",
+        ),
+    ] = None,
     site: SiteOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -196,7 +217,7 @@ def up(
         flags: dict[str, object] = dict(
             site=site, log_level=quiet, frame_period_ms=period_ms, heartbeat_s=1.0, link=link,
             codec=codec, source=source, classifier=classifier, offload=offload,
-            offload_rate=rate, offload_bucket=bucket,
+            offload_rate=rate, offload_bucket=bucket, metrics_port=metrics_port,
             **({"broker": broker} if broker else {}),
         )  # fmt: skip
         settings = up_defaults(
