@@ -17,8 +17,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "edgebus"
 HEIGHTS = {
     **dict.fromkeys(
         ("edgebus", "errors", "clock", "aio", "topics", "messages", "message_limits",
-         "message_wire", "control_messages", "config", "shapes", "flat_data", "fleet_file",
-         "acl", "fashion_mnist"),
+         "message_wire", "control_messages", "asyncapi", "asyncapi_schema", "config", "shapes",
+         "flat_data", "fleet_file", "acl", "fashion_mnist"),
         0,
     ),
     "broker": 1,
