@@ -13,20 +13,22 @@ TEST_WORKERS ?= 3
 
 IMAGENET := edgebus/assets/imagenet_classifier.onnx
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+ASYNCAPI_CHECK := tools/asyncapi-check
+ASYNCAPI_PARSER := $(ASYNCAPI_CHECK)/node_modules/.package-lock.json
 
-.PHONY: run test setup real-data
+.PHONY: run test setup real-data asyncapi-parser
 
-run: $(READY) real-data
+run: $(READY) real-data asyncapi-parser
 	$(VENV)/bin/edgebus up
 
-test: $(READY) real-data
+test: $(READY) real-data asyncapi-parser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) -m "not serial"
 	$(PYTHON) -m pytest -q -m serial
 
-setup: $(READY) real-data
+setup: $(READY) real-data asyncapi-parser
 
 # Real data and models, installed from the registries, never downloaded at run time: the
 # ImageNet classifier is exported from the installed efficientnet packages; Fashion-MNIST
@@ -55,6 +57,20 @@ real-data: $(IMAGENET)
 	  else \
 	    echo "note: prometheus is missing (its test skips); as root: apt-get install prometheus"; \
 	  fi; \
+	fi
+
+# The official AsyncAPI parser (npm's @asyncapi/parser, pinned by its package-lock.json)
+# checks the bus's AsyncAPI document (docs/asyncapi.md) in the integration tests: a real
+# parser, not our own reading of the spec. Installed again when the lock file changes;
+# without node and npm a note says so and that test skips.
+asyncapi-parser: $(ASYNCAPI_PARSER)
+
+$(ASYNCAPI_PARSER): $(ASYNCAPI_CHECK)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  { (cd $(ASYNCAPI_CHECK) && npm ci --silent) && touch $@; } || \
+	    echo "note: npm ci failed in $(ASYNCAPI_CHECK); the AsyncAPI parser test will skip"; \
+	else \
+	  echo "note: npm is missing; the AsyncAPI parser test will skip (install node 20 and npm)"; \
 	fi
 
 $(IMAGENET): $(READY)
