@@ -19,13 +19,12 @@ from urllib.parse import urlsplit
 
 from edgebus import topics as topics_module
 from edgebus.asyncapi_schema import (
-    WIRE_CONTENT_TYPE,
     json_message,
     json_view_schema,
     payload_schema,
     wire_message,
 )
-from edgebus.message_wire import HEADER_SIZE, MAGIC, SCHEMA_VERSION, Message
+from edgebus.message_wire import HEADER_SIZE, MAGIC, SCHEMA_VERSION, WIRE_CONTENT_TYPE, Message
 from edgebus.messages import (
     MESSAGE_TYPES,
     DeadLetter,

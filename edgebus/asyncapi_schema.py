@@ -16,14 +16,14 @@ import typing
 from typing import Any, Union, get_args, get_origin
 
 from edgebus.message_limits import field_specs, max_payload
-from edgebus.message_wire import MAGIC, SCHEMA_VERSION, Message
+from edgebus.message_wire import (
+    JSON_CONTENT_TYPE,
+    MAGIC,
+    SCHEMA_VERSION,
+    WIRE_CONTENT_TYPE,
+    Message,
+)
 from edgebus.messages import OUTCOMES, FrameOutcome
-
-# The wire's framing is edgebus's own (a 3-byte header before the msgpack body), so the
-# payloads are not plain application/msgpack: a vendor type says so. No MQTT 5 content-type
-# property is sent; this names the format for readers of the document.
-WIRE_CONTENT_TYPE = f"application/vnd.edgebus.v{SCHEMA_VERSION}+msgpack"
-JSON_CONTENT_TYPE = "application/json"
 
 # Value sets the code defines for a field: {(message type, field): allowed values}.
 ENUMS: dict[tuple[type[Message], str], tuple[str, ...]] = {(FrameOutcome, "outcome"): OUTCOMES}

@@ -29,6 +29,11 @@ from edgebus.message_limits import FieldSpec, field_specs, max_payload
 MAGIC = 0xEB
 SCHEMA_VERSION = 1
 HEADER_SIZE = 3
+# The framing is edgebus's own (this 3-byte header before the msgpack body), so payloads
+# are not plain application/msgpack: a vendor type says so, in the MQTT 5 content-type
+# property of every message the Bus publishes and in the AsyncAPI document.
+WIRE_CONTENT_TYPE = f"application/vnd.edgebus.v{SCHEMA_VERSION}+msgpack"
+JSON_CONTENT_TYPE = "application/json"  # the JSON view (json_view.py)
 
 
 class DecodeError(ValueError):

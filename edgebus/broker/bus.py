@@ -50,17 +50,23 @@ from edgebus.broker.request_reply import RequestHandler, Requests
 from edgebus.broker.subscription import Delivery, Subscription
 from edgebus.broker.transport import (
     MQTT5,
+    NO_PROPERTIES,
     ConnectFailed,
     Connection,
     ConnectionCallbacks,
     ConnectOptions,
     Incoming,
+    MessageProperties,
     NotConnected,
     Will,
     connection_factory,
 )
+from edgebus.message_wire import WIRE_CONTENT_TYPE
 from edgebus.messages import Message
 from edgebus.topics import Topics
+
+# What an edgebus message carries on MQTT 5 unless its publisher gives its own properties.
+WIRE_PROPERTIES = MessageProperties(content_type=WIRE_CONTENT_TYPE)
 
 log = logging.getLogger("edgebus.bus")
 
@@ -298,17 +304,29 @@ class Bus:
         *,
         response_topic: str | None = None,
         correlation: bytes | None = None,
+        properties: MessageProperties | None = None,
     ) -> None:
         """Send a message (or raw bytes). While disconnected it is queued, up to queue_limit.
 
-        Raises OutgoingQueueFull rather than blocking when the queue is full.
+        On MQTT 5 an edgebus message carries its content type unless `properties` says
+        otherwise; raw bytes carry only what `properties` gives. Raises OutgoingQueueFull
+        rather than blocking when the queue is full.
         """
         if self._closing:
             raise BusClosed("bus is closed")
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
-        payload = messages.encode(message) if isinstance(message, Message) else bytes(message)
-        await self.outbox.send(Outgoing(topic, payload, qos, retain, response_topic, correlation))
+        if isinstance(message, Message):
+            payload = messages.encode(message)
+            properties = WIRE_PROPERTIES if properties is None else properties
+        else:
+            payload = bytes(message)
+        await self.outbox.send(
+            Outgoing(
+                topic, payload, qos, retain, response_topic, correlation,
+                NO_PROPERTIES if properties is None else properties,
+            )
+        )  # fmt: skip
 
     # -- receiving -----------------------------------------------------------------
 

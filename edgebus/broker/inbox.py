@@ -119,6 +119,7 @@ class Inbox:
                     incoming.response_topic,
                     incoming.correlation,
                     error,
+                    incoming.properties,
                 )
             )
         return matched

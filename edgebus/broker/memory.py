@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from edgebus.broker.matching import topic_matches
 from edgebus.broker.transport import (
     MQTT5,
+    NO_PROPERTIES,
     ConnectFailed,
     ConnectionCallbacks,
     ConnectOptions,
     Incoming,
+    MessageProperties,
     NotConnected,
     Will,
 )
@@ -154,6 +156,7 @@ class MemoryBroker:
     def route(
         self, topic: str, payload: bytes, qos: int, retain: bool,
         response_topic: str | None, correlation: bytes | None,
+        properties: MessageProperties = NO_PROPERTIES,
     ) -> None:  # fmt: skip
         self.published += 1
         if retain:
@@ -173,12 +176,12 @@ class MemoryBroker:
                     best = sub_qos if best is None else max(best, sub_qos)
             if best is not None:
                 self._offer(session, Incoming(topic, payload, min(qos, best), False,
-                                              response_topic, correlation))  # fmt: skip
+                                              response_topic, correlation, properties))  # fmt: skip
         for members in groups.values():
             online = [m for m in members if m[0].connection is not None] or members
             session, sub_qos = online[next(self._turns) % len(online)]
             self._offer(session, Incoming(topic, payload, min(qos, sub_qos), False,
-                                          response_topic, correlation))  # fmt: skip
+                                          response_topic, correlation, properties))  # fmt: skip
 
     @staticmethod
     def _offer(session: _Session, message: Incoming) -> None:
@@ -220,10 +223,11 @@ class MemoryConnection:
     def publish(
         self, topic: str, payload: bytes, qos: int, retain: bool, token: int,
         response_topic: str | None = None, correlation: bytes | None = None,
+        properties: MessageProperties = NO_PROPERTIES,
     ) -> None:  # fmt: skip
         if not self.open:
             raise NotConnected("not connected")
-        self._broker.route(topic, payload, qos, retain, response_topic, correlation)
+        self._broker.route(topic, payload, qos, retain, response_topic, correlation, properties)
         if qos > 0:
             self._loop.call_soon(self._callbacks.on_ack, token, 0)
 

@@ -18,7 +18,14 @@ from collections import deque
 from dataclasses import dataclass
 
 from edgebus.broker.bus_errors import OutgoingQueueFull, PublishRefused, Refusal
-from edgebus.broker.transport import WRITE_HIGH_WATER, Connection, InflightFull, NotConnected
+from edgebus.broker.transport import (
+    NO_PROPERTIES,
+    WRITE_HIGH_WATER,
+    Connection,
+    InflightFull,
+    MessageProperties,
+    NotConnected,
+)
 
 log = logging.getLogger("edgebus.bus")
 
@@ -37,6 +44,7 @@ class Outgoing:
     retain: bool
     response_topic: str | None = None
     correlation: bytes | None = None
+    properties: MessageProperties = NO_PROPERTIES
 
 
 @dataclass(slots=True)
@@ -167,6 +175,7 @@ class Outbox:
                 token,
                 out.response_topic,
                 out.correlation,
+                out.properties,
             )
         except (NotConnected, InflightFull):
             self._inflight.pop(token, None)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from edgebus.broker.bus_errors import BusClosed
 from edgebus.broker.matching import topic_matches
+from edgebus.broker.transport import NO_PROPERTIES, MessageProperties
 from edgebus.messages import Message
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Delivery:
     response_topic: str | None = None
     correlation: bytes | None = None
     error: str | None = None
+    properties: MessageProperties = NO_PROPERTIES
 
 
 _END = object()

@@ -52,6 +52,23 @@ class Will:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageProperties:
+    """The MQTT 5 PUBLISH properties edgebus sets and reads (none of them exist on 3.1.1,
+    where a connection sends the message without them)."""
+
+    expiry_s: int | None = None  # the broker discards the message once it is this old
+    content_type: str | None = None
+    utf8: bool = False  # the payload format indicator: UTF-8 text
+    user: tuple[tuple[str, str], ...] = ()  # user properties, e.g. ("trace-id", ...)
+
+    def user_property(self, name: str) -> str | None:
+        return next((value for key, value in self.user if key == name), None)
+
+
+NO_PROPERTIES = MessageProperties()
+
+
+@dataclass(frozen=True, slots=True)
 class Incoming:
     topic: str
     payload: bytes
@@ -59,6 +76,7 @@ class Incoming:
     retain: bool = False
     response_topic: str | None = None
     correlation: bytes | None = None
+    properties: MessageProperties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +137,11 @@ class Connection(Protocol):
         token: int,
         response_topic: str | None = None,
         correlation: bytes | None = None,
+        properties: MessageProperties = NO_PROPERTIES,
     ) -> None:
-        """Hand a message to the socket; for qos > 0, report `token` and the PUBACK's reason
-        code (0 where the library does not surface it) to on_ack.
+        """Hand a message to the socket (its properties only on MQTT 5); for qos > 0,
+        report `token` and the PUBACK's reason code (0 where the library does not surface
+        it) to on_ack.
 
         Raises NotConnected when the connection is gone and InflightFull when no packet id
         is free; any other exception means the library refused this one message."""

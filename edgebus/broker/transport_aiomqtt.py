@@ -10,9 +10,11 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edgebus.broker.paho_properties import from_paho, to_paho
 from edgebus.broker.transport import (
     MQTT5,
     MQTT311,
+    NO_PROPERTIES,
     WRITE_LOW_WATER,
     ConnectFailed,
     ConnectionCallbacks,
@@ -85,6 +87,7 @@ class AiomqttConnection:
                         bool(message.retain),
                         getattr(props, "ResponseTopic", None) if props else None,
                         getattr(props, "CorrelationData", None) if props else None,
+                        from_paho(props),
                     )
                 )
         except aiomqtt.MqttError as exc:
@@ -102,16 +105,21 @@ class AiomqttConnection:
             await asyncio.wait(set(self._publishes), return_when=asyncio.FIRST_COMPLETED)
 
     def publish(
-        self, topic, payload, qos, retain, token, response_topic=None, correlation=None
+        self,
+        topic,
+        payload,
+        qos,
+        retain,
+        token,
+        response_topic=None,
+        correlation=None,
+        properties=NO_PROPERTIES,
     ) -> None:
         if self._closing or self._client is None:
             raise NotConnected("not connected")
         props = None
-        if response_topic is not None and self.protocol_version == MQTT5:
-            props = Properties(PacketTypes.PUBLISH)
-            props.ResponseTopic = response_topic
-            if correlation is not None:
-                props.CorrelationData = correlation
+        if self.protocol_version == MQTT5:
+            props = to_paho(properties, response_topic, correlation)
         task = asyncio.create_task(self._publish(topic, payload, qos, retain, props, token))
         self._publishes.add(task)
         task.add_done_callback(self._publishes.discard)

@@ -14,9 +14,11 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.storage import PersistentStorage
 
+from edgebus.broker.gmqtt_properties import publish_properties, received_properties
 from edgebus.broker.transport import (
     MQTT5,
     MQTT311,
+    NO_PROPERTIES,
     WRITE_HIGH_WATER,
     WRITE_LOW_WATER,
     ConnectFailed,
@@ -24,6 +26,7 @@ from edgebus.broker.transport import (
     ConnectOptions,
     Incoming,
     InflightFull,
+    MessageProperties,
     NotConnected,
     describe_os_error,
 )
@@ -267,6 +270,7 @@ class GmqttConnection:
                 retain=bool(properties.get("retain", 0)),
                 response_topic=response[0] if response else None,
                 correlation=correlation[0] if correlation else None,
+                properties=received_properties(properties),
             )
         )
         return 0
@@ -297,15 +301,18 @@ class GmqttConnection:
         token: int,
         response_topic: str | None = None,
         correlation: bytes | None = None,
+        properties: MessageProperties = NO_PROPERTIES,
     ) -> None:
         client = self._client
         if client is None or self._closing or not client.is_connected:
             raise NotConnected("not connected")
         kwargs: dict[str, Any] = {}
-        if response_topic is not None and self.protocol_version == MQTT5:
-            kwargs["response_topic"] = response_topic
-            if correlation is not None:
-                kwargs["correlation_data"] = correlation
+        if self.protocol_version == MQTT5:
+            kwargs.update(publish_properties(properties))
+            if response_topic is not None:
+                kwargs["response_topic"] = response_topic
+                if correlation is not None:
+                    kwargs["correlation_data"] = correlation
         try:
             client.publish(topic, payload, qos=qos, retain=retain, **kwargs)
         except OverflowError:

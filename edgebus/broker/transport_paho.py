@@ -10,9 +10,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edgebus.broker.paho_properties import from_paho, to_paho
 from edgebus.broker.transport import (
     MQTT5,
     MQTT311,
+    NO_PROPERTIES,
     WRITE_LOW_WATER,
     ConnectFailed,
     ConnectionCallbacks,
@@ -124,7 +126,13 @@ class PahoConnection:
         response = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
         incoming = Incoming(
-            msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), response, correlation
+            msg.topic,
+            bytes(msg.payload),
+            msg.qos,
+            bool(msg.retain),
+            response,
+            correlation,
+            from_paho(props),
         )
         self._loop.call_soon_threadsafe(self._callbacks.on_message, incoming)
 
@@ -160,16 +168,21 @@ class PahoConnection:
             await self._written.wait()
 
     def publish(
-        self, topic, payload, qos, retain, token, response_topic=None, correlation=None
+        self,
+        topic,
+        payload,
+        qos,
+        retain,
+        token,
+        response_topic=None,
+        correlation=None,
+        properties=NO_PROPERTIES,
     ) -> None:
         if self._closing:
             raise NotConnected("not connected")
         props = None
-        if response_topic is not None and self.protocol_version == MQTT5:
-            props = Properties(PacketTypes.PUBLISH)
-            props.ResponseTopic = response_topic
-            if correlation is not None:
-                props.CorrelationData = correlation
+        if self.protocol_version == MQTT5:
+            props = to_paho(properties, response_topic, correlation)
         info = self._client.publish(topic, payload, qos, retain, props)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_QUEUE_SIZE):
             raise NotConnected(paho.error_string(info.rc))
