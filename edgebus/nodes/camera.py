@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from edgebus.actor.lifecycle import Node
 from edgebus.broker.bus import BusError, OutgoingQueueFull
 from edgebus.broker.link import LinkEmulator
+from edgebus.broker.tracing import traced
 from edgebus.clock import Clock
 from edgebus.config import Settings
 from edgebus.messages import Result, answered_in_time
@@ -244,7 +245,10 @@ class CameraNode(Node):
         self.record_result(result)
         self.counters.local_results += 1
         try:
-            await self.bus.publish(self.topics.result(self.node_id), result, qos=1)
+            trace = traced(self.node_id, self.incarnation, frame.frame_id)
+            await self.bus.publish(
+                self.topics.result(self.node_id), result, qos=1, properties=trace
+            )
         except BusError as exc:
             self.counters.results_unpublished += 1
             log.debug("local result of frame %d not published: %s", frame.frame_id, exc)

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from edgebus.actor.lifecycle import Node
 from edgebus.broker.bus import BusClosed, OutgoingQueueFull, PublishRefused
+from edgebus.broker.tracing import traced
 from edgebus.messages import (
     OUTCOME_DROPPED,
     OUTCOME_RESULT,
     FrameDropped,
     FrameOutcome,
-    Message,
     Result,
     answered_in_time,
 )
@@ -161,9 +161,10 @@ class EdgeOutcomes:
                             ts=node.clock.time())  # fmt: skip
         await self.publish(node.topics.outcome(camera), told)
 
-    async def publish(self, topic: str, message: Message) -> None:
+    async def publish(self, topic: str, message: Result | FrameDropped | FrameOutcome) -> None:
+        trace = traced(message.camera, message.incarnation, message.frame_id)
         try:
-            await self.node.bus.publish(topic, message, qos=1)
+            await self.node.bus.publish(topic, message, qos=1, properties=trace)
         except (OutgoingQueueFull, BusClosed, PublishRefused) as exc:
             # The record is stored; a camera that misses this asks again.
             self.counters.outcomes_unpublished += 1

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus, BusError, Subscription
+from edgebus.broker.tracing import traced
 from edgebus.clock import Clock
 from edgebus.messages import (
     OUTCOME_REFUSED,
@@ -269,7 +270,8 @@ class OutcomeTracker:
         self.asked_again += 1
         try:
             topic = self.topics.frame_end(self.camera, marker.frame_id)
-            await self.bus.publish(topic, marker, qos=1)
+            trace = traced(self.camera, marker.incarnation, marker.frame_id)
+            await self.bus.publish(topic, marker, qos=1, properties=trace)
         except BusError as exc:
             log.debug("%s: frame %d not asked again: %s", self.camera, marker.frame_id, exc)
 
@@ -282,4 +284,7 @@ class OutcomeTracker:
         self.on_drop(record)
         self._changed.set()
         with contextlib.suppress(BusError):
-            await self.bus.publish(self.topics.dropped(self.camera), record, qos=1)
+            trace = traced(self.camera, incarnation, frame_id)
+            await self.bus.publish(
+                self.topics.dropped(self.camera), record, qos=1, properties=trace
+            )

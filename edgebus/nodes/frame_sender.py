@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from edgebus.broker.bus import Bus
 from edgebus.broker.link import LinkEmulator, mqtt_publish_size
+from edgebus.broker.tracing import chunk_properties, traced
 from edgebus.clock import Clock
 from edgebus.messages import EndOfFrame, FrameChunk, encode
 from edgebus.nodes.chunking import Chunk, Chunker, count_chunks
@@ -228,7 +229,8 @@ class FrameSender:
                 elif not whole and self.clock.monotonic() >= frame.deadline_mono:
                     stopped = True
                     break
-                await self.bus.publish(topic, payload, qos=0)
+                expiry = chunk_properties(frame.deadline_mono - self.clock.monotonic())
+                await self.bus.publish(topic, payload, qos=0, properties=expiry)
                 chunks_sent += 1
                 job.chunks_out = chunks_sent
                 units_sent = chunk.units_complete
@@ -261,5 +263,8 @@ class FrameSender:
             model_id=job.coding.model_id,
         )
         marker = self.end_marker(job, sent.chunks_sent, sent.payload_bytes, sent.units_sent)
-        await self.bus.publish(self.topics.frame_end(camera, frame.frame_id), marker, qos=1)
+        trace = traced(camera, setup.incarnation, frame.frame_id)
+        await self.bus.publish(
+            self.topics.frame_end(camera, frame.frame_id), marker, qos=1, properties=trace
+        )
         return sent, marker
