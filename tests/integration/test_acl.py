@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
+from edgebus.bench.process_fleet import Fleet, default_sensor, logged, wait_for
 from edgebus.broker.ports import free_port, wait_for_port
 from tests.conftest import missing_service
-from edgebus.bench.process_fleet import Fleet, default_sensor, logged, wait_for
 from tests.integration.test_cli import ENV
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from edgebus.broker.ports import free_port
 from edgebus.bench.process_fleet import default_sensor
+from edgebus.broker.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from edgebus.storage.audit import AuditReport
 from edgebus.bench.process_fleet import Fleet, logged, wait_for
+from edgebus.storage.audit import AuditReport
 
 pytestmark = pytest.mark.integration
 
