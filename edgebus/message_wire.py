@@ -18,6 +18,8 @@ decodes imports edgebus.messages, which loads both, so the registry is whole by 
 
 from __future__ import annotations
 
+import json
+
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -158,6 +160,12 @@ def to_dict(message: Message) -> dict[str, Any]:
         value = getattr(message, spec.name)
         out[spec.name] = {"hex": value.hex()} if isinstance(value, bytes) else value
     return out
+
+
+def to_json(topic: str, message: Message) -> str:
+    """The JSON form of a message as `edgebus sub --json` prints it and the JSON view
+    republishes it: its topic, its type and every field by name."""
+    return json.dumps({"topic": topic, **to_dict(message)}, default=str)
 
 
 def from_dict(data: Any) -> Message:

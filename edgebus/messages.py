@@ -27,6 +27,7 @@ from edgebus.message_wire import decode as decode
 from edgebus.message_wire import encode as encode
 from edgebus.message_wire import from_dict as from_dict
 from edgebus.message_wire import to_dict as to_dict
+from edgebus.message_wire import to_json as to_json
 
 
 @register

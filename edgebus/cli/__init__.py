@@ -9,6 +9,7 @@ from edgebus.cli import storage  # noqa: F401  query, audit, bench sync
 from edgebus.cli import acl  # noqa: F401  acl
 from edgebus.cli import asyncapi_cmd  # noqa: F401  asyncapi
 from edgebus.cli import bridge_cmd  # noqa: F401  broker-config
+from edgebus.cli import json_view_cmd  # noqa: F401  json-view
 from edgebus.cli import bench  # noqa: F401  bench bus, bench codecs
 from edgebus.cli import train  # noqa: F401  train …
 from edgebus.cli import photos  # noqa: F401  photos

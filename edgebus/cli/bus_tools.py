@@ -28,12 +28,12 @@ from edgebus.cli.common import (
 
 
 def _render(delivery: Delivery, mode: str) -> str:
-    from edgebus.messages import to_dict
+    from edgebus.messages import to_dict, to_json
 
     if delivery.message is not None:
-        body = to_dict(delivery.message)
         if mode == "json":
-            return json.dumps({"topic": delivery.topic, **body}, default=str)
+            return to_json(delivery.topic, delivery.message)
+        body = to_dict(delivery.message)
         return f"{delivery.topic}  {body['type']}  " + json.dumps(
             {k: v for k, v in body.items() if k != "type"}, default=str
         )

@@ -64,6 +64,10 @@ CASES: list[tuple[list[str], int, str]] = [
         RUNTIME,
         "/proc/x/y",
     ),
+    # json-view
+    (["json-view", "--kind", "frames"], USAGE, "frames"),
+    (["json-view", "--broker", "ftp://x"], USAGE, "scheme"),
+    (["json-view", "--broker", NOWHERE, "--wait", "1"], RUNTIME, "127.0.0.1:9"),
     # sub
     (["sub"], USAGE, "pattern"),
     (["sub", "a/#/b", "--broker", NOWHERE], USAGE, "a/#/b"),
