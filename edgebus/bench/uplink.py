@@ -65,9 +65,12 @@ class CuttableUplink:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        tasks = [pair.task for pair in list(self._pairs) if pair.task is not None]
         for pair in list(self._pairs):
-            pair.close()
-        await cancel_and_wait([pair.task for pair in list(self._pairs) if pair.task is not None])
+            pair.close()  # the relays see their sockets end and return by themselves
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=2.0)
+            await cancel_and_wait(stuck, suppress=(Exception,))
         self._pairs.clear()
         if self._server is not None:
             with contextlib.suppress(Exception):
