@@ -104,6 +104,7 @@ class Settings:
     schedule: str = "off"  # coordinator: off | jstsh (map cameras to edges)
     scheduled: bool = False  # camera, edge: follow the coordinator's sched/policy
     schedule_period_s: float = 10.0  # coordinator: replan at least this often
+    zone: str = ""  # camera, edge: the site it is at; scheduled only within its zone
     peer_links: str = ""  # camera: per-edge link rates, "edge-1=6000,edge-2=2400" (bytes/s)
     edge_capacity_fps: float = 0.0  # edge: frames/s it classifies; 0 = measured at start
     edge_downlink_bps: float = 0.0  # edge: ingress bytes/s shared by its cameras; 0 = no cap
@@ -256,6 +257,7 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "schedule": _one_of(SCHEDULERS),
     "schedule_period_s": _positive,
     "peer_links": _peer_links,
+    "zone": lambda v: None if v == "" else _name(v),
     "edge_capacity_fps": _non_negative,
     "edge_downlink_bps": _non_negative,
     "classifier": _classifier,

@@ -19,7 +19,6 @@ decodes imports edgebus.messages, which loads both, so the registry is whole by 
 from __future__ import annotations
 
 import json
-
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar

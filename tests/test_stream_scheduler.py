@@ -167,3 +167,36 @@ async def test_orphans_of_a_dead_edge_go_where_the_round_grows_least():
     moved = sorted(s.plan.edge_of[c] for c in ("c2", "c5"))
     assert moved == ["e1", "e2"]
     assert all(s.plan.edge_of[f"c{i}"] == edges[i % 3] for i in (0, 1, 3, 4))  # kept
+
+
+async def test_cameras_stay_on_edges_of_their_zone():
+    """Bridged sites: a camera's frames never reach another site's edge, however much
+    nearer or faster that edge looks, and a zone without an edge leaves its cameras out."""
+
+    def zoned(status: Status, zone: str) -> Status:
+        status.capabilities = [f"zone:{zone}"]
+        return status
+
+    s, _, _ = scheduler()
+    s.on_status(zoned(edge("edge-a", capacity=10.0), "site-a"))
+    s.on_status(zoned(edge("edge-b", capacity=1000.0), "site-b"))
+    for name, zone in (("cam-a1", "site-a"), ("cam-a2", "site-a"), ("cam-b1", "site-b"),
+                       ("cam-c1", "site-c")):  # fmt: skip
+        s.on_status(zoned(camera(name, {"edge-b": 1e6, ANY_PEER: 1000.0}), zone))
+    await s.replan()
+    assert s.plan.edge_of == {"cam-a1": "edge-a", "cam-a2": "edge-a", "cam-b1": "edge-b"}
+    policies = s.policies(s.plan)
+    assert policies["cam-c1"].next_hop == ""  # no edge at its site: none assigned
+    assert policies["edge-a"].streams == ["cam-a1", "cam-a2"]
+
+
+def test_a_node_announces_its_zone():
+    from edgebus.actor.lifecycle import Node
+    from edgebus.config import Settings
+
+    settings = Settings(broker="memory://zones", node_id="cam-a1", zone="site-a",
+                        store_enabled=False)  # fmt: skip
+    assert "zone:site-a" in Node(settings).status("online").capabilities
+    assert (
+        Node(Settings(broker="memory://zones", node_id="n", store_enabled=False)).declared() == []
+    )

@@ -42,7 +42,7 @@ class Node:
         self.counters = Counts()  # each role sets its own
         self.topics = Topics(settings.site)
         # The broker publishes this retained copy if we vanish without saying goodbye.
-        offline = Status(self.node_id, self.role, "offline", __version__, list(self.capabilities))
+        offline = Status(self.node_id, self.role, "offline", __version__, self.declared())
         will = Will(self.topics.status(self.node_id), encode(offline), qos=1, retain=True)
         self.bus = bus_for(settings, will=will, persistent=self.persistent_session)
         # A broker that crashed forgot every retained status: say ours again at once.
@@ -119,6 +119,12 @@ class Node:
         """What the monitor reports; roles add their own measurements."""
         return self.monitor.snapshot()
 
+    def declared(self) -> list[str]:
+        """The capabilities the status announces: the role's, and the node's zone (its
+        site), by which the coordinator keeps cameras on edges they can reach."""
+        zone = [f"zone:{self.settings.zone}"] if self.settings.zone else []
+        return [*self.capabilities, *zone]
+
     def models_loaded(self) -> list[str]:
         return []
 
@@ -133,7 +139,7 @@ class Node:
             self.role,
             state,
             __version__,
-            list(self.capabilities),
+            self.declared(),
             ts=self.clock.time(),
             resources=self.resources() if online else {},
             models=self.models_loaded() if online else [],

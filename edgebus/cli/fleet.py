@@ -98,6 +98,10 @@ def node(
     ] = None,
     classifier: ClassifierOption = None,
     metrics_port: MetricsPortOption = None,
+    zone: Annotated[
+        str | None,
+        typer.Option("--zone", help="Camera, edge: its site; scheduled only within it."),
+    ] = None,
 ) -> None:
     """Run one node until SIGINT/SIGTERM; it then flushes and publishes offline."""
     from edgebus.coordinator.node import CoordinatorNode
@@ -120,6 +124,7 @@ def node(
             offload_bucket=bucket,
             scheduled=scheduled,
             schedule=schedule,
+            zone=zone,
             classifier=classifier,
             metrics_port=metrics_port,
         )

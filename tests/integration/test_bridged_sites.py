@@ -34,26 +34,34 @@ def results_of(report: AuditReport, camera: str) -> int:
     return sum(c.results for c in report.cameras if c.camera == camera)
 
 
-async def start_bridged_fleet(fleet: Fleet, sites: BridgedSites) -> None:
+async def start_bridged_fleet(fleet: Fleet, sites: BridgedSites, scheduled: bool) -> None:
+    """Scheduled: the coordinator in the cloud maps cameras to edges (JSTSH) and its
+    policies come down the bridges; each node's zone keeps a camera on its own site."""
+    schedule = ("--schedule", "jstsh") if scheduled else ()
     fleet.start("cloud", "cloud")
-    fleet.start("coordinator", "coordinator")
+    fleet.start("coordinator", "coordinator", *schedule)
+
+    def site_flags(name: str) -> tuple[str, ...]:
+        return ("--scheduled", "--zone", name) if scheduled else ()
+
     for name, (edge, _) in SITES.items():
-        fleet.start("edge", edge, broker=sites.sites[name].url)
+        fleet.start("edge", edge, *site_flags(name), broker=sites.sites[name].url)
     await wait_for(lambda: all(logged(fleet, n, ONLINE) for n in fleet.nodes), 90, "core online")
     for name, (_, camera) in SITES.items():
-        fleet.start("camera", camera, broker=sites.sites[name].url)
+        fleet.start("camera", camera, *site_flags(name), broker=sites.sites[name].url)
     await wait_for(lambda: all(logged(fleet, n, ONLINE) for n in fleet.nodes), 90, "cameras")
 
 
 @pytest.mark.timeout(300)
-async def test_a_site_cut_off_for_30_s_keeps_working_and_catches_up(tmp_path):
+@pytest.mark.parametrize("scheduled", [False, True], ids=["unscheduled", "scheduled"])
+async def test_a_site_cut_off_for_30_s_keeps_working_and_catches_up(tmp_path, scheduled):
     if mosquitto_binary() is None:
         missing_service("the mosquitto binary is needed for bridged site brokers")
     sites = await BridgedSites(tuple(SITES)).start()
     fleet = Fleet(sites.cloud.url, tmp_path)
     site_a = SITES["site-a"]
     try:
-        await start_bridged_fleet(fleet, sites)
+        await start_bridged_fleet(fleet, sites, scheduled)
         # Site A's rows reach the global store through the bridge before the cut.
         await wait_for(lambda: site_rows(fleet.audit(), site_a)[1] > 0, 60, "site A synced")
         before = fleet.audit()
@@ -90,3 +98,5 @@ async def test_a_site_cut_off_for_30_s_keeps_working_and_catches_up(tmp_path):
     assert report.ok and report.frames_awaiting == 0, context
     assert all(s.unsynced == 0 for s in report.streams), context
     assert {c.camera for c in report.cameras} == {"camera-a1", "camera-b1"}
+    if scheduled:  # the policies came down and kept each camera at its site
+        assert "stream plan: camera-a1->edge-a, camera-b1->edge-b" in fleet.log_text("coordinator")
