@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from edgebus.topics import Topics, check_segment
 
-ROLES = ("camera", "edge", "cloud", "coordinator", "operator")
+ROLES = ("camera", "edge", "cloud", "coordinator", "operator", "json-view")
 FORMATS = ("mosquitto", "toml")
 # A user name both ACL formats take without quoting: a node id of these characters.
 _USER_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -98,6 +98,11 @@ def rights(role: str, me: str, topics: Topics, coordinator: str = "coordinator")
                 topics.model_acks(),
                 topics.sched_policies(),
             ),
+        )
+    elif role == "json-view":  # reads what it may republish, writes only the JSON copies
+        own = Rights(
+            publish=(topics.json_views(),),
+            subscribe=tuple(topics.json_viewable().values()),
         )
     else:
         raise AclError(f"role {role!r}: expected one of {', '.join(ROLES)}")

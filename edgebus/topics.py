@@ -188,6 +188,24 @@ class Topics:
         """Every JSON copy of this site's topics."""
         return f"{self.base}/{JSON_VIEW_KIND}/#"
 
+    def json_viewable(self) -> dict[str, str]:
+        """What the JSON view may republish, by the name `edgebus json-view --kind` takes,
+        and the filter each subscribes to. Frames (binary chunks), the store's sync and
+        request/reply traffic are not offered: as JSON they would only cost the broker."""
+        return {
+            "results": self.results(),
+            "dropped": self.droppeds(),
+            "outcome": self.outcomes(),
+            "status": self.statuses(),
+            "heartbeat": self.heartbeats(),
+            "model-switch": self.model_switch(),
+            "model-ack": self.model_acks(),
+            "model-drift": self.model_drift(),
+            "qos-request": self.qos_request(),
+            "sched-policy": self.sched_policies(),
+            "deadletter": self.deadletter(),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedTopic:

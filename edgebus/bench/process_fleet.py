@@ -44,7 +44,7 @@ FAST = {
     "EDGEBUS_HEARTBEAT_S": "1.0",
     "EDGEBUS_EDGE_CAPACITY_FPS": "200",
 }
-STOP_ORDER = ("camera", "edge", "coordinator", "cloud")
+STOP_ORDER = ("camera", "json-view", "edge", "coordinator", "cloud")
 
 
 @dataclass
@@ -86,7 +86,9 @@ class Fleet:
             self.brokers[node_id] = broker
         self.starts += 1
         log = self.data_dir / f"{node_id}.{self.starts}.log"
-        command = [*CLI, "node", "--role", role, "--id", node_id, "--wait", "30", *extra]
+        # The JSON view is a node with its own command; every other role is `node --role`.
+        run = ["json-view"] if role == "json-view" else ["node", "--role", role]
+        command = [*CLI, *run, "--id", node_id, "--wait", "30", *extra]
         env = self._env()
         env["EDGEBUS_BROKER"] = self.url_for(node_id)
         with log.open("wb") as out:

@@ -14,7 +14,6 @@ skipped and counted, never republished: the view only ever carries what decoded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,21 +29,7 @@ from edgebus.topics import TopicError, Topics, parse
 
 log = logging.getLogger("edgebus.json_view")
 
-# What `--kind` names, and the filter each one subscribes to. Frames (binary chunks) and
-# the store's sync traffic are not offered: as JSON they would only cost the broker.
-VIEWABLE: dict[str, Callable[[Topics], str]] = {
-    "results": Topics.results,
-    "dropped": Topics.droppeds,
-    "outcome": Topics.outcomes,
-    "status": Topics.statuses,
-    "heartbeat": Topics.heartbeats,
-    "model-switch": Topics.model_switch,
-    "model-ack": Topics.model_acks,
-    "model-drift": Topics.model_drift,
-    "qos-request": Topics.qos_request,
-    "sched-policy": Topics.sched_policies,
-    "deadletter": Topics.deadletter,
-}
+VIEWABLE = tuple(Topics("_").json_viewable())  # the names `--kind` takes
 DEFAULT_KINDS = ("results", "dropped", "status", "heartbeat", "model-switch", "sched-policy")
 
 
@@ -84,7 +69,8 @@ class JsonViewNode(Node):
         self.counters = JsonViewCounters()
 
     async def main(self) -> None:
-        patterns = sorted({VIEWABLE[kind](self.topics) for kind in self.kinds})
+        viewable = self.topics.json_viewable()
+        patterns = sorted({viewable[kind] for kind in self.kinds})
         subscriptions = [await self.bus.subscribe(p, qos=1, raw=True) for p in patterns]
         self.ready.set()
         for subscription in subscriptions[1:]:

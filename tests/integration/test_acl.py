@@ -26,6 +26,7 @@ MEMBERS = {
     "camera-1": "camera",
     "sensor-1": "camera",
     "ops": "operator",
+    "json-view": "json-view",
 }
 SOURCE, CHOSEN = default_sensor()
 SENSOR = ("--codec", "qos", "--source", SOURCE)
@@ -96,10 +97,12 @@ async def test_every_role_works_and_syncs_under_the_printed_acl(secured_broker, 
             fleet.start(MEMBERS[node_id], node_id)
         core = ("cloud", "coordinator", "edge-1")
         await wait_for(lambda: all(logged(fleet, n, ONLINE) for n in core), 90, "core online")
+        fleet.start("json-view", "json-view")
         fleet.start("camera", "camera-1")
         fleet.start("camera", "sensor-1", *SENSOR)
         cameras = ("camera-1", "sensor-1")
         await wait_for(lambda: all(logged(fleet, c, ONLINE) for c in cameras), 90, "cameras")
+        await wait_for(lambda: logged(fleet, "json-view", ONLINE), 90, "the JSON view")
         await asyncio.sleep(2.0)
         listed = await asyncio.to_thread(tool, fleet, "nodes")
         assert all(n in listed.stdout for n in core + cameras), listed.stdout + listed.stderr
@@ -107,6 +110,10 @@ async def test_every_role_works_and_syncs_under_the_printed_acl(secured_broker, 
             tool, fleet, "qos", "set", "--accuracy", "0.85", "--bandwidth", "10kbps"
         )
         assert "switch published" in chosen.stdout, chosen.stdout + chosen.stderr
+        viewed = await asyncio.to_thread(
+            tool, fleet, "sub", "edgebus/v1/lab/json/results/+", "--count", "1", "--timeout", "20"
+        )
+        assert '"type": "result"' in viewed.stdout, viewed.stdout + viewed.stderr
         fresh = await asyncio.to_thread(tool, fleet, "query", "results", "--fresh", "-f", "csv")
         assert fresh.returncode == 0 and "sensor-1" in fresh.stdout, fresh.stderr
         await asyncio.sleep(3.0)  # windows coded by the new model

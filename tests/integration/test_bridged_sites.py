@@ -16,6 +16,7 @@ from edgebus.bench.process_fleet import Fleet, logged, wait_for
 from edgebus.bench.sites import BridgedSites
 from edgebus.storage.audit import AuditReport
 from tests.conftest import missing_service
+from tests.integration.test_faults import drop_reasons
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +95,7 @@ async def test_a_site_cut_off_for_30_s_keeps_working_and_catches_up(tmp_path, sc
         fleet.kill_all()
         await sites.stop()
     context = f"{report.summary()}\n{fleet.all_logs()}"
+    print(f"{report.summary()}; drop reasons: {drop_reasons(report)}")  # -rP shows it
     assert all(code == 0 for code in codes.values()), f"{codes}\n{context}"
     assert report.ok and report.frames_awaiting == 0, context
     assert all(s.unsynced == 0 for s in report.streams), context
