@@ -4,15 +4,16 @@ their schemas from the registered message types (asyncapi_schema.py). What is wr
 hand here is only what the code cannot say by itself: which messages each kind of topic
 carries, who publishes them, and with what QoS and retain flag (ROUTES).
 
-Every channel has a JSON-view twin under ``edgebus/v1/<site>/json/...``
-(Topics.json_view): the same messages as `edgebus sub --json` prints them, for a
-republisher that copies chosen topics as JSON. `edgebus asyncapi` writes the document;
+Every channel `edgebus json-view` may republish (Topics.json_viewable) has a JSON-view
+twin under ``edgebus/v1/<site>/json/...`` (Topics.json_view), with the view's operation:
+the same messages as `edgebus sub --json` prints them. `edgebus asyncapi` writes the document;
 tests/test_asyncapi.py keeps docs/asyncapi.yaml equal to it.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -194,6 +195,8 @@ def _channels(topics: Topics, site_fixed: bool) -> dict[str, Any]:
         if params:
             channel["parameters"] = {p: _ref("parameters", p) for p in params}
         channels[name] = channel
+        if not _viewable(topics, address):
+            continue
         json_address = topics.json_view(address)
         channels[f"{name}_json"] = {
             "address": json_address,
@@ -206,6 +209,41 @@ def _channels(topics: Topics, site_fixed: bool) -> dict[str, Any]:
             **({"parameters": channel["parameters"]} if params else {}),
         }
     return channels
+
+
+def _viewable(topics: Topics, address: str) -> bool:
+    """Whether `edgebus json-view` may republish this channel: its address, parameters as
+    wildcards, is one of the filters the view subscribes to."""
+
+    def wild(topic: str) -> str:
+        return re.sub(r"\{\w+\}", "+", topic)
+
+    return wild(address) in {wild(f) for f in topics.json_viewable().values()}
+
+
+def _json_view_operations(topics: Topics) -> dict[str, Any]:
+    """The JSON view republishes each viewable channel's messages on its twin, at the QoS
+    they were delivered with (its subscription is QoS 1) and retained where the source is."""
+    operations: dict[str, Any] = {}
+    for name in _channel_names():
+        if name == REPLY_CHANNEL or not _viewable(topics, channel_address(topics, name)):
+            continue
+        routes = [r for r in ROUTES if r.channel == name]
+        twin = f"{name}_json"
+        operations[f"json_view_sends_{name}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{twin}"},
+            "summary": f"edgebus json-view republishes {name} as JSON (application/json)",
+            "messages": [_channel_ref(twin, f"{cls.TYPE_NAME}_json") for cls in _messages_on(name)],
+            "bindings": {
+                "mqtt": {
+                    "qos": max(r.qos for r in routes),
+                    "retain": any(r.retain for r in routes),
+                    "bindingVersion": MQTT_BINDING_VERSION,
+                }
+            },
+        }
+    return operations
 
 
 def _operation_ids() -> list[str]:
@@ -262,8 +300,8 @@ def _info() -> dict[str, Any]:
             '`edgebus sub --json` prints (bytes as {"hex": ...}).\n\n'
             f"JSON views: the channels under `{PREFIX}/<site>/{JSON_VIEW_KIND}/` carry the "
             "same messages as one JSON object each (application/json), with the topic "
-            "they came on, for clients that cannot read msgpack. They exist where a "
-            "republisher copies the chosen topics there."
+            "they came on, for clients that cannot read msgpack, where an `edgebus json-view` "
+            "node republishes the chosen kinds."
         ),
     }
 
@@ -300,7 +338,7 @@ def build(site: str | None = None, broker_url: str = "mqtt://127.0.0.1:1883") ->
         "defaultContentType": WIRE_CONTENT_TYPE,
         "servers": {"local": _server(broker_url)},
         "channels": _channels(topics, site_fixed=site is not None),
-        "operations": _operations(),
+        "operations": {**_operations(), **_json_view_operations(topics)},
         "components": {
             "parameters": {name: {"description": text} for name, text in parameters.items()},
             "messages": messages,
