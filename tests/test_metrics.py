@@ -89,6 +89,7 @@ async def test_the_endpoint_reads_the_nodes_counters_at_scrape_time(memory_broke
         assert first["edgebus_node_up"][1] == 1
         assert first["edgebus_bus_connected"][1] == 1
         assert first["edgebus_bus_inflight_window"][1] == node.bus.window > 0
+        assert 0 <= first["edgebus_bus_inflight"][1] <= node.bus.window
         assert first["edgebus_bus_published_total"][1] == node.bus.stats.published > 0
         assert first["edgebus_deadletters_total"][1] == 0
         assert first["edgebus_node_info"][0]["version"] == __version__

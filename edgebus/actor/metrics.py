@@ -97,6 +97,7 @@ HELP = {
     "deadletters": "Payloads that failed to decode, sent to the deadletter topic.",
     "bus_inflight_window": "QoS > 0 messages the broker lets this node have in flight.",
     "bus_unacknowledged": "Messages queued or in flight, not yet acknowledged by the broker.",
+    "bus_inflight": "QoS > 0 messages sent and awaiting the broker's acknowledgement.",
     "bus_connected": "1 while the bus is connected to the broker.",
     "node_up": "1 while the node is online (listening, not stopping).",
     "nodes_online": "Nodes the coordinator sees online now.",
@@ -138,6 +139,7 @@ def node_samples(node: Node, last_ack_mono: float) -> list[Sample]:
         _counter("deadletters", float(bus.deadletters.total)),
         _gauge("bus_inflight_window", float(bus.window)),
         _gauge("bus_unacknowledged", float(bus.outbox.unacknowledged)),
+        _gauge("bus_inflight", float(bus.outbox.inflight)),
         _gauge("bus_connected", float(bus.connected)),
         _gauge("node_up", float(node.ready.is_set() and not node.stopping.is_set())),
     ]

@@ -90,6 +90,11 @@ class Outbox:
     def unacknowledged(self) -> int:
         return len(self._backlog) + len(self._inflight)
 
+    @property
+    def inflight(self) -> int:
+        """QoS > 0 messages sent and not yet acknowledged (at most the window)."""
+        return len(self._inflight)
+
     # -- the connection comes and goes ---------------------------------------------
 
     def attach(self, connection: Connection) -> None:
