@@ -31,15 +31,13 @@ import psutil
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy import select
 
 from edgebus.bench.mosquitto import LocalMosquitto
+from edgebus.bench.result_latency import offloaded_latencies_ms
 from edgebus.config import Settings
 from edgebus.launch import UpPlan, run_up
 from edgebus.reports import write_csv
 from edgebus.storage.audit import audit, local_store_paths
-from edgebus.storage.global_store import GlobalStore
-from edgebus.storage.models import ResultRow
 
 PERIOD_MS = 300
 
@@ -116,19 +114,6 @@ def _role_of(process: psutil.Process, me: int) -> str:
     return "other"
 
 
-def _latencies(url: str) -> np.ndarray:
-    store = GlobalStore(url)
-    store.open()
-    try:
-        with store.engine.connect() as connection:
-            rows = connection.execute(
-                select(ResultRow.latency_ms).where(ResultRow.offloaded.is_(True))
-            ).all()
-    finally:
-        store.close()
-    return np.array([r[0] for r in rows], dtype=float)
-
-
 def run_cell(cell: Cell, duration_s: float) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="edgebus-fleet-"))
     mosquitto = LocalMosquitto(stock=True).start() if cell.broker == "mosquitto" else None
@@ -152,7 +137,7 @@ def run_cell(cell: Cell, duration_s: float) -> dict[str, object]:
     wall_s = time.monotonic() - started
     url = f"sqlite:///{workdir}/global.sqlite3"
     report = audit(local_store_paths(workdir), url)
-    latencies = _latencies(url)
+    latencies = offloaded_latencies_ms(url)
     reasons: Counter[str] = Counter()
     for camera in report.cameras:
         reasons.update(camera.reasons)

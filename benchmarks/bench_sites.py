@@ -28,17 +28,15 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy import select
 
 from edgebus.actor.connect import bus_for
 from edgebus.bench.mosquitto import LocalMosquitto
 from edgebus.bench.process_fleet import Fleet, logged, wait_for
+from edgebus.bench.result_latency import offloaded_latencies_ms
 from edgebus.bench.sites import BridgedSites
 from edgebus.config import Settings
 from edgebus.messages import Result
 from edgebus.reports import write_csv
-from edgebus.storage.global_store import GlobalStore
-from edgebus.storage.models import ResultRow
 
 ONLINE = " online at "
 SITES = ("site-a", "site-b")
@@ -77,19 +75,6 @@ async def start_fleet(fleet: Fleet, urls: dict[str, str], cameras: int, schedule
         for camera in site_nodes(site, cameras)[1]:
             fleet.start("camera", camera, *follow, broker=urls[site])
     await wait_for(lambda: all(logged(fleet, n, ONLINE) for n in fleet.nodes), 180, "cameras")
-
-
-def edge_latencies(data_dir: Path) -> np.ndarray:
-    store = GlobalStore(f"sqlite:///{data_dir}/global.sqlite3")
-    store.open()
-    try:
-        with store.engine.connect() as connection:
-            rows = connection.execute(
-                select(ResultRow.latency_ms).where(ResultRow.offloaded.is_(True))
-            ).all()
-    finally:
-        store.close()
-    return np.array([r[0] for r in rows], dtype=float)
 
 
 async def catch_up_s(
@@ -153,7 +138,7 @@ async def run(layout: str, args: argparse.Namespace, progress: Progress) -> dict
         codes = await fleet.stop_all()
         collector.cancel()
         report = fleet.audit()
-        edge = edge_latencies(data_dir)
+        edge = offloaded_latencies_ms(f"sqlite:///{data_dir}/global.sqlite3")
         row.update({
             "edge_p50_ms": round(float(np.percentile(edge, 50)), 1),
             "edge_p99_ms": round(float(np.percentile(edge, 99)), 1),

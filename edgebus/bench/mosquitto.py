@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebus.bench.processes import terminate
 from edgebus.broker.ports import free_port, wait_for_port
 
 
@@ -99,13 +100,7 @@ class LocalMosquitto:
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM lets mosquitto write its persistence file
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)  # SIGTERM lets mosquitto write its persistence file
         self.process = None
 
     def __enter__(self) -> LocalMosquitto:

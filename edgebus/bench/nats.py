@@ -21,6 +21,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edgebus.bench.processes import terminate
 from edgebus.broker.ports import free_port, wait_for_port
 
 PROBE_TIMEOUT_S = 5.0
@@ -111,13 +112,7 @@ class NatsCluster:
 
     def stop(self) -> None:
         for member in self.members:
-            if member.process is not None and member.process.poll() is None:
-                member.process.terminate()
-                try:
-                    member.process.wait(10)
-                except subprocess.TimeoutExpired:
-                    member.process.kill()
-                    member.process.wait()
+            terminate(member.process)
             member.process = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
