@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from edgebus.broker.bus import Delivery
+from edgebus.broker.tracing import TRACE_ID, frame_trace_id
+from edgebus.broker.transport import MessageProperties
 from edgebus.messages import (
     OUTCOME_REFUSED,
     OUTCOME_RESULT,
@@ -26,10 +28,14 @@ pytestmark = pytest.mark.timeout(30)
 class RecordingBus:
     def __init__(self) -> None:
         self.published: list[tuple[str, object]] = []
+        self.trace_ids: list[str | None] = []
         self.on_reconnect: list[object] = []
 
-    async def publish(self, topic: str, message: object, qos: int = 0) -> None:
+    async def publish(
+        self, topic: str, message: object, qos: int = 0, properties: MessageProperties | None = None
+    ) -> None:
         self.published.append((topic, message))
+        self.trace_ids.append(properties.user_property(TRACE_ID) if properties else None)
 
 
 def marker(frame_id: int, edge: str = "edge-1") -> EndOfFrame:
@@ -79,7 +85,7 @@ async def test_an_answer_closes_the_frame_and_a_refusal_is_recorded_here(tracker
 
 
 async def test_a_silent_edge_costs_the_frame_after_give_up(tracker):
-    outcomes, clock, _bus, drops = tracker
+    outcomes, clock, bus, drops = tracker
     outcomes.sent(marker(1))
     clock.now += 29.0
     await outcomes.check()
@@ -87,6 +93,8 @@ async def test_a_silent_edge_costs_the_frame_after_give_up(tracker):
     clock.now += 1.0
     await outcomes.check()
     assert [d.frame_id for d in drops] == [1] and "no outcome from edge-1" in drops[0].reason
+    # The questions and the drop record carry the frame's trace id (camera, incarnation 7).
+    assert set(bus.trace_ids) == {frame_trace_id("cam", 7, 1)}
 
 
 async def test_a_slow_edge_that_answers_other_frames_is_waited_for(tracker):
