@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import signal
+from collections.abc import Callable, Iterable
 
 
 async def cancel_and_wait(
@@ -30,3 +31,11 @@ def failure(task: asyncio.Task[object]) -> BaseException | None:
     if not task.done() or task.cancelled():
         return None
     return task.exception()
+
+
+def install_stop_signals(stop: Callable[[], None]) -> None:
+    """SIGINT and SIGTERM call `stop` on the running loop (a node's or a fleet's clean stop)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)

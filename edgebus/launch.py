@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +18,7 @@ from rich.table import Table
 
 from edgebus import fleet_file
 from edgebus.actor.lifecycle import Node, bus_for
-from edgebus.aio import failure
+from edgebus.aio import failure, install_stop_signals
 from edgebus.broker.embedded import EmbeddedBroker
 from edgebus.config import Settings
 from edgebus.coordinator.node import CoordinatorNode
@@ -45,13 +43,6 @@ from edgebus.launch_plan import (
 )
 from edgebus.nodes import CameraNode, CloudNode, EdgeNode
 from edgebus.topics import Topics
-
-
-def install_stop_signals(stop: Callable[[], None]) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop)
 
 
 async def run_up(base: Settings, plan: UpPlan, console: Console) -> dict[str, float]:

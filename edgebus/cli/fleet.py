@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from edgebus.actor.lifecycle import Node
 
 from edgebus.cli.app import app
 from edgebus.cli.common import (
@@ -49,6 +52,20 @@ ClassifierOption = Annotated[
         help="Edge: strong (the shapes, 64 px), imagenet (real photos, 224 px) or a card .json.",
     ),
 ]
+
+
+def role_class(role: str) -> type[Node]:
+    """The role's node class, importing only its own modules: a camera process never loads
+    the coordinator's solvers, the embedded broker or the launcher."""
+    if role == "coordinator":
+        from edgebus.coordinator.node import CoordinatorNode
+
+        return CoordinatorNode
+    from edgebus import nodes
+
+    name = {"camera": "CameraNode", "edge": "EdgeNode", "cloud": "CloudNode"}[role]
+    node_class: type[Node] = getattr(nodes, name)
+    return node_class
 
 
 @app.command()
@@ -104,9 +121,7 @@ def node(
     ] = None,
 ) -> None:
     """Run one node until SIGINT/SIGTERM; it then flushes and publishes offline."""
-    from edgebus.coordinator.node import CoordinatorNode
-    from edgebus.launch import install_stop_signals
-    from edgebus.nodes import CameraNode, CloudNode, EdgeNode
+    from edgebus.aio import install_stop_signals
 
     with one_line_errors():
         settings = settings_from(
@@ -129,18 +144,13 @@ def node(
             metrics_port=metrics_port,
         )
         setup_logging(settings.log_level)
-        classes = {
-            "camera": CameraNode,
-            "edge": EdgeNode,
-            "cloud": CloudNode,
-            "coordinator": CoordinatorNode,
-        }
+        node_class = role_class(settings.role)
 
         async def main() -> None:
             if settings.role == "edge":
-                actor = EdgeNode(settings, shared_group=shared_group)
+                actor = node_class(settings, shared_group=shared_group)  # type: ignore[call-arg]
             else:
-                actor = classes[settings.role](settings)
+                actor = node_class(settings)
             install_stop_signals(actor.stop)
             await actor.run(connect_timeout=wait)
 
@@ -266,8 +276,8 @@ def broker(
     acl: Annotated[Path | None, typer.Option("--acl", help="TOML ACL file.")] = None,
 ) -> None:
     """Run the embedded amqtt broker (MQTT 3.1.1) until SIGINT/SIGTERM."""
+    from edgebus.aio import install_stop_signals
     from edgebus.broker.embedded import EmbeddedBroker
-    from edgebus.launch import install_stop_signals
 
     with one_line_errors():
         setup_logging("warning")

@@ -44,7 +44,7 @@ def json_view(
 ) -> None:
     """Republish edgebus/v1/<site>/<kind>/... as JSON on edgebus/v1/<site>/json/<kind>/...
     (the form `sub --json` prints, content type application/json) until SIGINT/SIGTERM."""
-    from edgebus.launch import install_stop_signals
+    from edgebus.aio import install_stop_signals
     from edgebus.nodes.json_view import DEFAULT_KINDS, VIEWABLE, JsonViewNode
 
     chosen = tuple(dict.fromkeys(kinds)) if kinds else DEFAULT_KINDS
