@@ -63,8 +63,14 @@ async def test_a_site_cut_off_for_30_s_keeps_working_and_catches_up(tmp_path, sc
     site_a = SITES["site-a"]
     try:
         await start_bridged_fleet(fleet, sites, scheduled)
-        # Site A's rows reach the global store through the bridge before the cut.
-        await wait_for(lambda: site_rows(fleet.audit(), site_a)[1] > 0, 60, "site A synced")
+
+        # Before the cut, site A classifies (scheduled: once the coordinator's policy came
+        # down the bridge) and its rows reach the global store through the bridge.
+        def site_a_running() -> bool:
+            report = fleet.audit()
+            return results_of(report, "camera-a1") > 0 and site_rows(report, site_a)[1] > 0
+
+        await wait_for(site_a_running, 90, "site A classifying and synced")
         before = fleet.audit()
         sites.cut("site-a")
         await asyncio.sleep(CUT_S)
