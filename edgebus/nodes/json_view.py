@@ -60,6 +60,8 @@ class JsonViewNode(Node):
         self, settings: Settings, kinds: tuple[str, ...] = DEFAULT_KINDS, clock: Clock | None = None
     ) -> None:
         unknown = sorted(set(kinds) - set(VIEWABLE))
+        if not kinds:
+            raise ValueError(f"no kind to republish; expected some of {', '.join(VIEWABLE)}")
         if unknown:
             raise ValueError(
                 f"unknown kind {', '.join(unknown)}; expected some of {', '.join(VIEWABLE)}"
@@ -91,7 +93,8 @@ class JsonViewNode(Node):
             if delivery.payload or not retain:
                 self.counters.skipped_foreign += 1
                 return
-            payload, self.counters.cleared = b"", self.counters.cleared + 1
+            payload = b""  # the source was cleared: so is its JSON copy
+            self.counters.cleared += 1
         else:
             payload = to_json(delivery.topic, delivery.message).encode()
             self.counters.republished += 1

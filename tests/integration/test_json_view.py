@@ -105,3 +105,11 @@ async def _until_quiet(subscription, quiet_s: float = 1.5):  # type: ignore[no-u
             yield await subscription.get(quiet_s)
         except TimeoutError:
             return
+
+
+def test_a_view_of_nothing_or_of_an_unknown_kind_is_refused():
+    settings = Settings(broker="memory://none", node_id="v", store_enabled=False)
+    with pytest.raises(ValueError, match="no kind"):
+        JsonViewNode(settings, ())
+    with pytest.raises(ValueError, match="frames"):
+        JsonViewNode(settings, ("frames",))
