@@ -44,6 +44,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["up", "--classifier", "hotdog", "--duration", "1"], USAGE, "hotdog"),
     (["up", "--source", "folder:no-such-photos", "--duration", "1"], USAGE, "no-such-photos"),
     (["node", "--role", "edge", "--classifier", "mine.json"], USAGE, "mine.json"),
+    (["node", "--role", "camera", "--zone", "a/b", "--broker", NOWHERE], USAGE, "zone"),
+    (["node", "--role", "edge", "--metrics-port", "70000"], USAGE, "metrics"),
     # photos
     (["photos"], USAGE, "OUT"),
     (["photos", "/proc/no-photos-here"], RUNTIME, "/proc/no-photos-here"),
