@@ -13,6 +13,7 @@ import pytest
 
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
 from edgebus.bench.process_fleet import Fleet, default_sensor, logged, wait_for
+from edgebus.bench.processes import terminate
 from edgebus.broker.ports import free_port, wait_for_port
 from tests.conftest import missing_service
 from tests.integration.test_cli import ENV
@@ -69,12 +70,7 @@ def secured_embedded(tmp_path):
         wait_for_port(port, timeout_s=30)
         yield f"mqtt://127.0.0.1:{port}"
     finally:
-        broker.terminate()
-        try:
-            broker.wait(10)
-        except subprocess.TimeoutExpired:
-            broker.kill()
-            broker.wait()
+        terminate(broker)
 
 
 @pytest.fixture(params=["mosquitto", "embedded"])

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from edgebus import __version__
+from edgebus.bench.processes import terminate
 from edgebus.broker.ports import free_port, wait_for_port
 from edgebus.config import Settings
 from edgebus.nodes.camera import CameraNode
@@ -75,12 +76,7 @@ def prometheus_server(tmp_path: Path) -> Iterator[tuple[Prometheus, list[int]]]:
         wait_for_port(web, 30)
         yield Prometheus(f"http://127.0.0.1:{web}", process), ports
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        terminate(process, timeout_s=15)
         log.close()
 
 
