@@ -7,7 +7,7 @@ from typing import Any
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edgebus.broker.transport import NO_PROPERTIES, MessageProperties
+from edgebus.broker.transport import NO_PROPERTIES, Incoming, MessageProperties
 
 
 def to_paho(
@@ -30,6 +30,17 @@ def to_paho(
     if properties.user:
         props.UserProperty = list(properties.user)
     return props
+
+
+def incoming(topic: str, payload: bytes, qos: int, retain: bool, props: Any) -> Incoming:
+    """A received message as the Bus takes it, its paho Properties (None on MQTT 3.1.1)
+    read once for both clients built on paho."""
+    return Incoming(
+        topic, payload, qos, retain,
+        getattr(props, "ResponseTopic", None) if props is not None else None,
+        getattr(props, "CorrelationData", None) if props is not None else None,
+        from_paho(props),
+    )  # fmt: skip
 
 
 def from_paho(props: Any) -> MessageProperties:

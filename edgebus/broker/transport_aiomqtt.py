@@ -10,7 +10,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edgebus.broker.paho_properties import from_paho, to_paho
+from edgebus.broker.paho_properties import incoming, to_paho
 from edgebus.broker.transport import (
     MQTT5,
     MQTT311,
@@ -19,7 +19,6 @@ from edgebus.broker.transport import (
     ConnectFailed,
     ConnectionCallbacks,
     ConnectOptions,
-    Incoming,
     NotConnected,
 )
 
@@ -78,18 +77,10 @@ class AiomqttConnection:
         assert self._client is not None
         try:
             async for message in self._client.messages:
-                props = message.properties
                 self._callbacks.on_message(
-                    Incoming(
-                        str(message.topic),
-                        bytes(message.payload),
-                        message.qos,
-                        bool(message.retain),
-                        getattr(props, "ResponseTopic", None) if props else None,
-                        getattr(props, "CorrelationData", None) if props else None,
-                        from_paho(props),
-                    )
-                )
+                    incoming(str(message.topic), bytes(message.payload), message.qos,
+                             bool(message.retain), message.properties)
+                )  # fmt: skip
         except aiomqtt.MqttError as exc:
             if not self._closing:
                 self._closing = True

@@ -10,7 +10,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edgebus.broker.paho_properties import from_paho, to_paho
+from edgebus.broker.paho_properties import incoming, to_paho
 from edgebus.broker.transport import (
     MQTT5,
     MQTT311,
@@ -19,7 +19,6 @@ from edgebus.broker.transport import (
     ConnectFailed,
     ConnectionCallbacks,
     ConnectOptions,
-    Incoming,
     NotConnected,
     describe_os_error,
 )
@@ -122,19 +121,9 @@ class PahoConnection:
             self._callbacks.on_lost(None)
 
     def _on_message(self, client, userdata, msg) -> None:
-        props = getattr(msg, "properties", None)
-        response = getattr(props, "ResponseTopic", None) if props is not None else None
-        correlation = getattr(props, "CorrelationData", None) if props is not None else None
-        incoming = Incoming(
-            msg.topic,
-            bytes(msg.payload),
-            msg.qos,
-            bool(msg.retain),
-            response,
-            correlation,
-            from_paho(props),
-        )
-        self._loop.call_soon_threadsafe(self._callbacks.on_message, incoming)
+        received = incoming(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain),
+                            getattr(msg, "properties", None))  # fmt: skip
+        self._loop.call_soon_threadsafe(self._callbacks.on_message, received)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Handled on the loop thread, where publish() maps mids to tokens synchronously:
