@@ -1,0 +1,280 @@
+"""Where a frame's CPU goes, stage by stage, on a camera and on the edge.
+
+python benchmarks/bench_profile.py --out results/profile [--cameras 8] [--period-ms 500]
+    [--warmup 10] [--duration 30]
+
+A fleet of real node processes (cloud, one edge, N cameras at the default settings) runs
+twice against a stock-config Mosquitto started here on a free loopback port:
+- plain: each process's CPU time (from /proc, via psutil) over the measuring window and
+  its peak RSS; divided by the frames it handled in that window, this is the headline
+  CPU per frame;
+- profiled: camera 0 and the edge run under cProfile on every thread, timed by each
+  thread's CPU clock (`edgebus.bench.profiled_node`); their time is attributed to the
+  pipeline's stages (`edgebus.bench.stage_profile`).
+cProfile slows Python code far more than the C inside onnxruntime or SQLite, so the
+profiled milliseconds are larger than the plain ones; the table gives each stage's share
+of the profiled time and that share of the plain CPU per frame. The models' own cost is
+the onnxruntime stage, timed in place. Writes profile.csv and profile.png under --out and
+prints the table; numbers go to docs/performance.md, never into a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import func, select
+
+from edgebus.bench import process_fleet
+from edgebus.bench.mosquitto import LocalMosquitto
+from edgebus.bench.process_fleet import Fleet
+from edgebus.bench.stage_profile import MODEL, ROLE_STAGES, stage_seconds
+from edgebus.config import Settings
+from edgebus.reports import write_csv
+from edgebus.storage.global_store import GlobalStore
+from edgebus.storage.models import Frame
+
+PROFILED = ("camera-0", "edge-1")
+
+
+def default_env() -> dict[str, str]:
+    """The product's defaults for what the fleet helper speeds up for tests."""
+    defaults = Settings()
+    keys = ("sync_interval_s", "sync_ack_timeout_s", "store_flush_ms", "reconnect_min_s",
+            "reconnect_max_s", "heartbeat_s", "edge_capacity_fps")  # fmt: skip
+    return {f"EDGEBUS_{key.upper()}": str(getattr(defaults, key)) for key in keys}
+
+
+@dataclass
+class Usage:
+    """CPU seconds in the window and peak RSS, per node."""
+
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    peak_rss: dict[str, int] = field(default_factory=dict)
+
+
+class WindowSampler:
+    """Samples RSS all along and CPU at the window's start and end."""
+
+    def __init__(self, processes: dict[str, psutil.Process]) -> None:
+        self.processes = processes
+        self.usage = Usage()
+        self._cpu_start: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_rss, daemon=True)
+
+    @staticmethod
+    def _cpu(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+    def start_window(self) -> None:
+        self._cpu_start = {name: self._cpu(p) for name, p in self.processes.items()}
+        self._thread.start()
+
+    def end_window(self) -> None:
+        for name, process in self.processes.items():
+            self.usage.cpu_s[name] = self._cpu(process) - self._cpu_start[name]
+        self._stop.set()
+        self._thread.join()
+
+    def _sample_rss(self) -> None:
+        while not self._stop.is_set():
+            for name, process in self.processes.items():
+                try:
+                    rss = process.memory_info().rss
+                except psutil.Error:
+                    continue
+                self.usage.peak_rss[name] = max(rss, self.usage.peak_rss.get(name, 0))
+            self._stop.wait(0.25)
+
+
+def frames_in(store_url: str, node: str, start: float, end: float) -> int:
+    """Frames a node recorded (sent, received or dropped) captured within [start, end)."""
+    store = GlobalStore(store_url)
+    store.open()
+    try:
+        with store.engine.connect() as connection:
+            query = select(func.count()).where(
+                Frame.node == node, Frame.capture_ts >= start, Frame.capture_ts < end
+            )
+            return int(connection.execute(query).scalar_one())
+    finally:
+        store.close()
+
+
+@dataclass
+class RunResult:
+    usage: Usage
+    frames: dict[str, int]  # node -> frames in its window
+    stages: dict[str, dict[str, float]]  # profiled node -> stage -> seconds
+    lost: int
+    duplicated: int
+
+
+async def run_fleet(args: argparse.Namespace, profiled: bool, workdir: Path) -> RunResult:
+    cameras = [f"camera-{i}" for i in range(args.cameras)]
+    with LocalMosquitto(stock=True) as broker:
+        fleet = Fleet(broker.url, workdir, period_ms=args.period_ms, env=default_env())
+        plain_cli = process_fleet.CLI
+        try:
+            fleet.start("cloud", "cloud-1")
+            for role, node in [("edge", "edge-1")] + [("camera", c) for c in cameras]:
+                if profiled and node in PROFILED:
+                    process_fleet.CLI = (
+                        sys.executable,
+                        "-m",
+                        "edgebus.bench.profiled_node",
+                        str(workdir / f"{node}.pstats"),
+                        str(args.warmup),
+                    )
+                fleet.start(role, node)
+                process_fleet.CLI = plain_cli
+            processes = {n: psutil.Process(fleet.nodes[n].process.pid) for n in fleet.nodes}
+            sampler = WindowSampler(processes)
+            await asyncio.sleep(args.warmup)
+            start = time.time()
+            sampler.start_window()
+            await asyncio.sleep(args.duration)
+            sampler.end_window()
+            end = time.time()
+            await fleet.stop_all()
+        finally:
+            process_fleet.CLI = plain_cli
+            fleet.kill_all()
+    report = fleet.audit()
+    url = f"sqlite:///{workdir}/global.sqlite3"
+    frames: dict[str, int] = {}
+    stages: dict[str, dict[str, float]] = {}
+    for node in ["edge-1", *cameras]:
+        window = (start, end)
+        if profiled and node in PROFILED:
+            times = json.loads((workdir / f"{node}.json").read_text())
+            window = (times["start"], times["end"])
+            role = "edge" if node.startswith("edge") else "camera"
+            stages[node] = stage_seconds(workdir / f"{node}.pstats", role)
+        frames[node] = frames_in(url, node, *window)
+    return RunResult(sampler.usage, frames, stages, report.frames_lost,
+                     report.frames_duplicated)  # fmt: skip
+
+
+def rows_from(plain: RunResult, profiled: RunResult, cameras: int) -> list[dict[str, object]]:
+    """One row per stage and role: profiled ms per frame, share, share of the plain CPU."""
+    rows: list[dict[str, object]] = []
+    for node, role in (("camera-0", "camera"), ("edge-1", "edge")):
+        stages = profiled.stages[node]
+        total = sum(stages.values())
+        frames = max(profiled.frames[node], 1)
+        if role == "camera":
+            names = [f"camera-{i}" for i in range(cameras)]
+            plain_cpu = sum(plain.usage.cpu_s[n] for n in names)
+            plain_frames = sum(plain.frames[n] for n in names)
+        else:
+            plain_cpu, plain_frames = plain.usage.cpu_s[node], plain.frames[node]
+        plain_ms = plain_cpu / max(plain_frames, 1) * 1000
+        for stage in ROLE_STAGES[role]:
+            share = stages[stage] / total if total else 0.0
+            rows.append({
+                "role": role, "stage": stage,
+                "profiled_ms_per_frame": round(stages[stage] / frames * 1000, 3),
+                "share_pct": round(share * 100, 1),
+                "ms_per_frame": round(share * plain_ms, 3),
+            })  # fmt: skip
+        model_ms = stages[MODEL] / frames * 1000
+        rows.append({"role": role, "stage": "TOTAL (plain run)", "profiled_ms_per_frame":
+                     round(total / frames * 1000, 3), "share_pct": 100.0,
+                     "ms_per_frame": round(plain_ms, 3)})  # fmt: skip
+        rows.append({"role": role, "stage": "beyond the models", "profiled_ms_per_frame":
+                     round(total / frames * 1000 - model_ms, 3), "share_pct":
+                     round((1 - stages[MODEL] / total) * 100, 1) if total else 0.0,
+                     "ms_per_frame": round(plain_ms - model_ms, 3)})  # fmt: skip
+    return rows
+
+
+def summary_rows(plain: RunResult, cameras: int, duration_s: float) -> list[dict[str, object]]:
+    groups = {"camera (mean of all)": [f"camera-{i}" for i in range(cameras)], "edge": ["edge-1"]}
+    rows: list[dict[str, object]] = []
+    for label, names in groups.items():
+        frames = sum(plain.frames[n] for n in names)
+        cpu_s = sum(plain.usage.cpu_s[n] for n in names)
+        rows.append({
+            "node": label,
+            "frames_per_s": round(frames / len(names) / duration_s, 2),
+            "cpu_ms_per_frame": round(cpu_s / max(frames, 1) * 1000, 2),
+            "peak_rss_mb": round(max(plain.usage.peak_rss[n] for n in names) / 2**20, 1),
+        })  # fmt: skip
+    return rows
+
+
+def plot(path: Path, rows: list[dict[str, object]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, role in zip(axes, ("camera", "edge"), strict=True):
+        stage_rows = [r for r in rows if r["role"] == role and r["stage"] in ROLE_STAGES[role]]
+        labels = [str(r["stage"]) for r in stage_rows]
+        ax.barh(labels, [float(r["ms_per_frame"]) for r in stage_rows])  # type: ignore[arg-type]
+        ax.invert_yaxis()
+        ax.set_xlabel("CPU ms per frame (share of the plain run's CPU)")
+        ax.set_title(f"{role}: where a frame's CPU goes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cameras", type=int, default=8)
+    parser.add_argument("--period-ms", type=int, default=500)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=30.0)
+    args = parser.parse_args()
+    console = Console()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, RunResult] = {}
+    with Progress(console=console) as progress:
+        task = progress.add_task("plain, then profiled", total=2)
+        for name in ("plain", "profiled"):
+            workdir = Path(tempfile.mkdtemp(prefix=f"edgebus-profile-{name}-"))
+            results[name] = asyncio.run(run_fleet(args, name == "profiled", workdir))
+            progress.advance(task)
+    plain, profiled = results["plain"], results["profiled"]
+    rows = rows_from(plain, profiled, args.cameras)
+    summary = summary_rows(plain, args.cameras, args.duration)
+    write_csv(args.out / "profile.csv", rows)
+    write_csv(args.out / "profile_summary.csv", summary)
+    plot(args.out / "profile.png", rows)
+    table = Table(title=f"CPU per frame by stage: {args.cameras} cameras at T = "
+                  f"{args.period_ms} ms into one edge")  # fmt: skip
+    for column in ("role", "stage", "profiled ms/frame", "share %", "ms/frame"):
+        table.add_column(column, justify="left" if column in ("role", "stage") else "right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+    totals = Table(title="plain run (no profiler)")
+    for column in ("node", "frames/s", "CPU ms per frame", "peak RSS MB"):
+        totals.add_column(column)
+    for row in summary:
+        totals.add_row(*(str(v) for v in row.values()))
+    console.print(totals)
+    console.print(f"audit: lost {plain.lost} + {profiled.lost}, duplicated "
+                  f"{plain.duplicated} + {profiled.duplicated} (plain + profiled)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Where a node's CPU goes, by pipeline stage, from a cProfile file of the running node.
+
+A function belongs to the stage of the nearest stage root above it in the call graph:
+`Bus.publish` is "bus publish" whether the frame sender or the outcome tracker called it,
+and the msgpack work under it is too. cProfile keeps only one level of callers, so a
+function that several callers share is split among their stages in proportion to the
+time each call edge took (gprof's assumption). Time under no root at all (the event loop
+choosing what runs next, select) is "event loop and other".
+
+The profile is taken with a per-thread CPU clock (`edgebus.bench.profiled_node`), so
+waiting costs nothing and each worker thread's CPU counts once.
+"""
+
+from __future__ import annotations
+
+import pstats
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+# pstats' key of a function: (file, line, name)
+FunctionKey = tuple[str, int, str]
+
+OTHER = "event loop and other"
+MODEL = "model inference (onnxruntime)"
+
+
+@dataclass(frozen=True, slots=True)
+class StageRoot:
+    stage: str
+    path: str  # a piece of the file path
+    function: str = ""  # empty: every function of that file
+
+    def matches(self, key: FunctionKey) -> bool:
+        file, _, name = key
+        return self.path in file and (not self.function or name == self.function)
+
+
+def _roots(*rows: tuple[str, str] | tuple[str, str, str]) -> tuple[StageRoot, ...]:
+    return tuple(StageRoot(*row) for row in rows)
+
+
+# Shared by both roles. Earlier rows win when a function matches two.
+COMMON = _roots(
+    (MODEL, "edgebus/codecs/inference.py", "run"),
+    ("message encode", "edgebus/message_wire.py", "encode"),
+    ("message encode", "edgebus/messages.py", "encode"),
+    ("message decode", "edgebus/message_wire.py", "decode"),
+    ("message decode", "edgebus/messages.py", "decode"),
+    ("bus publish", "edgebus/broker/bus.py", "publish"),
+    ("bus publish", "edgebus/broker/outbox.py"),
+    ("bus receive and dispatch", "gmqtt/mqtt/protocol.py"),
+    ("bus receive and dispatch", "gmqtt/mqtt/handler.py"),
+    ("bus receive and dispatch", "edgebus/broker/inbox.py"),
+    ("bus receive and dispatch", "edgebus/broker/transport_gmqtt.py", "_on_message"),
+    ("sync", "edgebus/storage/sync.py"),
+    ("store writes", "edgebus/storage/"),
+    ("store writes", "sqlalchemy/"),
+    ("status, heartbeat, metrics", "edgebus/actor/"),
+)
+
+CAMERA = _roots(
+    ("capture", "edgebus/nodes/sources.py"),
+    ("capture", "edgebus/shapes.py"),
+    ("weak model and offload policy", "edgebus/nodes/offload_gate.py"),
+    ("weak model and offload policy", "edgebus/policies/"),
+    ("encode (features, quantise, Huffman)", "edgebus/nodes/frame_sender.py", "_encode_blocking"),
+    ("encode (features, quantise, Huffman)", "edgebus/codecs/"),
+    ("chunking and link pacing", "edgebus/nodes/frame_sender.py"),
+    ("chunking and link pacing", "edgebus/nodes/chunking.py"),
+    ("chunking and link pacing", "edgebus/broker/link.py"),
+    ("frame records and outcomes", "edgebus/nodes/camera_records.py"),
+    ("frame records and outcomes", "edgebus/nodes/frame_outcomes.py"),
+)
+
+EDGE = _roots(
+    ("Huffman decode", "edgebus/codecs/huffman.py"),
+    ("Huffman decode", "dahuffman/"),
+    ("decode (dequantise, zero-fill)", "edgebus/codecs/"),
+    ("decode (dequantise, zero-fill)", "edgebus/nodes/decoding.py"),
+    ("assembly", "edgebus/nodes/assembler.py"),
+    ("assembly", "edgebus/nodes/frame_ledger.py"),
+    ("assembly", "edgebus/nodes/edge.py", "_on_delivery"),
+    ("assembly", "edgebus/nodes/edge.py", "_expire_loop"),
+    ("outcomes and result publish", "edgebus/nodes/edge_outcomes.py"),
+    ("batching", "edgebus/nodes/edge.py"),
+)
+
+ROLE_ROOTS = {"camera": COMMON[:1] + CAMERA + COMMON[1:], "edge": COMMON[:1] + EDGE + COMMON[1:]}
+ROLE_STAGES = {
+    role: list(dict.fromkeys([root.stage for root in roots] + [OTHER]))
+    for role, roots in ROLE_ROOTS.items()
+}
+
+
+class StageAttribution:
+    """Seconds of CPU per stage in one profile."""
+
+    def __init__(self, stats: pstats.Stats, roots: tuple[StageRoot, ...]) -> None:
+        self.table: dict[FunctionKey, tuple[int, int, float, float, dict[FunctionKey, tuple]]]
+        self.table = stats.stats  # type: ignore[attr-defined]
+        self.roots = roots
+        self._shares: dict[FunctionKey, dict[str, float]] = {}
+
+    def _root_stage(self, key: FunctionKey) -> str | None:
+        for root in self.roots:
+            if root.matches(key):
+                return root.stage
+        return None
+
+    def _share(self, key: FunctionKey) -> dict[str, float]:
+        """This function's time, split over stages (fractions summing to 1)."""
+        known = self._shares.get(key)
+        if known is not None:
+            return known
+        stage = self._root_stage(key)
+        if stage is not None:
+            self._shares[key] = {stage: 1.0}
+            return self._shares[key]
+        self._shares[key] = {OTHER: 1.0}  # stands while this key's callers are resolved
+        callers = self.table[key][4]
+        weights = {c: edge[3] for c, edge in callers.items() if c in self.table and edge[3] > 0}
+        total = sum(weights.values())
+        if total <= 0:
+            return self._shares[key]
+        share: Counter[str] = Counter()
+        for caller, weight in weights.items():
+            for name, fraction in self._share(caller).items():
+                share[name] += fraction * weight / total
+        self._shares[key] = dict(share)
+        return self._shares[key]
+
+    def seconds_by_stage(self) -> dict[str, float]:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20_000))  # call chains of coroutines run deep
+        try:
+            out: Counter[str] = Counter()
+            for key, (_, _, own_s, _, _) in self.table.items():
+                for stage, fraction in self._share(key).items():
+                    out[stage] += own_s * fraction
+            return dict(out)
+        finally:
+            sys.setrecursionlimit(limit)
+
+
+def stage_seconds(profile: Path, role: str) -> dict[str, float]:
+    """CPU seconds per stage of one node's profile, every stage of the role listed."""
+    found = StageAttribution(pstats.Stats(str(profile)), ROLE_ROOTS[role]).seconds_by_stage()
+    return {stage: found.get(stage, 0.0) for stage in ROLE_STAGES[role]}
