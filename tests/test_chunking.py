@@ -30,3 +30,17 @@ def test_codec_specs():
             parse_codec(bad)
     with pytest.raises(CodecError, match="chunk_bytes"):
         Chunker(-1)
+
+
+def test_units_ready_together_make_one_chunk():
+    chunker = Chunker(0)
+    chunks = chunker.add_all([b"aa", b"b", b"ccc"]) + chunker.add_all([b"d"]) + chunker.flush()
+    assert [(c.data, c.units_complete) for c in chunks] == [(b"aabccc", 3), (b"d", 4)]
+    assert chunker.add_all([]) == []
+
+
+def test_byte_blocks_ignore_how_units_arrive():
+    one_by_one, together = Chunker(4), Chunker(4)
+    expected = one_by_one.add(b"aaaaa") + one_by_one.add(b"bb") + one_by_one.flush()
+    got = together.add_all([b"aaaaa", b"bb"]) + together.flush()
+    assert got == expected

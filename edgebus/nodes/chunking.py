@@ -47,6 +47,15 @@ class Chunker:
         self._unit_ends.append(self._emitted + len(self._buffer))
         return self._cut(final=False)
 
+    def add_all(self, units: list[bytes]) -> list[Chunk]:
+        """Several units at once: in unit mode, one chunk that holds them all."""
+        if self.chunk_bytes > 0:
+            return [chunk for unit in units for chunk in self.add(unit)]
+        if not units:
+            return []
+        self.units += len(units)
+        return [Chunk(b"".join(units), self.units)]
+
     def flush(self) -> list[Chunk]:
         """The partly filled last block, once the frame has no more units."""
         return [] if self.chunk_bytes == 0 else self._cut(final=True)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +36,10 @@ from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.camera")
 
+# Most bytes of ready units joined into one chunk: a 64 px PNC frame is 1-3 KiB, and a
+# 224 px one stays well under the broker's default message limits.
+COALESCE_BYTES = 16 * 1024
+
 
 @dataclass(slots=True)
 class EncodeJob:
@@ -47,6 +53,10 @@ class EncodeJob:
     chunks_out: int = 0  # chunks handed to the bus so far
     first_ready_mono: float | None = None
     encoded: asyncio.Event = field(default_factory=asyncio.Event)
+    # From the encoder thread to the loop: units handed over, and whether a wake-up is due.
+    handed: deque[bytes | None] = field(default_factory=deque)
+    handing: threading.Lock = field(default_factory=threading.Lock)
+    wake_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +124,27 @@ class FrameSender:
         """Worker thread: hand every unit to the event loop the moment it is coded."""
         try:
             for unit in job.coding.units(job.frame.image):
-                loop.call_soon_threadsafe(self._unit_ready, job, unit)
+                self._hand_over(job, unit, loop)
         finally:
-            loop.call_soon_threadsafe(self._unit_ready, job, None)
+            self._hand_over(job, None, loop)
+
+    def _hand_over(
+        self, job: EncodeJob, unit: bytes | None, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Worker thread: queue the unit and wake the loop, unless a wake-up is already on its
+        way (it will take this unit too): one wake-up per burst, not one per unit."""
+        job.handed.append(unit)
+        with job.handing:
+            if job.wake_pending:
+                return
+            job.wake_pending = True
+        loop.call_soon_threadsafe(self._take_handed, job)
+
+    def _take_handed(self, job: EncodeJob) -> None:
+        with job.handing:
+            job.wake_pending = False  # from here, a unit handed over wakes the loop again
+        while job.handed:
+            self._unit_ready(job, job.handed.popleft())
 
     def _unit_ready(self, job: EncodeJob, unit: bytes | None) -> None:
         if unit is None:
@@ -170,19 +198,38 @@ class FrameSender:
 
     async def _next_unit(self, job: EncodeJob) -> bytes | None:
         """The next unit of the frame, or None at its end or when the deadline comes first."""
+        if not job.units.empty():
+            return job.units.get_nowait()  # the usual case: the encoder is ahead
         if self.setup.whole_frames:
             return await job.units.get()
         remaining = job.frame.deadline_mono - self.clock.monotonic()
         if remaining <= 0:
             return None
+        # asyncio.timeout, not wait_for: wait_for wraps the get in a task of its own.
         try:
-            return await asyncio.wait_for(job.units.get(), remaining)
+            async with asyncio.timeout(remaining):
+                return await job.units.get()
         except TimeoutError:
             return None
 
     @staticmethod
-    def _pending_chunks(chunker: Chunker, unit: bytes | None) -> list[Chunk]:
-        return chunker.add(unit) if unit is not None else chunker.flush()
+    def _ready_units(job: EncodeJob, first: bytes) -> tuple[list[bytes], bool]:
+        """`first` and the units already coded behind it (up to COALESCE_BYTES), and whether
+        the frame's end came with them; never waits for a unit not yet coded."""
+        units, size, ended = [first], len(first), False
+        while size < COALESCE_BYTES and not job.units.empty():
+            unit = job.units.get_nowait()
+            if unit is None:
+                ended = True
+                break
+            units.append(unit)
+            size += len(unit)
+        return units, ended
+
+    @staticmethod
+    def _pending_chunks(chunker: Chunker, units: list[bytes], ended: bool) -> list[Chunk]:
+        chunks = chunker.add_all(units)
+        return chunks + chunker.flush() if ended else chunks
 
     async def send(self, job: EncodeJob) -> tuple[SentFrame, EndOfFrame]:
         """Send one frame until its deadline, then its end marker (QoS 1); returns what
@@ -197,9 +244,21 @@ class FrameSender:
         chunks_sent = units_sent = payload_bytes = wire_bytes = overruns = 0
         link_rate = link.rate_now() if link is not None else 0.0
         stopped = False
+        # Without an emulated link nothing paces the chunks, so the units the encoder has
+        # already coded go out as one message: the broker and the edge then handle a frame
+        # in one or two messages, not one per feature (a chunk still never waits for a
+        # unit). A paced link keeps one unit per chunk, so the deadline cuts finely.
+        coalesce = link is None and setup.block_bytes == 0
+        units: list[bytes]
         while not stopped:
             unit = await self._next_unit(job)
-            for chunk in self._pending_chunks(chunker, unit):
+            if unit is None:
+                units, ended = [], True
+            elif coalesce:
+                units, ended = self._ready_units(job, unit)
+            else:
+                units, ended = [unit], False
+            for chunk in self._pending_chunks(chunker, units, ended):
                 if self._newest_ready > frame.frame_id and not whole:
                     stopped = True  # the next frame's first unit is ready: the deadline
                     break
@@ -236,7 +295,7 @@ class FrameSender:
                 units_sent = chunk.units_complete
                 payload_bytes += len(chunk.data)
                 wire_bytes += wire
-            if unit is None:
+            if ended:
                 break
         if not job.encoded.is_set():
             # Rare: the deadline came before the encoder finished; totals wait for it.

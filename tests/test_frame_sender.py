@@ -1,0 +1,68 @@
+"""The frame sender's message count: units the encoder has ready go out as one chunk when
+nothing paces the link, and one per chunk over an emulated link."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from edgebus.broker.link import BandwidthTrace, LinkEmulator
+from edgebus.clock import RealClock
+from edgebus.message_wire import decode
+from edgebus.messages import EndOfFrame, FrameChunk
+from edgebus.nodes.counters import CameraCounters
+from edgebus.nodes.frame_coding import FrameCoding
+from edgebus.nodes.frame_sender import EncodeJob, FrameSender, SenderSetup
+from edgebus.nodes.sources import CapturedFrame
+from edgebus.topics import Topics
+
+pytestmark = pytest.mark.timeout(30)
+
+UNITS = [b"\x00" * 40, b"\x01" * 30, b"\x02" * 20]
+
+
+class RecordingBus:
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+
+    async def publish(self, topic, payload, qos=0, properties=None, **_):
+        self.sent.append(decode(payload) if isinstance(payload, bytes) else payload)
+
+
+async def send_one(link: LinkEmulator | None) -> tuple[RecordingBus, object]:
+    bus = RecordingBus()
+    clock = RealClock()
+    sender = FrameSender(
+        bus, Topics("t"), clock, SenderSetup("cam", 1, 8, 8, 0, False),  # type: ignore[arg-type]
+        lambda edge: link, CameraCounters(),
+    )  # fmt: skip
+    now = clock.monotonic()
+    frame = CapturedFrame(0, np.zeros((8, 8, 3), np.uint8), 1, time.time(), now, now + 5.0,
+                          time.time() + 5.0)  # fmt: skip
+    job = EncodeJob(frame, FrameCoding("pnc", "m", lambda image: iter(UNITS)))
+    try:
+        sender.encode(job)
+        await asyncio.wait_for(job.encoded.wait(), 5)  # every unit is coded and handed over
+        sent, _ = await sender.send(job)
+    finally:
+        sender.close()
+    return bus, sent
+
+
+async def test_ready_units_leave_as_one_chunk_without_a_link():
+    bus, sent = await send_one(None)
+    chunks = [m for m in bus.sent if isinstance(m, FrameChunk)]
+    assert [c.data for c in chunks] == [b"".join(UNITS)]
+    assert isinstance(bus.sent[-1], EndOfFrame) and bus.sent[-1].chunks_sent == 1
+    assert (sent.units_sent, sent.units_total, sent.chunks_sent) == (3, 3, 1)
+
+
+async def test_a_paced_link_sends_one_unit_per_chunk():
+    link = LinkEmulator(BandwidthTrace.constant(1e6))
+    bus, sent = await send_one(link)
+    chunks = [m for m in bus.sent if isinstance(m, FrameChunk)]
+    assert [c.data for c in chunks] == UNITS
+    assert (sent.units_sent, sent.chunks_sent) == (3, 3)
