@@ -23,13 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgebus.storage.counters import StoreStats
-from edgebus.storage.engine import ensure_schema, make_engine, upsert_ignore
+from edgebus.storage.engine import ensure_schema, make_engine
 from edgebus.storage.errors import StorageError, classify
 from edgebus.storage.local_reads import StoreReader
+from edgebus.storage.local_upkeep import prune_rows, save_ack
 from edgebus.storage.local_writes import OpenChange, PartialWrite, Refused, Row, RowWriter
 from edgebus.storage.models import (
     ROW_MODELS,
@@ -81,7 +82,9 @@ class LocalStore:
         self._open_changes: list[OpenChange] = []
         self._unacked = UnackedRows(max_cached)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"store-{node}")
-        self._wake: asyncio.Event | None = None
+        # Set when anything is queued / when a batch is full: the writer sleeps while idle.
+        self._queued: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
@@ -139,7 +142,8 @@ class LocalStore:
 
     async def start(self) -> None:
         await self._run(self.open_sync)
-        self._wake = asyncio.Event()
+        self._queued, self._full = asyncio.Event(), asyncio.Event()
+        self._queued.set()  # rows added before the start
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name=f"store-{self.node}")
 
@@ -199,8 +203,13 @@ class LocalStore:
                 )
             return
         self._pending.append((kind, row))
-        if self._wake is not None and len(self._pending) >= self.flush_rows:
-            self._wake.set()
+        self._nudge(full=len(self._pending) >= self.flush_rows)
+
+    def _nudge(self, full: bool) -> None:
+        if self._queued is not None and self._full is not None:
+            self._queued.set()
+            if full:
+                self._full.set()
 
     def _quarantine_row(self, kind: str, row: dict[str, Any], reason: str, seq: int = 0) -> None:
         self.stats.rows_quarantined += 1
@@ -208,15 +217,16 @@ class LocalStore:
         if count <= 10 or count % 1000 == 0:
             log.error("%s: row quarantined (%d so far): %s", self.where, count, reason)
         self._quarantine.append((kind, reason, row, seq))
-        if self._wake is not None:
-            self._wake.set()
+        self._nudge(full=True)
 
     def mark_open(self, frame: dict[str, Any]) -> None:
         """A frame sent and not yet answered (local only; see OpenFrame)."""
         self._open_changes.append((True, frame))
+        self._nudge(full=False)
 
     def mark_closed(self, incarnation: int, frame_id: int) -> None:
         self._open_changes.append((False, {"incarnation": incarnation, "frame_id": frame_id}))
+        self._nudge(full=False)
 
     async def open_frames(self) -> list[dict[str, Any]]:
         """Every frame marked open and not closed, oldest first (blocking read, off loop)."""
@@ -275,12 +285,16 @@ class LocalStore:
         self.error = exc
 
     async def _write_loop(self) -> None:
-        assert self._wake is not None
+        """Idle, the writer sleeps; the first queued row starts a batch that commits within
+        flush_interval_s (sooner when it fills), so rows of one burst share one commit."""
+        assert self._queued is not None and self._full is not None
         while True:
+            await self._queued.wait()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.flush_interval_s):
-                    await self._wake.wait()
-            self._wake.clear()
+                    await self._full.wait()
+            self._queued.clear()
+            self._full.clear()
             try:
                 await self.flush()
             except StorageError:
@@ -292,6 +306,8 @@ class LocalStore:
                 self.stats.write_errors += 1
                 log.exception("%s: writing rows failed", self.where)
                 await asyncio.sleep(max(self.flush_interval_s, 0.5))
+            if self._pending or self._quarantine or self._open_changes:
+                self._queued.set()  # a failed commit put its rows back: try them again
 
     # -- reading, acks and retention -----------------------------------------------------
 
@@ -348,19 +364,7 @@ class LocalStore:
 
     def _save_ack(self, seq: int) -> None:
         assert self.engine is not None
-        statement = upsert_ignore(self.engine, table_of(SyncState), ("node",))
-        try:
-            with self.engine.begin() as connection:
-                updated = connection.execute(
-                    table_of(SyncState)
-                    .update()
-                    .where(SyncState.node == self.node)
-                    .values(acked_seq=seq)
-                ).rowcount
-                if not updated:
-                    connection.execute(statement, {"node": self.node, "acked_seq": seq})
-        except SQLAlchemyError as exc:
-            raise classify(exc, self.where) from None
+        save_ack(self.engine, self.node, self.where, seq)
 
     async def prune(self, older_than_ts: float) -> int:
         """Delete rows older than the cutoff that the global store has acknowledged."""
@@ -371,19 +375,7 @@ class LocalStore:
 
     def _prune(self, older_than_ts: float, acked_seq: int) -> int:
         assert self.engine is not None
-        removed = 0
-        try:
-            with self.engine.begin() as connection:
-                for model in ROW_MODELS.values():
-                    removed += connection.execute(
-                        delete(model).where(
-                            model.node == self.node,
-                            model.seq <= acked_seq,
-                            model.ts < older_than_ts,
-                        )
-                    ).rowcount
-        except SQLAlchemyError as exc:
-            raise classify(exc, self.where) from None
+        removed = prune_rows(self.engine, self.node, self.where, older_than_ts, acked_seq)
         self.stats.rows_pruned += removed
         return removed
 
