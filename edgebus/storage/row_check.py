@@ -10,6 +10,7 @@ is one the global store takes too.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text
@@ -60,12 +61,41 @@ def _problem(value: Any, column: Any) -> str | None:
     return None
 
 
+def _plainly_fine(column: Any) -> Callable[[Any], bool]:
+    """A quick test that passes the everyday values of a column (an int in an int column,
+    a short str in a str column); whatever it does not pass gets the full check."""
+    kind = column.type
+    if isinstance(kind, Float):
+        return lambda v: type(v) is int or (type(v) is float and math.isfinite(v))
+    if isinstance(kind, Integer | BigInteger):
+        return lambda v: type(v) is int and INT64[0] <= v <= INT64[1]
+    if isinstance(kind, Boolean):
+        return lambda v: type(v) is bool
+    if isinstance(kind, String | Text):
+        limit = getattr(kind, "length", None) or float("inf")
+        return lambda v: type(v) is str and len(v) <= limit
+    return lambda v: False  # JSON: always the full walk
+
+
+# Per table, the columns a row brings (the store sets node, store and seq itself), each
+# with its quick test: built once, not per row.
+_COLUMNS = {
+    kind: [
+        (column.name, column, _plainly_fine(column))
+        for column in table_of(model).columns
+        if column.name not in ("node", "store", "seq")
+    ]
+    for kind, model in ROW_MODELS.items()
+}
+
+
 def row_problem(kind: str, row: dict[str, Any]) -> str | None:
     """Why table `kind` would refuse this row, in a few words; None if it would not."""
-    for column in table_of(ROW_MODELS[kind]).columns:
-        if column.name in ("node", "store", "seq"):
-            continue  # the store sets these itself
-        problem = _problem(row.get(column.name), column)
+    for name, column, fine in _COLUMNS[kind]:
+        value = row.get(name)
+        if fine(value):
+            continue
+        problem = _problem(value, column)
         if problem is not None:
-            return f"{kind}.{column.name} {problem}"
+            return f"{kind}.{name} {problem}"
     return None
