@@ -1,5 +1,6 @@
 """A node process loads what its role needs: a camera or an edge that runs never imports
-the coordinator's solvers, the plotting layer, the embedded broker or torch."""
+the coordinator's solvers, the plotting layer, the embedded broker, torch, or the metrics
+exporter when it serves no metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 pytestmark = pytest.mark.timeout(120)
 
 NOT_FOR_DATA_PLANE = ("cvxpy", "matplotlib", "networkx", "amqtt", "torch", "edgebus.launch",
+                      "prometheus_client",  # only where metrics_port is set
                       "edgebus.coordinator", "edgebus.experiments")  # fmt: skip
 
 ROLE_PARTS = {"camera": "edgebus.nodes.frame_sender", "edge": "edgebus.nodes.assembler"}

@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgebus import __version__
 from edgebus.actor.connect import bus_for
 from edgebus.actor.counters import Counts
-from edgebus.actor.metrics import MetricsEndpoint, start_metrics, stop_metrics
 from edgebus.actor.monitor import ResourceMonitor
 from edgebus.aio import cancel_and_wait, failure
 from edgebus.broker.bus import BusError
@@ -23,6 +22,9 @@ from edgebus.messages import Heartbeat, Result, Status, encode
 from edgebus.storage.records import ResultRecord, StatusRecord, StoreRecord
 from edgebus.storage.runtime import NodeStorage
 from edgebus.topics import Topics
+
+if TYPE_CHECKING:
+    from edgebus.actor.metrics import MetricsEndpoint
 
 log = logging.getLogger("edgebus.node")
 
@@ -146,11 +148,23 @@ class Node:
             links_bps=self.link_rates() if online else {},
         )
 
+    async def _start_metrics(self) -> MetricsEndpoint | None:
+        if self.settings.metrics_port <= 0:
+            return None
+        # Imported here: prometheus_client costs a node that serves no metrics ~12 MB.
+        from edgebus.actor.metrics import start_metrics
+
+        return await start_metrics(self)
+
+    async def _stop_metrics(self) -> None:
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
+
     async def run(self, connect_timeout: float | None = None) -> None:
         """Connect, work until stop() (or SIGINT/SIGTERM in the CLI), then shut down."""
         await self.bus.start(timeout=connect_timeout)
         try:
-            self.metrics = await start_metrics(self)
+            self.metrics = await self._start_metrics()
             await self.start_services()
             if self.storage is not None:
                 await self.storage.start()
@@ -160,7 +174,7 @@ class Node:
                 self.watch(task)
         except BaseException:
             await self.stop_services()
-            await stop_metrics(self.metrics)
+            await self._stop_metrics()
             await self.bus.close(flush_timeout=0)
             raise
         work = asyncio.create_task(self.main(), name=f"{self.node_id}-main")
@@ -199,7 +213,7 @@ class Node:
                     self.topics.status(self.node_id), offline, qos=1, retain=True
                 )
             await self.bus.close(flush_timeout=5)
-            await stop_metrics(self.metrics)
+            await self._stop_metrics()
             log.info("%s %s stopped", self.role, self.node_id)
         if self.failure is not None:
             raise NodeFailed(f"{self.role} {self.node_id}: {self.failure}")

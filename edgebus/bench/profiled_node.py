@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
     finally:
         timer.cancel()
         sys.setprofile(None)
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
         save(out, window)
     return code
 

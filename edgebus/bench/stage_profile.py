@@ -135,11 +135,11 @@ class StageAttribution:
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 20_000))  # call chains of coroutines run deep
         try:
-            out: Counter[str] = Counter()
+            out: dict[str, float] = {}
             for key, (_, _, own_s, _, _) in self.table.items():
                 for stage, fraction in self._share(key).items():
-                    out[stage] += own_s * fraction
-            return dict(out)
+                    out[stage] = out.get(stage, 0.0) + own_s * fraction
+            return out
         finally:
             sys.setrecursionlimit(limit)
 
