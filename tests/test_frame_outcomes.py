@@ -3,6 +3,8 @@ frame as dropped itself (only where no edge will record it)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -118,7 +120,33 @@ async def test_an_edge_that_went_offline_costs_its_open_frames(tracker):
     outcomes.sent(marker(1))
     outcomes.sent(marker(2, edge="edge-2"))
     offline = Delivery("t", b"", Status("edge-1", "edge", "offline"))
-    await outcomes._watch_edges(feed([offline]))  # type: ignore[arg-type]
+    await outcomes._follow(feed([offline]))  # type: ignore[arg-type]
     clock.now += 2.0
     await outcomes.check()
     assert [d.frame_id for d in drops] == [1] and "went offline" in drops[0].reason
+
+
+async def test_the_camera_follows_only_the_edges_it_addressed(tracker):
+    # Every heartbeat republishes a node's status: a camera that heard every node would do
+    # N^2 work across a fleet. It subscribes to each addressed edge's status, once.
+    outcomes, _clock, bus, _drops = tracker
+    subscribed: list[str] = []
+
+    async def subscribe(pattern: str, qos: int = 0) -> AsyncIterator[Delivery]:
+        subscribed.append(pattern)
+        return feed([])
+
+    bus.subscribe = subscribe
+    watching = asyncio.create_task(outcomes._watch_edges())
+    try:
+        for frame_id, edge in enumerate(["edge-1", "", "edge-2", "edge-1"]):
+            outcomes.sent(marker(frame_id, edge=edge))
+        outcomes.ask_again([marker(9, edge="edge-3")])
+        for _ in range(20):
+            await asyncio.sleep(0)
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+    topics = Topics("t")
+    assert subscribed == [topics.status(e) for e in ("edge-1", "edge-2", "edge-3")]

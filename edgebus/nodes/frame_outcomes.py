@@ -117,6 +117,10 @@ class OutcomeTracker:
         self._dropped_here: deque[tuple[int, int]] = deque(maxlen=10_000)
         self.answers_after_drop = 0
         self._offline_since: dict[str, float] = {}
+        # Edges this camera addressed frames to, whose status it follows (not every node's:
+        # each heartbeat republishes a status, and N cameras hearing N nodes is N² work).
+        self._watched: set[str] = set()
+        self._new_edges: asyncio.Queue[str] = asyncio.Queue()
         # When each edge last answered this camera ("" = any edge).
         self._last_heard: dict[str, float] = {}
         self._changed = asyncio.Event()
@@ -125,10 +129,9 @@ class OutcomeTracker:
 
     async def start(self) -> None:
         outcomes = await self.bus.subscribe(self.topics.outcome(self.camera), qos=1)
-        statuses = await self.bus.subscribe(self.topics.statuses(), qos=1)
         self._tasks = [
             asyncio.create_task(self._receive(outcomes), name=f"{self.camera}-outcomes"),
-            asyncio.create_task(self._watch_edges(statuses), name=f"{self.camera}-edges"),
+            asyncio.create_task(self._watch_edges(), name=f"{self.camera}-edges"),
             asyncio.create_task(self._sweep(), name=f"{self.camera}-ask-again"),
         ]
 
@@ -170,6 +173,7 @@ class OutcomeTracker:
         now = self.clock.monotonic()
         key = (marker.incarnation, marker.frame_id)
         self.pending[key] = Awaiting(marker, now, now + self.timings.first_ask_s)
+        self._watch(marker.edge)
         self.on_open(marker)
 
     def ask_again(self, markers: list[EndOfFrame]) -> None:
@@ -178,6 +182,7 @@ class OutcomeTracker:
         for marker in markers:
             key = (marker.incarnation, marker.frame_id)
             self.pending.setdefault(key, Awaiting(marker, now, now))
+            self._watch(marker.edge)
 
     async def drop_now(self, frame_id: int, capture_ts: float, reason: str, edge: str = "") -> None:
         """A frame that never reached an edge: the camera's own dropped record."""
@@ -215,7 +220,22 @@ class OutcomeTracker:
                 await self._drop(marker.frame_id, marker.incarnation, marker.capture_ts,
                                  told.node, f"refused by {told.node}: {told.reason}")  # fmt: skip
 
-    async def _watch_edges(self, statuses: Subscription) -> None:
+    def _watch(self, edge: str) -> None:
+        """Follow the status of an edge frames are addressed to ("" = any edge: none)."""
+        if edge and edge not in self._watched:
+            self._watched.add(edge)
+            self._new_edges.put_nowait(edge)
+
+    async def _watch_edges(self) -> None:
+        """One status subscription per addressed edge; a reader that fails fails this task
+        (supervised by the node), never silently."""
+        async with asyncio.TaskGroup() as readers:
+            while True:
+                edge = await self._new_edges.get()
+                statuses = await self.bus.subscribe(self.topics.status(edge), qos=1)
+                readers.create_task(self._follow(statuses), name=f"{self.camera}-sees-{edge}")
+
+    async def _follow(self, statuses: Subscription) -> None:
         async for delivery in statuses:
             status = delivery.message
             if not isinstance(status, Status) or status.role != "edge":
