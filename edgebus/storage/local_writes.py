@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert
+from sqlalchemy import Connection, Delete, Engine, Executable, bindparam, delete, insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from edgebus.storage.counters import StoreStats
 from edgebus.storage.engine import upsert_ignore
 from edgebus.storage.errors import StorageError, classify, first_line
 from edgebus.storage.models import ROW_MODELS, OpenFrame, QuarantinedRow, table_of
+
+# Built once: constructing a statement costs more than a small batch's executemany.
+_INSERTS = {kind: insert(table_of(model)) for kind, model in ROW_MODELS.items()}
 
 log = logging.getLogger("edgebus.storage")
 
@@ -56,6 +60,8 @@ class RowWriter:
         self.engine: Engine | None = None
         self.store_id = ""
         self.last_seq = 0
+        self._open_statement: Executable | None = None
+        self._close_statement: Delete | None = None
 
     def write(
         self, batch: list[Row], refused: list[Refused], opened: list[OpenChange]
@@ -87,19 +93,25 @@ class RowWriter:
         return seq, stamped
 
     def _apply_open_changes(self, connection: Connection, changes: list[OpenChange]) -> None:
+        """In order, each run of opens (or closes) as one executemany of a statement built
+        once: a camera's commit then costs two statements, not one per frame."""
         assert self.engine is not None
-        table = table_of(OpenFrame)
-        keys = ("incarnation", "frame_id")
-        for opened, frame in changes:
+        if self._open_statement is None or self._close_statement is None:
+            table = table_of(OpenFrame)
+            self._open_statement = upsert_ignore(self.engine, table, ("incarnation", "frame_id"))
+            self._close_statement = delete(table).where(
+                table.c.incarnation == bindparam("closed_incarnation"),
+                table.c.frame_id == bindparam("closed_frame_id"),
+            )
+        opens, closes = self._open_statement, self._close_statement
+        for opened, run in groupby(changes, key=lambda change: change[0]):
+            frames = [frame for _, frame in run]
             if opened:
-                connection.execute(upsert_ignore(self.engine, table, keys), [frame])
+                connection.execute(opens, frames)
             else:
-                connection.execute(
-                    delete(table).where(
-                        table.c.incarnation == frame["incarnation"],
-                        table.c.frame_id == frame["frame_id"],
-                    )
-                )
+                closed = [{"closed_incarnation": f["incarnation"],
+                           "closed_frame_id": f["frame_id"]} for f in frames]  # fmt: skip
+                connection.execute(closes, closed)
 
     def _insert(self, connection: Connection, batch: list[Row], seq: int) -> tuple[int, list[Row]]:
         by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -110,7 +122,7 @@ class RowWriter:
             by_kind.setdefault(kind, []).append(full)
             stamped.append((kind, full))
         for kind, rows in by_kind.items():
-            connection.execute(insert(table_of(ROW_MODELS[kind])), rows)
+            connection.execute(_INSERTS[kind], rows)
         return seq, stamped
 
     def _insert_quarantined(self, connection: Connection, refused: list[Refused]) -> None:
