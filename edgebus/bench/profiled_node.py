@@ -44,6 +44,7 @@ def save(out: Path, window: dict[str, float]) -> None:
         profilers = list(_profilers)
     out.parent.mkdir(parents=True, exist_ok=True)
     window["end"] = time.time()
+    window.setdefault("start", window["end"])  # ended within its warm-up: nothing profiled
     out.with_suffix(".json").write_text(json.dumps(window))
     if not profilers:
         return
@@ -71,7 +72,10 @@ def main(argv: list[str]) -> int:
     timer.daemon = True
     sys.setprofile(_wait_then_profile)
     threading.setprofile(_wait_then_profile)
-    timer.start()
+    if warmup_s > 0:
+        timer.start()
+    else:
+        start()
     code = 0
     try:
         app(argv[2:], prog_name="edgebus")

@@ -1,0 +1,100 @@
+"""The stage table of bench_profile: a function's CPU goes to the nearest stage root above
+it, split over its callers by call-edge time, and what no root reaches is the loop's."""
+
+from __future__ import annotations
+
+import json
+import pstats
+import subprocess
+import sys
+
+import pytest
+
+from edgebus.bench.stage_profile import MODEL, OTHER, ROLE_STAGES, StageAttribution, StageRoot
+
+pytestmark = pytest.mark.timeout(60)
+
+LOOP = ("asyncio/base_events.py", 1, "_run_once")
+SEND = ("edgebus/nodes/frame_sender.py", 10, "send")
+ENCODE = ("edgebus/message_wire.py", 20, "encode")
+PACK = ("msgpack/__init__.py", 30, "packb")
+RUN = ("edgebus/codecs/inference.py", 40, "run")
+WRITE = ("edgebus/storage/local.py", 50, "_write_loop")
+CYCLE_A = ("lib/a.py", 1, "a")
+CYCLE_B = ("lib/b.py", 1, "b")
+
+
+class FakeStats:
+    """What StageAttribution reads of pstats.Stats: key -> (cc, nc, own s, cum s, callers),
+    callers: caller key -> (cc, nc, own s, cum s) of that call edge."""
+
+    def __init__(self, table: dict) -> None:
+        self.stats = table
+
+
+def edge(cumulative: float) -> tuple[int, int, float, float]:
+    return (1, 1, 0.0, cumulative)
+
+
+ROOTS = (
+    StageRoot(MODEL, "edgebus/codecs/inference.py", "run"),
+    StageRoot("message encode", "edgebus/message_wire.py", "encode"),
+    StageRoot("chunking", "edgebus/nodes/frame_sender.py"),
+    StageRoot("store writes", "edgebus/storage/"),
+)
+
+
+def seconds(table: dict) -> dict[str, float]:
+    found = StageAttribution(FakeStats(table), ROOTS).seconds_by_stage()  # type: ignore[arg-type]
+    return {stage: round(value, 6) for stage, value in found.items() if value}
+
+
+def test_time_goes_to_the_nearest_root_above_it():
+    table = {
+        LOOP: (1, 1, 0.5, 4.0, {}),
+        SEND: (1, 1, 1.0, 3.0, {LOOP: edge(3.0)}),
+        ENCODE: (1, 1, 0.25, 1.0, {SEND: edge(1.0)}),
+        PACK: (1, 1, 0.75, 0.75, {ENCODE: edge(0.75)}),  # msgpack under encode: encode's
+        RUN: (1, 1, 1.0, 1.0, {SEND: edge(1.0)}),  # a root of its own under send
+    }
+    assert seconds(table) == {OTHER: 0.5, "chunking": 1.0, "message encode": 1.0, MODEL: 1.0}
+
+
+def test_a_shared_function_is_split_by_each_callers_time():
+    table = {
+        SEND: (1, 1, 0.0, 3.0, {}),
+        WRITE: (1, 1, 0.0, 1.0, {}),
+        PACK: (4, 4, 2.0, 2.0, {SEND: edge(1.5), WRITE: edge(0.5)}),
+    }
+    assert seconds(table) == {"chunking": 1.5, "store writes": 0.5}
+
+
+def test_a_recursive_cycle_outside_every_root_is_the_loops():
+    table = {
+        CYCLE_A: (2, 1, 1.0, 2.0, {CYCLE_B: edge(1.0)}),
+        CYCLE_B: (2, 1, 1.0, 2.0, {CYCLE_A: edge(1.0)}),
+    }
+    assert seconds(table) == {OTHER: 2.0}
+
+
+def test_each_role_lists_the_models_and_the_loop():
+    for stages in ROLE_STAGES.values():
+        assert stages[0] == MODEL and stages[-1] == OTHER and len(set(stages)) == len(stages)
+
+
+def test_a_profiled_command_saves_every_threads_stats_and_its_window(tmp_path):
+    out = tmp_path / "node.pstats"
+    command = [sys.executable, "-m", "edgebus.bench.profiled_node", str(out), "0", "--help"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "node" in done.stdout  # the edgebus command ran
+    window = json.loads(out.with_suffix(".json").read_text())
+    assert set(window) == {"start", "end"} and window["start"] <= window["end"]
+    assert pstats.Stats(str(out)).total_calls > 0  # type: ignore[attr-defined]
+
+
+def test_a_profiled_command_without_its_arguments_is_one_error_line():
+    command = [sys.executable, "-m", "edgebus.bench.profiled_node", "out.pstats"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout.strip().startswith("error:") and "\n" not in done.stdout.strip()
