@@ -37,6 +37,7 @@ from edgebus.storage.runtime import local_store_path
 
 FrameKey = tuple[str, int, int]  # (camera, incarnation, frame_id)
 EDGE_ID = "edge-replay"
+CLOUD_ID = "cloud-replay"
 
 
 def product_defaults() -> dict[str, str]:
@@ -47,7 +48,8 @@ def product_defaults() -> dict[str, str]:
 
 
 class EdgeUnderTest:
-    """One `edgebus node --role edge` process on `broker_url`, its store under data_dir."""
+    """One `edgebus node --role edge` process on `broker_url`, its store under data_dir, and
+    the cloud node that acknowledges its sync."""
 
     def __init__(self, broker_url: str, data_dir: Path, period_ms: int) -> None:
         self.fleet = Fleet(broker_url, data_dir, period_ms, env=product_defaults())
@@ -55,6 +57,9 @@ class EdgeUnderTest:
         self.process: psutil.Process | None = None
 
     async def start(self, timeout_s: float = 120.0) -> None:
+        # A cloud node acks the edge's sync, as in a fleet: without one the edge would
+        # resend its whole unacknowledged window every ack timeout, a load no fleet has.
+        self.fleet.start("cloud", CLOUD_ID)
         node = self.fleet.start("edge", EDGE_ID)
         self.process = psutil.Process(node.process.pid)
         await wait_for(lambda: logged(self.fleet, EDGE_ID, " online at ") or
@@ -83,7 +88,9 @@ class EdgeUnderTest:
         """SIGTERM (it decides what it holds, then drains its sync), SIGKILL after timeout_s."""
         if EDGE_ID not in self.fleet.nodes:
             return 0
-        return await self.fleet.stop(EDGE_ID, timeout_s)
+        code = await self.fleet.stop(EDGE_ID, timeout_s)
+        await self.fleet.stop(CLOUD_ID, timeout_s)
+        return code
 
 
 class PeakRss(threading.Thread):
