@@ -27,28 +27,26 @@ async def results_of(base: Settings, suffix: str) -> tuple[list[SentFrame], dict
     return sent, by_frame
 
 
-async def test_ready_units_go_as_one_chunk_without_a_link(actor_broker_url, tmp_path):
-    base = Settings(
-        broker=actor_broker_url, site="coalesce", heartbeat_s=0.5, frame_period_ms=300,
-        data_dir=str(tmp_path), store_enabled=False, link="off",
+def settings(url: str, tmp_path, site: str, link: str) -> Settings:
+    return Settings(
+        broker=url, site=site, heartbeat_s=0.5, frame_period_ms=300,
+        data_dir=str(tmp_path), store_enabled=False, link=link,
     )  # fmt: skip
-    sent, by_frame = await results_of(base, "c")
+
+
+async def test_coalesced_frames_decode_whole_at_the_edge(actor_broker_url, tmp_path):
+    sent, by_frame = await results_of(settings(actor_broker_url, tmp_path, "coalesce", "off"), "c")
     assert len(sent) == FRAMES
-    # Whole frames in fewer chunks than units (how few depends on how far the encoder is
-    # ahead when sending starts; tests/test_frame_sender.py pins the rule itself).
+    # How many chunks a frame takes depends on how far the encoder is ahead when sending
+    # starts (tests/test_frame_sender.py pins the rule); every frame arrives whole.
     assert all(frame.units_sent == frame.units_total > 1 for frame in sent)
     for result in by_frame.values():
-        assert result.chunks_received == next(
-            f.chunks_sent for f in sent if f.frame_id == result.frame_id
-        )
-    assert sum(r.chunks_received for r in by_frame.values()) < sum(f.units_total for f in sent)
+        frame = next(f for f in sent if f.frame_id == result.frame_id)
+        assert result.chunks_received == frame.chunks_sent
+        assert result.units_received == frame.units_total
 
 
 async def test_a_paced_link_keeps_one_unit_per_chunk(actor_broker_url, tmp_path):
-    base = Settings(
-        broker=actor_broker_url, site="paced", heartbeat_s=0.5, frame_period_ms=300,
-        data_dir=str(tmp_path), store_enabled=False, link="none",
-    )  # fmt: skip
-    sent, _ = await results_of(base, "p")
+    sent, _ = await results_of(settings(actor_broker_url, tmp_path, "paced", "none"), "p")
     assert len(sent) == FRAMES
     assert all(frame.chunks_sent == frame.units_sent for frame in sent)
