@@ -78,3 +78,16 @@ def test_late_chunk_of_an_older_frame_is_discarded():
     assert assembler.add_chunk(chunk(1, 1), 0) == []
     assert assembler.add_chunk(chunk(2, 0), 0) == []
     assert assembler.stats.late == 2 and assembler.pending == 0
+
+
+def test_next_expiry_is_when_the_oldest_frame_runs_out_of_grace():
+    # The edge sleeps until then instead of polling; none assembling: nothing is due.
+    assembler = FrameAssembler(grace_s=1.0)
+    assert assembler.next_expiry() is None
+    assembler.add_chunk(chunk(0, 0, camera="a"), 5.0)
+    assembler.add_chunk(chunk(0, 0, camera="b"), 5.5)
+    assert assembler.next_expiry() == 6.0
+    assembler.end(end(0, 1, camera="a"), 5.6)
+    assert assembler.next_expiry() == 6.5
+    assert [f.camera for f in assembler.expire(6.5)] == ["b"]
+    assert assembler.next_expiry() is None

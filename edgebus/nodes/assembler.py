@@ -107,6 +107,13 @@ class FrameAssembler:
         )
         return self._finish(frame)
 
+    def next_expiry(self) -> float | None:
+        """When the oldest frame still assembling runs out of grace; None if there is none.
+        A frame that starts later expires later, so nothing can come due before this."""
+        if not self._pending:
+            return None
+        return min(f.first_seen for f in self._pending.values()) + self.grace_s
+
     def expire(self, now: float) -> list[PendingFrame]:
         """Finish frames whose end marker has not come within the grace period."""
         stale = [f for f in self._pending.values() if now - f.first_seen >= self.grace_s]

@@ -97,6 +97,7 @@ class EdgeNode(Node):
         self._decided: asyncio.Queue[tuple[PendingFrame, float]] = asyncio.Queue()
         self.max_queue_s = max(1.0, 2 * period_s)
         self._batch: list[tuple[PendingFrame, float]] = []  # being decided now
+        self._assembling = asyncio.Event()  # wakes the expiry loop when frames arrive
         self.outcomes = EdgeOutcomes(self, self.ledger, self.counters)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -254,6 +255,7 @@ class EdgeNode(Node):
             self._refused("refused", message, reason, answer=isinstance(message, EndOfFrame))
             return
         self.ledger.seen(key)
+        self._assembling.set()
         now = self.clock.monotonic()
         if isinstance(message, FrameChunk):
             finished = self.assembler.add_chunk(message, now)
@@ -285,8 +287,16 @@ class EdgeNode(Node):
             self._spawn(self.outcomes.tell_camera(key, OUTCOME_REFUSED, reason))
 
     async def _expire_loop(self) -> None:
+        """Sleeps until the oldest assembling frame runs out of grace, or while none is
+        assembling until one starts; no polling."""
         while True:
-            await self.clock.sleep(min(0.1, self.assembler.grace_s / 4))
+            self._assembling.clear()
+            due = self.assembler.next_expiry()
+            if due is None:
+                await self._assembling.wait()
+                continue
+            # At least a few ms: a frame that somehow stayed would otherwise spin the loop.
+            await self.clock.sleep(max(due - self.clock.monotonic(), 0.005))
             now = self.clock.monotonic()
             for frame in self.assembler.expire(now):
                 self._decided.put_nowait((frame, now))
