@@ -38,22 +38,13 @@ from sqlalchemy import func, select
 
 from edgebus.bench import process_fleet
 from edgebus.bench.mosquitto import LocalMosquitto
-from edgebus.bench.process_fleet import Fleet
+from edgebus.bench.process_fleet import Fleet, product_defaults
 from edgebus.bench.stage_profile import MODEL, ROLE_STAGES, stage_seconds
-from edgebus.config import Settings
 from edgebus.reports import write_csv
 from edgebus.storage.global_store import GlobalStore
 from edgebus.storage.models import Frame
 
 PROFILED = ("camera-0", "edge-1")
-
-
-def default_env() -> dict[str, str]:
-    """The product's defaults for what the fleet helper speeds up for tests."""
-    defaults = Settings()
-    keys = ("sync_interval_s", "sync_ack_timeout_s", "store_flush_ms", "reconnect_min_s",
-            "reconnect_max_s", "heartbeat_s", "edge_capacity_fps")  # fmt: skip
-    return {f"EDGEBUS_{key.upper()}": str(getattr(defaults, key)) for key in keys}
 
 
 @dataclass
@@ -126,7 +117,7 @@ class RunResult:
 async def run_fleet(args: argparse.Namespace, profiled: bool, workdir: Path) -> RunResult:
     cameras = [f"camera-{i}" for i in range(args.cameras)]
     with LocalMosquitto(stock=True) as broker:
-        fleet = Fleet(broker.url, workdir, period_ms=args.period_ms, env=default_env())
+        fleet = Fleet(broker.url, workdir, period_ms=args.period_ms, env=product_defaults())
         plain_cli = process_fleet.CLI
         try:
             fleet.start("cloud", "cloud-1")

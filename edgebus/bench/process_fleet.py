@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebus.config import ENV_PREFIX, Settings
 from edgebus.fashion_mnist import fashion_mnist_installed
 from edgebus.storage.audit import AuditReport, audit, local_store_paths
 
@@ -44,6 +45,15 @@ FAST = {
     "EDGEBUS_HEARTBEAT_S": "1.0",
     "EDGEBUS_EDGE_CAPACITY_FPS": "200",
 }
+
+
+def product_defaults() -> dict[str, str]:
+    """FAST put back to the Settings defaults, for a benchmark whose nodes must run as a
+    user's would (the edge's capacity measured at start, 50 ms store flushes, ...)."""
+    defaults = Settings()
+    return {key: str(getattr(defaults, key.removeprefix(ENV_PREFIX).lower())) for key in FAST}
+
+
 STOP_ORDER = ("camera", "json-view", "edge", "coordinator", "cloud")
 
 

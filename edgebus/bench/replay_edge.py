@@ -28,23 +28,16 @@ from typing import Any
 import numpy as np
 import psutil
 
-from edgebus.bench.process_fleet import FAST, Fleet, logged, wait_for
+from edgebus.bench.process_fleet import Fleet, logged, product_defaults, wait_for
 from edgebus.bench.processes import terminate
 from edgebus.bench.replay import ModelThroughput, ReplayPlan
-from edgebus.config import ENV_PREFIX, Settings
+from edgebus.config import Settings
 from edgebus.storage.audit import reason_class
 from edgebus.storage.runtime import local_store_path
 
 FrameKey = tuple[str, int, int]  # (camera, incarnation, frame_id)
 EDGE_ID = "edge-replay"
 CLOUD_ID = "cloud-replay"
-
-
-def product_defaults() -> dict[str, str]:
-    """The Fleet's quick test settings put back to the Settings defaults: the edge under
-    test runs as a user's would (its capacity measured at start, 50 ms store flushes...)."""
-    defaults = Settings()
-    return {key: str(getattr(defaults, key.removeprefix(ENV_PREFIX).lower())) for key in FAST}
 
 
 class EdgeUnderTest:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from edgebus.bench.process_fleet import product_defaults
 from edgebus.bench.replay import ReplayPlan, assembled, model_throughput, pre_encode
-from edgebus.bench.replay_edge import EdgeUnderTest, product_defaults, run_step
+from edgebus.bench.replay_edge import EdgeUnderTest, run_step
 from edgebus.config import Settings
 
 pytestmark = pytest.mark.integration
