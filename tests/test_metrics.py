@@ -186,9 +186,13 @@ def test_up_refuses_a_taken_metrics_port_before_starting_anything():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        base = Settings(node_id="x", metrics_port=port - 1, qos_pool="off")
-        with pytest.raises(MetricsPortError, match=f"^cloud: .*127.0.0.1:{port} .*in use"):
-            check_metrics_ports(node_settings(base, UpPlan(sensors=0)))
+        # The first node's port is the taken one: a neighbouring port may be another
+        # test's at this moment, and the check names the first port in use it meets.
+        base = Settings(node_id="x", metrics_port=port, qos_pool="off")
+        nodes = node_settings(base, UpPlan(sensors=0))
+        first = next(iter(nodes))  # node i serves on base + i
+        with pytest.raises(MetricsPortError, match=f"^{first}: .*127.0.0.1:{port} .*in use"):
+            check_metrics_ports(nodes)
 
 
 def dashboard_exprs() -> list[str]:
