@@ -157,8 +157,10 @@ class Node:
         return await start_metrics(self)
 
     async def _stop_metrics(self) -> None:
-        if self.metrics is not None:
-            await asyncio.to_thread(self.metrics.stop)
+        if self.metrics is not None:  # then actor.metrics is imported already
+            from edgebus.actor.metrics import stop_metrics
+
+            await stop_metrics(self.metrics)
 
     async def run(self, connect_timeout: float | None = None) -> None:
         """Connect, work until stop() (or SIGINT/SIGTERM in the CLI), then shut down."""
