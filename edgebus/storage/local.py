@@ -205,6 +205,9 @@ class LocalStore:
         self._pending.append((kind, row))
         self._nudge(full=len(self._pending) >= self.flush_rows)
 
+    def _has_queued(self) -> bool:
+        return bool(self._pending or self._quarantine or self._open_changes)
+
     def _nudge(self, full: bool) -> None:
         if self._queued is not None and self._full is not None:
             self._queued.set()
@@ -246,7 +249,7 @@ class LocalStore:
             return await self._flush()
 
     async def _flush(self) -> int:
-        if not self._pending and not self._quarantine and not self._open_changes:
+        if not self._has_queued():
             return self.last_seq
         batch, self._pending = self._pending, []
         refused, self._quarantine = self._quarantine, []
@@ -306,7 +309,7 @@ class LocalStore:
                 self.stats.write_errors += 1
                 log.exception("%s: writing rows failed", self.where)
                 await asyncio.sleep(max(self.flush_interval_s, 0.5))
-            if self._pending or self._quarantine or self._open_changes:
+            if self._has_queued():
                 self._queued.set()  # a failed commit put its rows back: try them again
 
     # -- reading, acks and retention -----------------------------------------------------

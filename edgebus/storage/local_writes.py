@@ -14,7 +14,7 @@ import time
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, Delete, Engine, Executable, bindparam, delete, insert
+from sqlalchemy import Connection, Engine, Executable, bindparam, delete, insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from edgebus.storage.counters import StoreStats
@@ -24,6 +24,10 @@ from edgebus.storage.models import ROW_MODELS, OpenFrame, QuarantinedRow, table_
 
 # Built once: constructing a statement costs more than a small batch's executemany.
 _INSERTS = {kind: insert(table_of(model)) for kind, model in ROW_MODELS.items()}
+_CLOSE_FRAMES = delete(table_of(OpenFrame)).where(
+    table_of(OpenFrame).c.incarnation == bindparam("closed_incarnation"),
+    table_of(OpenFrame).c.frame_id == bindparam("closed_frame_id"),
+)
 
 log = logging.getLogger("edgebus.storage")
 
@@ -60,8 +64,7 @@ class RowWriter:
         self.engine: Engine | None = None
         self.store_id = ""
         self.last_seq = 0
-        self._open_statement: Executable | None = None
-        self._close_statement: Delete | None = None
+        self._open_statement: Executable | None = None  # its dialect's upsert, on first use
 
     def write(
         self, batch: list[Row], refused: list[Refused], opened: list[OpenChange]
@@ -96,14 +99,10 @@ class RowWriter:
         """In order, each run of opens (or closes) as one executemany of a statement built
         once: a camera's commit then costs two statements, not one per frame."""
         assert self.engine is not None
-        if self._open_statement is None or self._close_statement is None:
-            table = table_of(OpenFrame)
-            self._open_statement = upsert_ignore(self.engine, table, ("incarnation", "frame_id"))
-            self._close_statement = delete(table).where(
-                table.c.incarnation == bindparam("closed_incarnation"),
-                table.c.frame_id == bindparam("closed_frame_id"),
-            )
-        opens, closes = self._open_statement, self._close_statement
+        if self._open_statement is None:
+            keys = ("incarnation", "frame_id")
+            self._open_statement = upsert_ignore(self.engine, table_of(OpenFrame), keys)
+        opens = self._open_statement
         for opened, run in groupby(changes, key=lambda change: change[0]):
             frames = [frame for _, frame in run]
             if opened:
@@ -111,7 +110,7 @@ class RowWriter:
             else:
                 closed = [{"closed_incarnation": f["incarnation"],
                            "closed_frame_id": f["frame_id"]} for f in frames]  # fmt: skip
-                connection.execute(closes, closed)
+                connection.execute(_CLOSE_FRAMES, closed)
 
     def _insert(self, connection: Connection, batch: list[Row], seq: int) -> tuple[int, list[Row]]:
         by_kind: dict[str, list[dict[str, Any]]] = {}
