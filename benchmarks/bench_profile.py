@@ -36,7 +36,6 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
-from edgebus.bench import process_fleet
 from edgebus.bench.mosquitto import LocalMosquitto
 from edgebus.bench.process_fleet import Fleet, product_defaults
 from edgebus.bench.stage_profile import MODEL, ROLE_STAGES, stage_seconds
@@ -118,20 +117,15 @@ async def run_fleet(args: argparse.Namespace, profiled: bool, workdir: Path) -> 
     cameras = [f"camera-{i}" for i in range(args.cameras)]
     with LocalMosquitto(stock=True) as broker:
         fleet = Fleet(broker.url, workdir, period_ms=args.period_ms, env=product_defaults())
-        plain_cli = process_fleet.CLI
         try:
             fleet.start("cloud", "cloud-1")
             for role, node in [("edge", "edge-1")] + [("camera", c) for c in cameras]:
                 if profiled and node in PROFILED:
-                    process_fleet.CLI = (
-                        sys.executable,
-                        "-m",
-                        "edgebus.bench.profiled_node",
-                        str(workdir / f"{node}.pstats"),
-                        str(args.warmup),
-                    )
-                fleet.start(role, node)
-                process_fleet.CLI = plain_cli
+                    profiler = ("-m", "edgebus.bench.profiled_node",
+                                str(workdir / f"{node}.pstats"), str(args.warmup))  # fmt: skip
+                    fleet.start(role, node, cli=(sys.executable, *profiler))
+                else:
+                    fleet.start(role, node)
             processes = {n: psutil.Process(fleet.nodes[n].process.pid) for n in fleet.nodes}
             sampler = WindowSampler(processes)
             await asyncio.sleep(args.warmup)
@@ -142,7 +136,6 @@ async def run_fleet(args: argparse.Namespace, profiled: bool, workdir: Path) -> 
             end = time.time()
             await fleet.stop_all()
         finally:
-            process_fleet.CLI = plain_cli
             fleet.kill_all()
     report = fleet.audit()
     url = f"sqlite:///{workdir}/global.sqlite3"

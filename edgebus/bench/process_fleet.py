@@ -89,16 +89,20 @@ class Fleet:
         base.update(self.env)
         return base
 
-    def start(self, role: str, node_id: str, *extra: str, broker: str | None = None) -> FleetNode:
+    def start(
+        self, role: str, node_id: str, *extra: str, broker: str | None = None,
+        cli: tuple[str, ...] = CLI,
+    ) -> FleetNode:  # fmt: skip
         """Start a node; `broker` puts it on another broker than the fleet's (for good:
-        a restart keeps it there)."""
+        a restart keeps it there); `cli` runs the edgebus command another way (under a
+        profiler, say)."""
         if broker is not None:
             self.brokers[node_id] = broker
         self.starts += 1
         log = self.data_dir / f"{node_id}.{self.starts}.log"
         # The JSON view is a node with its own command; every other role is `node --role`.
         run = ["json-view"] if role == "json-view" else ["node", "--role", role]
-        command = [*CLI, *run, "--id", node_id, "--wait", "30", *extra]
+        command = [*cli, *run, "--id", node_id, "--wait", "30", *extra]
         env = self._env()
         env["EDGEBUS_BROKER"] = self.url_for(node_id)
         with log.open("wb") as out:
