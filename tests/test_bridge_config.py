@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from edgebus.bench.mosquitto import mosquitto_binary
+from edgebus.bench.processes import terminate
 from edgebus.broker.address import TlsOptions, parse_broker_url
 from edgebus.broker.bridge import BOTH, DOWN, LOCAL_ONLY, SITE_ROUTES, UP, SiteBridge
 from edgebus.broker.matching import topic_matches
@@ -89,6 +90,10 @@ def test_mosquitto_starts_with_the_configuration(tmp_path):
         wait_for_port(port, timeout_s=5)
         assert process.poll() is None
     finally:
-        process.terminate()
-        _, errors = process.communicate(timeout=10)
-    assert "Error" not in errors, errors
+        # A bridge stuck connecting can outlast SIGTERM on a loaded machine: then SIGKILL.
+        terminate(process)
+        errors = process.stderr.read() if process.stderr else ""
+    # Configuration errors read "Error: ..." and "Error found at <file>:<line>". The cloud
+    # here is a closed port, so "Error creating bridge: ..." may come too: that is the
+    # connection failing, as it should, not the configuration.
+    assert "Error:" not in errors and "Error found" not in errors, errors
