@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from edgebus.message_wire import decode
 from edgebus.messages import EndOfFrame, FrameChunk
 from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.frame_coding import FrameCoding
-from edgebus.nodes.frame_sender import EncodeJob, FrameSender, SenderSetup
+from edgebus.nodes.frame_sender import HAND_OVER_S, EncodeJob, FrameSender, SenderSetup, SentFrame
 from edgebus.nodes.sources import CapturedFrame
 from edgebus.topics import Topics
 
@@ -32,17 +33,24 @@ class RecordingBus:
         self.sent.append(decode(payload) if isinstance(payload, bytes) else payload)
 
 
-async def send_one(link: LinkEmulator | None) -> tuple[RecordingBus, object]:
+def sender_and_job(
+    link: LinkEmulator | None, units: Callable[[np.ndarray], Iterator[bytes]],
+    counters: CameraCounters | None = None,
+) -> tuple[RecordingBus, FrameSender, EncodeJob]:  # fmt: skip
     bus = RecordingBus()
     clock = RealClock()
     sender = FrameSender(
         bus, Topics("t"), clock, SenderSetup("cam", 1, 8, 8, 0, False),  # type: ignore[arg-type]
-        lambda edge: link, CameraCounters(),
+        lambda edge: link, counters or CameraCounters(),
     )  # fmt: skip
     now = clock.monotonic()
     frame = CapturedFrame(0, np.zeros((8, 8, 3), np.uint8), 1, time.time(), now, now + 5.0,
                           time.time() + 5.0)  # fmt: skip
-    job = EncodeJob(frame, FrameCoding("pnc", "m", lambda image: iter(UNITS)))
+    return bus, sender, EncodeJob(frame, FrameCoding("pnc", "m", units))
+
+
+async def send_one(link: LinkEmulator | None) -> tuple[RecordingBus, SentFrame]:
+    bus, sender, job = sender_and_job(link, lambda image: iter(UNITS))
     try:
         sender.encode(job)
         await asyncio.wait_for(job.encoded.wait(), 5)  # every unit is coded and handed over
@@ -66,3 +74,46 @@ async def test_a_paced_link_sends_one_unit_per_chunk():
     chunks = [m for m in bus.sent if isinstance(m, FrameChunk)]
     assert [c.data for c in chunks] == UNITS
     assert (sent.units_sent, sent.chunks_sent) == (3, 3)
+
+
+async def test_a_slow_encoder_hands_its_first_units_over_while_still_coding():
+    """Progressive sending: units coded early reach the sender long before the frame's
+    last one, not at its end."""
+    gap_s = 10 * HAND_OVER_S
+
+    def slow_units(image: np.ndarray) -> Iterator[bytes]:
+        for unit in UNITS:
+            yield unit
+            time.sleep(gap_s)
+
+    _, sender, job = sender_and_job(None, slow_units)
+    try:
+        sender.encode(job)
+        first = await asyncio.wait_for(job.units.get(), 5)
+        received_first = time.monotonic()
+        await asyncio.wait_for(job.encoded.wait(), 5)
+        assert first == UNITS[0]
+        # The encoder sleeps gap_s after each of the 3 units: the first one arrived at least
+        # two gaps before the end.
+        assert time.monotonic() - received_first >= 1.5 * gap_s
+    finally:
+        sender.close()
+
+
+async def test_an_encoder_failure_ends_the_frame_with_what_was_coded():
+    def failing_units(image: np.ndarray) -> Iterator[bytes]:
+        yield UNITS[0]
+        raise ValueError("broken model")
+
+    counters = CameraCounters()
+    bus, sender, job = sender_and_job(None, failing_units, counters)
+    try:
+        sender.encode(job)
+        await asyncio.wait_for(job.encoded.wait(), 5)
+        sent, marker = await sender.send(job)
+    finally:
+        sender.close()
+    assert counters.encode_errors == 1
+    assert (sent.units_sent, sent.units_total) == (1, 1)
+    assert [m.data for m in bus.sent if isinstance(m, FrameChunk)] == [UNITS[0]]
+    assert isinstance(marker, EndOfFrame) and marker.units_sent == 1

@@ -2,8 +2,9 @@
 important first until its deadline, paced by the emulated link, and close it with an
 end marker (the PNC paper's device side, Sec. V-G).
 
-- The encoder runs in a worker thread and hands each unit to the loop as soon as it is
-  coded, so the first feature goes out while the rest are still being Huffman coded.
+- The encoder runs in a worker thread and hands its units to the loop every few
+  milliseconds as they are coded, so a large frame's first features go out while the
+  rest are still being Huffman coded, and a small frame goes in one message.
 - Frame i's deadline is the instant frame i+1 is due. A chunk starts only if the link
   carries it, and the end marker after it, before then; sending also stops as soon as
   frame i+1's first unit is ready (the paper's rule), so a frame's chunks never
@@ -16,9 +17,9 @@ end marker (the PNC paper's device side, Sec. V-G).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
-from collections import deque
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,11 @@ log = logging.getLogger("edgebus.camera")
 # Most bytes of ready units joined into one chunk: a 64 px PNC frame is 1-3 KiB, and a
 # 224 px one stays well under the broker's default message limits.
 COALESCE_BYTES = 16 * 1024
+# The encoder thread hands its units to the loop at most this often. Each hand-over wakes
+# the loop and usually becomes a chunk of its own, so a 64 px frame (coded in well under
+# a millisecond) now reaches the sender in one hand-over and leaves as one message; a
+# large frame's first units still leave a few ms after they are coded.
+HAND_OVER_S = 0.002
 
 
 @dataclass(slots=True)
@@ -53,10 +59,6 @@ class EncodeJob:
     chunks_out: int = 0  # chunks handed to the bus so far
     first_ready_mono: float | None = None
     encoded: asyncio.Event = field(default_factory=asyncio.Event)
-    # From the encoder thread to the loop: units handed over, and whether a wake-up is due.
-    handed: deque[bytes | None] = field(default_factory=deque)
-    handing: threading.Lock = field(default_factory=threading.Lock)
-    wake_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,52 +111,51 @@ class FrameSender:
     # -- encoding, in the worker thread -----------------------------------------------
 
     def encode(self, job: EncodeJob) -> None:
-        loop = asyncio.get_running_loop()
-        encoding = loop.run_in_executor(self._encoder, self._encode_blocking, job, loop)
-        encoding.add_done_callback(self._encode_failed)
-
-    def _encode_failed(self, encoding: asyncio.Future[None]) -> None:
-        # The frame still ends (with what was coded) because the worker always closes the
-        # unit stream; the failure is counted and logged here.
-        if not encoding.cancelled() and encoding.exception() is not None:
-            self.counters.encode_errors += 1
-            log.error("encoder failed: %s", encoding.exception())
+        # Not run_in_executor: its future would wake the loop once more per frame only to
+        # say the worker finished, which the frame's end (handed over below) already says.
+        self._encoder.submit(self._encode_blocking, job, asyncio.get_running_loop())
 
     def _encode_blocking(self, job: EncodeJob, loop: asyncio.AbstractEventLoop) -> None:
-        """Worker thread: hand every unit to the event loop the moment it is coded."""
+        """Worker thread: hand the coded units to the loop in slices of HAND_OVER_S, then the
+        frame's end (always, with the failure if the encoder raised)."""
+        ready: list[bytes] = []
+        sliced_at = time.monotonic()
+        failure: Exception | None = None
         try:
             for unit in job.coding.units(job.frame.image):
-                self._hand_over(job, unit, loop)
+                ready.append(unit)
+                if time.monotonic() - sliced_at >= HAND_OVER_S:
+                    self._hand_over(loop, job, ready, False, None)
+                    ready, sliced_at = [], time.monotonic()
+        except Exception as exc:
+            failure = exc
         finally:
-            self._hand_over(job, None, loop)
+            self._hand_over(loop, job, ready, True, failure)
 
     def _hand_over(
-        self, job: EncodeJob, unit: bytes | None, loop: asyncio.AbstractEventLoop
+        self, loop: asyncio.AbstractEventLoop, job: EncodeJob, units: list[bytes], ended: bool,
+        failure: Exception | None,
+    ) -> None:  # fmt: skip
+        # A camera stopping mid-frame may have closed its loop already: nothing waits then.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._units_ready, job, units, ended, failure)
+
+    def _units_ready(
+        self, job: EncodeJob, units: list[bytes], ended: bool, failure: Exception | None
     ) -> None:
-        """Worker thread: queue the unit and wake the loop, unless a wake-up is already on its
-        way (it will take this unit too): one wake-up per burst, not one per unit."""
-        job.handed.append(unit)
-        with job.handing:
-            if job.wake_pending:
-                return
-            job.wake_pending = True
-        loop.call_soon_threadsafe(self._take_handed, job)
-
-    def _take_handed(self, job: EncodeJob) -> None:
-        with job.handing:
-            job.wake_pending = False  # from here, a unit handed over wakes the loop again
-        while job.handed:
-            self._unit_ready(job, job.handed.popleft())
-
-    def _unit_ready(self, job: EncodeJob, unit: bytes | None) -> None:
-        if unit is None:
-            job.encoded.set()
-        else:
+        if units and job.first_ready_mono is None:
+            job.first_ready_mono = self.clock.monotonic()
+            self._newest_ready = max(self._newest_ready, job.frame.frame_id)
+        for unit in units:
             job.unit_sizes.append(len(unit))
-            if job.first_ready_mono is None:
-                job.first_ready_mono = self.clock.monotonic()
-                self._newest_ready = max(self._newest_ready, job.frame.frame_id)
-        job.units.put_nowait(unit)
+            job.units.put_nowait(unit)
+        if failure is not None:
+            # The frame still ends, with what was coded; the failure is counted and logged.
+            self.counters.encode_errors += 1
+            log.error("encoder failed: %s", failure)
+        if ended:
+            job.encoded.set()
+            job.units.put_nowait(None)
 
     # -- the end marker ---------------------------------------------------------------
 
