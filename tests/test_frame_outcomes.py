@@ -150,3 +150,60 @@ async def test_the_camera_follows_only_the_edges_it_addressed(tracker):
             await watching
     topics = Topics("t")
     assert subscribed == [topics.status(e) for e in ("edge-1", "edge-2", "edge-3")]
+
+
+async def test_the_sweep_sleeping_until_the_next_due_does_what_polling_does():
+    """Asked-again questions and drops are the same whether check() runs every SWEEP_S or
+    only when the sweep's nap() ends, through answers, a silent edge and one that goes
+    offline; and the sweep wakes far less often."""
+
+    def make() -> tuple[OutcomeTracker, ManualClock, RecordingBus, list[FrameDropped]]:
+        clock, bus, drops = ManualClock(), RecordingBus(), []
+        timings = OutcomeTimings(first_ask_s=3.0, edge_lost_s=3.0, give_up_s=12.0,
+                                 patience_s=40.0)  # fmt: skip
+        return (
+            OutcomeTracker(bus, Topics("t"), "cam", 7, clock, timings, drops.append),
+            clock,
+            bus,
+            drops,
+        )  # type: ignore[arg-type]
+
+    polled, napped = make(), make()
+    checks = {"polled": 0, "napped": 0}
+    wake_at = napped[1].now
+    step = 0.05
+    offline = Delivery("t", b"", Status("edge-2", "edge", "offline"))
+    for tick in range(int(60 / step)):
+        t = tick * step
+        for outcomes, clock, _bus, _drops in (polled, napped):
+            clock.now = 1000.0 + t
+            frame_id = tick // 10
+            # A frame every 0.5 s, with a pause from 5 to 8 s. The first ten are answered,
+            # so nothing awaits an answer in the pause; then edge-1 answers two in three,
+            # and edge-2 (offline at 20 s) none of its own.
+            to_edge_2 = frame_id >= 14 and frame_id % 7 == 0
+            if tick % 10 == 0 and t < 30 and not 5 <= t < 8:
+                outcomes.sent(marker(frame_id, edge="edge-2" if to_edge_2 else "edge-1"))
+            answered = frame_id < 10 or (frame_id % 3 and not to_edge_2)
+            if tick % 10 == 2 and t < 30 and answered:
+                await outcomes._receive(feed([outcome(frame_id)]))  # type: ignore[arg-type]
+            if tick == int(20 / step):
+                await outcomes._follow(feed([offline]))  # type: ignore[arg-type]
+        if tick % 5 == 0:
+            checks["polled"] += 1
+            await polled[0].check()
+        if napped[1].now >= wake_at - 1e-9:
+            checks["napped"] += 1
+            await napped[0].check()
+            wake_at = napped[1].now + napped[0].nap()
+
+    def asked(bus: RecordingBus) -> set[tuple[int, int]]:
+        return {(m.frame_id, m.attempt) for _, m in bus.published if isinstance(m, EndOfFrame)}
+
+    def dropped(drops: list[FrameDropped]) -> list[tuple[int, str]]:
+        return sorted((d.frame_id, d.reason.split(" ")[0]) for d in drops)
+
+    assert asked(polled[2]) == asked(napped[2]) and asked(polled[2])
+    assert dropped(polled[3]) == dropped(napped[3])
+    assert {reason for _, reason in dropped(polled[3])} == {"edge", "no"}  # offline and silent
+    assert checks["napped"] * 3 < checks["polled"]

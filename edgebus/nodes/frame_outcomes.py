@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -32,7 +33,7 @@ from dataclasses import dataclass, replace
 from edgebus.aio import cancel_and_wait
 from edgebus.broker.bus import Bus, BusError, Subscription
 from edgebus.broker.tracing import traced
-from edgebus.clock import Clock
+from edgebus.clock import Clock, sleep_unless_woken
 from edgebus.messages import (
     OUTCOME_REFUSED,
     EndOfFrame,
@@ -45,6 +46,7 @@ from edgebus.topics import Topics
 log = logging.getLogger("edgebus.frame_outcomes")
 
 MAX_RETRY_GAP_S = 8.0
+# The sweep's shortest sleep: questions and drops are timed to a quarter second.
 SWEEP_S = 0.25
 # After a reconnect, questions and answers of the outage are likely lost; ask again once
 # the other nodes have had this long to subscribe again.
@@ -124,6 +126,7 @@ class OutcomeTracker:
         # When each edge last answered this camera ("" = any edge).
         self._last_heard: dict[str, float] = {}
         self._changed = asyncio.Event()
+        self._reschedule = asyncio.Event()  # questions came due sooner than the sweep sleeps
         self._tasks: list[asyncio.Task[None]] = []
         bus.on_reconnect.append(self._after_reconnect)
 
@@ -183,6 +186,7 @@ class OutcomeTracker:
             key = (marker.incarnation, marker.frame_id)
             self.pending.setdefault(key, Awaiting(marker, now, now))
             self._watch(marker.edge)
+        self._reschedule.set()
 
     async def drop_now(self, frame_id: int, capture_ts: float, reason: str, edge: str = "") -> None:
         """A frame that never reached an edge: the camera's own dropped record."""
@@ -192,6 +196,7 @@ class OutcomeTracker:
         soon = self.clock.monotonic() + AFTER_RECONNECT_S
         for awaiting in self.pending.values():
             awaiting.next_ask_mono = min(awaiting.next_ask_mono, soon)
+        self._reschedule.set()
 
     # -- answers -------------------------------------------------------------------------
 
@@ -246,9 +251,36 @@ class OutcomeTracker:
                 self._offline_since.pop(status.node, None)
 
     async def _sweep(self) -> None:
+        """Sleeps until check() has something to do, not polling; a restart's or reconnect's
+        questions, due sooner than it sleeps, wake it."""
         while True:
-            await self.clock.sleep(SWEEP_S)
+            self._reschedule.clear()
+            await sleep_unless_woken(self.clock, self.nap(), self._reschedule)
             await self.check()
+
+    def nap(self) -> float:
+        """How long the sweep may sleep: until the first question or drop due, but no longer
+        than a frame sent (or an edge going offline) meanwhile takes to need one, and at
+        least SWEEP_S."""
+        timings = self.timings
+        longest = min(timings.first_ask_s, timings.give_up_s, timings.patience_s,
+                      timings.edge_lost_s)  # fmt: skip
+        now = self.clock.monotonic()
+        return max(min(self._next_due() - now, longest), SWEEP_S)
+
+    def _next_due(self) -> float:
+        """When check() will first ask again about, or drop, a frame now awaiting its outcome
+        (answers heard meanwhile only make that later)."""
+        timings, due = self.timings, math.inf
+        for awaiting in self.pending.values():
+            edge = awaiting.marker.edge
+            heard = self._last_heard.get(edge, -math.inf)
+            due = min(due, awaiting.next_ask_mono, awaiting.sent_mono + timings.patience_s,
+                      max(awaiting.sent_mono, heard) + timings.give_up_s)  # fmt: skip
+            offline_since = self._offline_since.get(edge) if edge else None
+            if offline_since is not None:
+                due = min(due, offline_since + timings.edge_lost_s)
+        return due
 
     async def check(self) -> None:
         """Ask again where an answer is overdue; drop what no edge will answer."""
