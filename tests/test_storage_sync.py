@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -101,3 +103,26 @@ async def test_unsynced_rows_on_request_and_retention(actor_broker_url, tmp_path
     await store.close()
     await node_bus.close()
     await asker.close()
+
+
+def test_a_commit_wakes_the_sender_only_when_it_changes_what_the_sender_does():
+    """Every commit of a busy node used to wake the sender; now only one that makes rows
+    wait where none did, fills a batch, or finds the interval over does."""
+    store = SimpleNamespace(node="n1", last_seq=0, acked_seq=0, on_commit=[])
+    agent = SyncAgent(None, store, SyncOptions(batch_rows=50, interval_s=10.0))  # type: ignore[arg-type]
+    agent._last_send = time.monotonic()
+
+    def commit(seq: int) -> bool:
+        store.last_seq = seq
+        agent._wake.clear()
+        agent._committed(seq)
+        return agent._wake.is_set()
+
+    assert commit(1)  # rows wait now: the sender sleeps until the interval's end instead
+    assert not commit(2) and not commit(49)
+    assert commit(60)  # a full batch goes at once
+    agent.sent_upto = 60
+    assert commit(61)
+    assert not commit(62)
+    agent._last_send -= 11.0
+    assert commit(63)  # the interval is over

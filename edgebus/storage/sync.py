@@ -58,6 +58,7 @@ class SyncAgent:
         # Called with (acked seq, monotonic time) on every ack that moves the watermark.
         self.on_ack: list[Callable[[int, float], None]] = []
         self._wake = asyncio.Event()
+        self._committed_seen = 0  # the newest commit the sender was told of
         self._acked = asyncio.Event()
         self._draining = False
         self._progress_at = time.monotonic()
@@ -76,7 +77,8 @@ class SyncAgent:
 
     async def start(self) -> None:
         self.sent_upto = self.acked
-        self.store.on_commit.append(lambda _seq: self._wake.set())
+        self._committed_seen = self.store.last_seq
+        self.store.on_commit.append(self._committed)
         acks = await self.bus.subscribe(self.bus.topics.sync_ack(self.node), qos=1)
         await self.bus.serve(self.bus.topics.request(self.node, QUERY_SERVICE), self._answer)
         self._tasks = [
@@ -89,6 +91,15 @@ class SyncAgent:
     def tasks(self) -> tuple[asyncio.Task[None], ...]:
         """The long-running tasks start() began, for the node to supervise."""
         return tuple(self._tasks)
+
+    def _committed(self, seq: int) -> None:
+        """Wake the sender when a commit makes a batch due, or makes rows wait where none
+        did (its sleep then becomes the interval's remainder); not on every commit of a busy
+        node, which would wake it for nothing several times a second."""
+        started_waiting = self._committed_seen <= self.sent_upto
+        self._committed_seen = seq
+        if started_waiting or self._due(time.monotonic()):
+            self._wake.set()
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
