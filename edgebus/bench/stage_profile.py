@@ -9,6 +9,12 @@ choosing what runs next, select) is "event loop and other".
 
 The profile is taken with a per-thread CPU clock (`edgebus.bench.profiled_node`), so
 waiting costs nothing and each worker thread's CPU counts once.
+
+Each stage's time is also split by whose code ran: edgebus's own, asyncio, another part
+of Python's standard library, or a package (gmqtt, sqlalchemy, numpy, ...). A builtin
+(`len`, a socket's `send`, sqlite3's `execute`) belongs to whoever called it, split by
+call-edge time: sqlite3 under SQLAlchemy is SQLAlchemy's cost, `len` in the frame sender
+is edgebus's. That says which of a stage's cost the project could change.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ FunctionKey = tuple[str, int, str]
 
 OTHER = "event loop and other"
 MODEL = "model inference (onnxruntime)"
+OWN = "edgebus"
+ASYNCIO = "asyncio"
+STDLIB = "python (other standard library)"
+BUILTIN = "python builtins"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,20 +141,62 @@ class StageAttribution:
         self._shares[key] = dict(share)
         return self._shares[key]
 
-    def seconds_by_stage(self) -> dict[str, float]:
+    def _owners(self, key: FunctionKey) -> dict[str, float]:
+        """Whose code this function is (fractions summing to 1): its file's, or for a builtin
+        its callers', split by the time each call edge spent in it."""
+        owner = code_owner(key[0])
+        if owner != BUILTIN:
+            return {owner: 1.0}
+        callers = self.table[key][4]
+        weights = {code_owner(c[0]): 0.0 for c in callers}
+        for caller, edge in callers.items():
+            weights[code_owner(caller[0])] += edge[2]
+        total = sum(weights.values())
+        if total <= 0:
+            return {BUILTIN: 1.0}
+        return {name: weight / total for name, weight in weights.items() if weight > 0}
+
+    def seconds_by_stage_and_owner(self) -> dict[tuple[str, str], float]:
+        """CPU seconds per (stage, whose code)."""
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 20_000))  # call chains of coroutines run deep
         try:
-            out: dict[str, float] = {}
+            out: dict[tuple[str, str], float] = {}
             for key, (_, _, own_s, _, _) in self.table.items():
+                owners = self._owners(key)
                 for stage, fraction in self._share(key).items():
-                    out[stage] = out.get(stage, 0.0) + own_s * fraction
+                    for owner, part in owners.items():
+                        out[stage, owner] = out.get((stage, owner), 0.0) + own_s * fraction * part
             return out
         finally:
             sys.setrecursionlimit(limit)
+
+    def seconds_by_stage(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (stage, _), value in self.seconds_by_stage_and_owner().items():
+            out[stage] = out.get(stage, 0.0) + value
+        return out
+
+
+def code_owner(file: str) -> str:
+    """Whose code a profiled file is: edgebus, asyncio, the rest of the standard library, a
+    package by its top-level name, or builtins (cProfile's "~")."""
+    if file == "~" or file.startswith("<"):
+        return BUILTIN
+    if "site-packages/" in file:
+        return file.split("site-packages/", 1)[1].split("/", 1)[0]
+    if "edgebus/" in file:
+        return OWN
+    return ASYNCIO if "asyncio/" in file else STDLIB
 
 
 def stage_seconds(profile: Path, role: str) -> dict[str, float]:
     """CPU seconds per stage of one node's profile, every stage of the role listed."""
     found = StageAttribution(pstats.Stats(str(profile)), ROLE_ROOTS[role]).seconds_by_stage()
     return {stage: found.get(stage, 0.0) for stage in ROLE_STAGES[role]}
+
+
+def stage_owner_seconds(profile: Path, role: str) -> dict[tuple[str, str], float]:
+    """CPU seconds per (stage, whose code) of one node's profile."""
+    attribution = StageAttribution(pstats.Stats(str(profile)), ROLE_ROOTS[role])
+    return attribution.seconds_by_stage_and_owner()
