@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Protocol
 
+from edgebus.aio import cancel_and_wait
+
 
 class Clock(Protocol):
     def time(self) -> float:
@@ -59,6 +61,4 @@ async def sleep_unless_woken(clock: Clock, seconds: float, wake: asyncio.Event) 
     try:
         await asyncio.wait((sleeper, waiter), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (sleeper, waiter):
-            task.cancel()
-        await asyncio.gather(sleeper, waiter, return_exceptions=True)
+        await cancel_and_wait((sleeper, waiter))
