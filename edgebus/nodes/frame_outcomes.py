@@ -80,6 +80,12 @@ class OutcomeTimings:
         bound (`up` allows 30 s, including the store's final sync)."""
         return max(self.first_ask_s + 1.0, min(SETTLE_S, self.give_up_s / 3))
 
+    @property
+    def soonest_need_s(self) -> float:
+        """The least time a frame sent (or an edge going offline) takes to need a question or
+        a drop: how long the sweep may sleep without missing one."""
+        return min(self.first_ask_s, self.give_up_s, self.patience_s, self.edge_lost_s)
+
     @classmethod
     def for_period(cls, period_s: float, give_up_s: float) -> OutcomeTimings:
         # An answer takes the frame's deadline (one period), the edge's grace for a lost
@@ -262,11 +268,8 @@ class OutcomeTracker:
         """How long the sweep may sleep: until the first question or drop due, but no longer
         than a frame sent (or an edge going offline) meanwhile takes to need one, and at
         least SWEEP_S."""
-        timings = self.timings
-        longest = min(timings.first_ask_s, timings.give_up_s, timings.patience_s,
-                      timings.edge_lost_s)  # fmt: skip
         now = self.clock.monotonic()
-        return max(min(self._next_due() - now, longest), SWEEP_S)
+        return max(min(self._next_due() - now, self.timings.soonest_need_s), SWEEP_S)
 
     def _next_due(self) -> float:
         """When check() will first ask again about, or drop, a frame now awaiting its outcome
