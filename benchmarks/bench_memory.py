@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from edgebus.bench.memory_steps import (
 )
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
 from edgebus.bench.process_fleet import Fleet, product_defaults
+from edgebus.bench.rss_sampler import RssSampler
 from edgebus.config import Settings
 from edgebus.reports import write_csv
 
@@ -72,33 +72,6 @@ class RunningCamera:
     duplicated: int
 
 
-class RssSampler:
-    """Samples one process's RSS every `interval_s` on a thread, so the event loop that
-    runs the fleet is not what paces it."""
-
-    def __init__(self, process: psutil.Process, interval_s: float = 0.25) -> None:
-        self.process = process
-        self.interval_s = interval_s
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.samples.append(self.process.memory_info().rss)
-            except psutil.Error:
-                return  # the process ended: the caller finds out and says so
-            self._stop.wait(self.interval_s)
-
-
 def lifetime_peak_mb(pid: int) -> float:
     """VmHWM of a running process, as steps 1-7 read their own."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -120,7 +93,7 @@ async def run_camera(warmup_s: float, running_s: float, workdir: Path) -> Runnin
             await asyncio.sleep(warmup_s)
             check_running(fleet)
             process = psutil.Process(camera.process.pid)
-            sampler = RssSampler(process)
+            sampler = RssSampler({CAMERA: process})
             sampler.start()
             await asyncio.sleep(running_s)
             sampler.stop()
@@ -130,10 +103,11 @@ async def run_camera(warmup_s: float, running_s: float, workdir: Path) -> Runnin
             await fleet.stop_all()
         finally:
             fleet.kill_all()
-    if not sampler.samples:
+    samples = sampler.samples.get(CAMERA, 0)
+    if not samples:
         raise BenchError(f"{CAMERA}: no RSS sample in {running_s:g} s")
     report = fleet.audit()
-    return RunningCamera(final, max(sampler.samples) / 2**20, lifetime, len(sampler.samples),
+    return RunningCamera(final, sampler.peak[CAMERA] / 2**20, lifetime, samples,
                          report.frames_lost, report.frames_duplicated)  # fmt: skip
 
 

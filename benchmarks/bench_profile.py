@@ -27,7 +27,6 @@ import asyncio
 import json
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from sqlalchemy import func, select
 
 from edgebus.bench.mosquitto import LocalMosquitto
 from edgebus.bench.process_fleet import Fleet, product_defaults
+from edgebus.bench.rss_sampler import RssSampler
 from edgebus.bench.stage_profile import MODEL, ROLE_STAGES, stage_owner_seconds, stage_seconds
 from edgebus.reports import write_csv
 from edgebus.storage.global_store import GlobalStore
@@ -57,14 +57,13 @@ class Usage:
 
 
 class WindowSampler:
-    """Samples RSS all along and CPU at the window's start and end."""
+    """Samples RSS all along the window (RssSampler) and CPU at its start and end."""
 
     def __init__(self, processes: dict[str, psutil.Process]) -> None:
         self.processes = processes
         self.usage = Usage()
         self._cpu_start: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample_rss, daemon=True)
+        self._rss = RssSampler(processes)
 
     @staticmethod
     def _cpu(process: psutil.Process) -> float:
@@ -73,23 +72,13 @@ class WindowSampler:
 
     def start_window(self) -> None:
         self._cpu_start = {name: self._cpu(p) for name, p in self.processes.items()}
-        self._thread.start()
+        self._rss.start()
 
     def end_window(self) -> None:
         for name, process in self.processes.items():
             self.usage.cpu_s[name] = self._cpu(process) - self._cpu_start[name]
-        self._stop.set()
-        self._thread.join()
-
-    def _sample_rss(self) -> None:
-        while not self._stop.is_set():
-            for name, process in self.processes.items():
-                try:
-                    rss = process.memory_info().rss
-                except psutil.Error:
-                    continue
-                self.usage.peak_rss[name] = max(rss, self.usage.peak_rss.get(name, 0))
-            self._stop.wait(0.25)
+        self._rss.stop()
+        self.usage.peak_rss.update(self._rss.peak)
 
 
 def frames_in(store_url: str, node: str, start: float, end: float) -> int:

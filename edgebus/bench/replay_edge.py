@@ -18,7 +18,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import psutil
 from edgebus.bench.process_fleet import Fleet, logged, product_defaults, wait_for
 from edgebus.bench.processes import terminate
 from edgebus.bench.replay import ModelThroughput, ReplayPlan
+from edgebus.bench.rss_sampler import RssSampler
 from edgebus.config import Settings
 from edgebus.storage.audit import reason_class
 from edgebus.storage.runtime import local_store_path
@@ -70,10 +70,6 @@ class EdgeUnderTest:
         assert self.process is not None
         return {t.id: t.user_time + t.system_time for t in self.process.threads()}
 
-    def rss(self) -> int:
-        assert self.process is not None
-        return int(self.process.memory_info().rss)
-
     def running(self) -> bool:
         return EDGE_ID in self.fleet.nodes and self.fleet.running(EDGE_ID)
 
@@ -84,29 +80,6 @@ class EdgeUnderTest:
         code = await self.fleet.stop(EDGE_ID, timeout_s)
         await self.fleet.stop(CLOUD_ID, timeout_s)
         return code
-
-
-class PeakRss(threading.Thread):
-    """The edge's peak RSS, sampled every interval_s until stopped."""
-
-    def __init__(self, edge: EdgeUnderTest, interval_s: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.edge, self.interval_s = edge, interval_s
-        self.peak = 0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                self.peak = max(self.peak, self.edge.rss())
-            except psutil.Error:
-                return
-            self._stop_event.wait(self.interval_s)
-
-    def stop(self) -> int:
-        self._stop_event.set()
-        self.join()
-        return self.peak
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +196,8 @@ async def run_step(
     log = (workdir / f"replay-{plan.cameras}.log").open("wb")
     process = subprocess.Popen(replayer_command(broker_url, plan, report), stdout=log,
                                stderr=subprocess.STDOUT)  # fmt: skip
-    sampler = PeakRss(edge)
+    assert edge.process is not None
+    sampler = RssSampler({"edge": edge.process})
     try:
         ready = await _next_event(report, "ready", process, 90.0)
         cpu0, broker0, wall0 = edge.cpu_s(), _cpu_of(broker_pid), time.monotonic()
@@ -252,7 +226,8 @@ async def run_step(
         with contextlib.suppress(AssertionError):  # past `done` it only has to exit
             await wait_for(lambda: process.poll() is not None, 10.0, "the replayer to exit")
     finally:
-        peak_rss = sampler.stop() if sampler.ident is not None else 0
+        sampler.stop()
+        peak_rss = sampler.peak.get("edge", 0)
         terminate(process)
         log.close()
     outcomes = read_outcomes(edge.store, incarnations)
