@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from itertools import groupby
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Executable, bindparam, delete, insert
@@ -96,21 +95,20 @@ class RowWriter:
         return seq, stamped
 
     def _apply_open_changes(self, connection: Connection, changes: list[OpenChange]) -> None:
-        """In order, each run of opens (or closes) as one executemany of a statement built
-        once: a camera's commit then costs two statements, not one per frame."""
+        """The batch's open-frame changes as at most two executemany statements built once
+        (see net_open_changes): a camera's commit then costs one or two statements, not
+        one per frame, and a frame answered before the commit is never inserted."""
         assert self.engine is not None
         if self._open_statement is None:
             keys = ("incarnation", "frame_id")
             self._open_statement = upsert_ignore(self.engine, table_of(OpenFrame), keys)
-        opens = self._open_statement
-        for opened, run in groupby(changes, key=lambda change: change[0]):
-            frames = [frame for _, frame in run]
-            if opened:
-                connection.execute(opens, frames)
-            else:
-                closed = [{"closed_incarnation": f["incarnation"],
-                           "closed_frame_id": f["frame_id"]} for f in frames]  # fmt: skip
-                connection.execute(_CLOSE_FRAMES, closed)
+        closes, opens = net_open_changes(changes)
+        if closes:
+            closed = [{"closed_incarnation": f["incarnation"],
+                       "closed_frame_id": f["frame_id"]} for f in closes]  # fmt: skip
+            connection.execute(_CLOSE_FRAMES, closed)
+        if opens:
+            connection.execute(self._open_statement, opens)
 
     def _insert(self, connection: Connection, batch: list[Row], seq: int) -> tuple[int, list[Row]]:
         by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -166,3 +164,25 @@ class RowWriter:
                 self._insert_quarantined(connection, refused)
         except SQLAlchemyError as exc:
             log.error("%s: %d quarantined row(s) lost: %s", self.where, len(refused), exc)
+
+
+def net_open_changes(
+    changes: list[OpenChange],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The batch's open-frame changes as (frames to close, then frames to open): every
+    frame closed anywhere in the batch, then each frame opened after its last close, as
+    that first open names it (a later duplicate is ignored, as the upsert would).
+
+    This leaves the table as applying the changes one by one would, and a frame opened
+    and then closed within one batch (its outcome came before the commit, the usual case
+    for a camera) costs only the close, not an insert that the close undoes."""
+    closes: dict[tuple[int, int], dict[str, Any]] = {}
+    opening: dict[tuple[int, int], dict[str, Any]] = {}
+    for opened, frame in changes:
+        key = (frame["incarnation"], frame["frame_id"])
+        if opened:
+            opening.setdefault(key, frame)
+        else:
+            closes[key] = frame
+            opening.pop(key, None)
+    return list(closes.values()), list(opening.values())
