@@ -19,10 +19,14 @@ from edgebus.nodes.edge import EdgeNode
 from edgebus.nodes.frame_sender import SentFrame
 from edgebus.nodes.sources import SyntheticSource
 from edgebus.topics import Topics
+from tests.integration.loop_stalls import watching_loop_stalls
 
 PERIOD_MS = 250
 FRAMES = 20
 RATES = {"cam-fast": 6000.0, "cam-slow": 1500.0}
+# A loop wake-up this late can cost a frame more than the replay's one unit of slack: a
+# chunk is 25-40 ms of the fast camera's link, and the link forgives 20 ms of lateness.
+STALL_S = 0.02
 
 
 def _base(url: str, embedded: bool) -> Settings:
@@ -100,11 +104,15 @@ async def _run_fleet(
 
 # Units sent by the deadline are wall-clock: with other tests loading both cores the event
 # loop wakes late and frames rightly carry fewer units than the replay, so it runs alone.
+# Even alone, a shared machine stalls the loop now and then; the frames a measured stall
+# overlapped are held only to the link's upper bound.
 @pytest.mark.serial
 async def test_two_cameras_one_edge(broker_url, request):
     embedded = request.node.callspec.params["broker_url"] == "embedded"
-    results, sent = await _run_fleet(broker_url, embedded)
+    async with watching_loop_stalls(STALL_S) as stalls:
+        results, sent = await _run_fleet(broker_url, embedded)
     assert len(sent) == 2 * FRAMES
+    on_time: list[SentFrame] = []  # neither the encoder thread nor the loop stalled
     for frame in sent:
         got = results.get((frame.camera, frame.frame_id), [])
         assert len(got) == 1, f"{frame.camera}#{frame.frame_id}: {len(got)} outcomes"
@@ -120,13 +128,17 @@ async def test_two_cameras_one_edge(broker_url, request):
         expected = _units_that_fit(frame.camera, frame, RATES[frame.camera])
         # One unit of slack: the sender starts at the first unit's hand-over, which the
         # replay only approximates from the measured first-unit time.
-        assert abs(frame.units_sent - expected) <= 1, (frame, expected)
+        assert frame.units_sent <= expected + 1, (frame, expected)
+        if not stalls.overlaps(frame.capture_ts, frame.capture_ts + PERIOD_MS / 1000):
+            assert frame.units_sent >= expected - 1, (frame, expected, stalls.spans)
+            if frame.first_unit_s < 0.05:
+                on_time.append(frame)
     # A frame whose first unit came late (the encoder thread stalled on a busy machine)
     # rightly carries fewer units; the replay above checks those. The link ordering is
-    # asserted on the frames encoded on time.
-    fast = [f.units_sent for f in sent if f.camera == "cam-fast" and f.first_unit_s < 0.05]
+    # asserted on the frames encoded and sent on time.
+    fast = [f.units_sent for f in on_time if f.camera == "cam-fast"]
     slow = [f.units_sent for f in sent if f.camera == "cam-slow"]
-    assert len(fast) >= FRAMES // 2
+    assert len(fast) >= FRAMES // 2, f"{len(fast)} fast frames on time; stalls {stalls.spans}"
     assert min(fast) > max(slow) >= 0
 
 
