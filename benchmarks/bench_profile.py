@@ -27,72 +27,19 @@ import asyncio
 import json
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy import func, select
 
+from edgebus.bench.fleet_usage import Usage, camera_names, frames_in, measure_fleet
 from edgebus.bench.mosquitto import LocalMosquitto
-from edgebus.bench.process_fleet import Fleet, product_defaults
-from edgebus.bench.rss_sampler import RssSampler
 from edgebus.bench.stage_profile import MODEL, ROLE_STAGES, stage_owner_seconds, stage_seconds
 from edgebus.reports import write_csv
-from edgebus.storage.global_store import GlobalStore
-from edgebus.storage.models import Frame
 
 PROFILED = ("camera-0", "edge-1")
-
-
-@dataclass
-class Usage:
-    """CPU seconds in the window and peak RSS, per node."""
-
-    cpu_s: dict[str, float] = field(default_factory=dict)
-    peak_rss: dict[str, int] = field(default_factory=dict)
-
-
-class WindowSampler:
-    """Samples RSS all along the window (RssSampler) and CPU at its start and end."""
-
-    def __init__(self, processes: dict[str, psutil.Process]) -> None:
-        self.processes = processes
-        self.usage = Usage()
-        self._cpu_start: dict[str, float] = {}
-        self._rss = RssSampler(processes)
-
-    @staticmethod
-    def _cpu(process: psutil.Process) -> float:
-        times = process.cpu_times()
-        return float(times.user + times.system)
-
-    def start_window(self) -> None:
-        self._cpu_start = {name: self._cpu(p) for name, p in self.processes.items()}
-        self._rss.start()
-
-    def end_window(self) -> None:
-        for name, process in self.processes.items():
-            self.usage.cpu_s[name] = self._cpu(process) - self._cpu_start[name]
-        self._rss.stop()
-        self.usage.peak_rss.update(self._rss.peak)
-
-
-def frames_in(store_url: str, node: str, start: float, end: float) -> int:
-    """Frames a node recorded (sent, received or dropped) captured within [start, end)."""
-    store = GlobalStore(store_url)
-    store.open()
-    try:
-        with store.engine.connect() as connection:
-            query = select(func.count()).where(
-                Frame.node == node, Frame.capture_ts >= start, Frame.capture_ts < end
-            )
-            return int(connection.execute(query).scalar_one())
-    finally:
-        store.close()
 
 
 @dataclass
@@ -106,50 +53,33 @@ class RunResult:
 
 
 async def run_fleet(args: argparse.Namespace, profiled: bool, workdir: Path) -> RunResult:
-    cameras = [f"camera-{i}" for i in range(args.cameras)]
+    def cli_for(node: str) -> tuple[str, ...] | None:
+        if not (profiled and node in PROFILED):
+            return None
+        return (sys.executable, "-m", "edgebus.bench.profiled_node",
+                str(workdir / f"{node}.pstats"), str(args.warmup))  # fmt: skip
+
     with LocalMosquitto(stock=True) as broker:
-        fleet = Fleet(broker.url, workdir, period_ms=args.period_ms, env=product_defaults())
-        try:
-            fleet.start("cloud", "cloud-1")
-            for role, node in [("edge", "edge-1")] + [("camera", c) for c in cameras]:
-                if profiled and node in PROFILED:
-                    profiler = ("-m", "edgebus.bench.profiled_node",
-                                str(workdir / f"{node}.pstats"), str(args.warmup))  # fmt: skip
-                    fleet.start(role, node, cli=(sys.executable, *profiler))
-                else:
-                    fleet.start(role, node)
-            processes = {n: psutil.Process(fleet.nodes[n].process.pid) for n in fleet.nodes}
-            sampler = WindowSampler(processes)
-            await asyncio.sleep(args.warmup)
-            start = time.time()
-            sampler.start_window()
-            await asyncio.sleep(args.duration)
-            sampler.end_window()
-            end = time.time()
-            await fleet.stop_all()
-        finally:
-            fleet.kill_all()
-    report = fleet.audit()
-    url = f"sqlite:///{workdir}/global.sqlite3"
+        run = await measure_fleet(broker.url, workdir, args.cameras, args.period_ms,
+                                  args.warmup, args.duration, cli_for)  # fmt: skip
     frames: dict[str, int] = {}
     stages: dict[str, dict[str, float]] = {}
     owners: dict[str, dict[tuple[str, str], float]] = {}
-    for node in ["edge-1", *cameras]:
-        window = (start, end)
+    for node in ["edge-1", *camera_names(args.cameras)]:
+        window = (run.start, run.end)
         if profiled and node in PROFILED:
             times = json.loads((workdir / f"{node}.json").read_text())
             window = (times["start"], times["end"])
             role = "edge" if node.startswith("edge") else "camera"
             stages[node] = stage_seconds(workdir / f"{node}.pstats", role)
             owners[node] = stage_owner_seconds(workdir / f"{node}.pstats", role)
-        frames[node] = frames_in(url, node, *window)
-    return RunResult(sampler.usage, frames, stages, owners, report.frames_lost,
-                     report.frames_duplicated)  # fmt: skip
+        frames[node] = frames_in(run.store_url, node, *window)
+    return RunResult(run.usage, frames, stages, owners, run.lost, run.duplicated)
 
 
 def plain_ms_per_frame(plain: RunResult, role: str, cameras: int) -> float:
     """The plain run's CPU per frame: the mean over every camera, or the edge's."""
-    names = [f"camera-{i}" for i in range(cameras)] if role == "camera" else ["edge-1"]
+    names = camera_names(cameras) if role == "camera" else ["edge-1"]
     plain_cpu = sum(plain.usage.cpu_s[n] for n in names)
     plain_frames = sum(plain.frames[n] for n in names)
     return plain_cpu / max(plain_frames, 1) * 1000
@@ -218,7 +148,7 @@ def owner_rows(plain: RunResult, profiled: RunResult, cameras: int) -> list[dict
 
 
 def summary_rows(plain: RunResult, cameras: int, duration_s: float) -> list[dict[str, object]]:
-    groups = {"camera (mean of all)": [f"camera-{i}" for i in range(cameras)], "edge": ["edge-1"]}
+    groups = {"camera (mean of all)": camera_names(cameras), "edge": ["edge-1"]}
     rows: list[dict[str, object]] = []
     for label, names in groups.items():
         frames = sum(plain.frames[n] for n in names)
