@@ -1,0 +1,168 @@
+"""A camera's CPU per frame against the least its libraries need for the same frame.
+
+python benchmarks/bench_camera_floor.py --out results/floor [--cameras 8] [--period-ms 500]
+    [--warmup 10] [--duration 30] [--runs 2]
+
+Each run measures two fleets in turn on a stock-config Mosquitto started here on a free
+loopback port, alternating which goes first:
+- real: cloud, one edge and N cameras at the product's defaults (as bench_profile.py's
+  plain run); each camera's CPU from /proc over the window, divided by the frames it
+  recorded in the window;
+- floor: N floor cameras (`edgebus.bench.camera_floor`) that do, per frame, only what a
+  camera's libraries must: the camera's own capture and PNC encoder on one worker
+  thread, one QoS 0 chunk and a QoS 1 end marker, a QoS 1 outcome back, one SQLAlchemy
+  Core transaction in the product's tables, and a QoS 1 sync with its ack every 10 s.
+
+Both run the same capture and encoder code on the same frames, timed on the floor's
+worker thread by its CPU clock. So, per frame and from plain runs only (no profiler):
+- the libraries' least beyond capture and encoder = floor - capture and encoder;
+- the real camera beyond capture and encoder = real - capture and encoder;
+- edgebus's own = real - floor.
+
+Writes camera_floor.csv and camera_floor.png under --out and prints the table; numbers go
+to docs/performance.md, never into a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from edgebus.bench.fleet_usage import FleetWindow, camera_names, frames_in, measure_fleet
+from edgebus.bench.floor_fleet import FloorFailed, FloorFleet, run_floor_fleet
+from edgebus.bench.mosquitto import LocalMosquitto
+from edgebus.reports import write_csv
+
+# CSV key -> the table's column (ms per frame unless named otherwise).
+COLUMNS = {
+    "run": "run",
+    "first": "first",
+    "real_ms": "real",
+    "floor_ms": "floor",
+    "capture_encode_ms": "capture+enc",
+    "real_beyond_ms": "real beyond",
+    "floor_beyond_ms": "libs' least",
+    "edgebus_ms": "edgebus own",
+    "real_rss_mb": "real MB",
+    "floor_rss_mb": "floor MB",
+    "lost": "lost",
+}
+
+
+async def real_fleet(args: argparse.Namespace) -> tuple[float, float, FleetWindow]:
+    """(CPU ms per frame over every camera, the largest camera's peak RSS MB, the run)."""
+    workdir = Path(tempfile.mkdtemp(prefix="edgebus-floor-real-"))
+    with LocalMosquitto(stock=True) as broker:
+        run = await measure_fleet(broker.url, workdir, args.cameras, args.period_ms,
+                                  args.warmup, args.duration)  # fmt: skip
+    names = camera_names(args.cameras)
+    frames = sum(frames_in(run.store_url, n, run.start, run.end) for n in names)
+    cpu_s = sum(run.usage.cpu_s[n] for n in names)
+    rss = max(run.usage.peak_rss.get(n, 0) for n in names) / 2**20
+    return cpu_s / max(frames, 1) * 1000, rss, run
+
+
+def floor_fleet(args: argparse.Namespace) -> FloorFleet:
+    workdir = Path(tempfile.mkdtemp(prefix="edgebus-floor-"))
+    with LocalMosquitto(stock=True) as broker:
+        return run_floor_fleet(broker.url, workdir, args.cameras, args.period_ms,
+                               args.warmup, args.duration)  # fmt: skip
+
+
+def row_of(run: int, first: str, real: tuple[float, float, FleetWindow],
+           floor: FloorFleet) -> dict[str, object]:  # fmt: skip
+    real_ms, real_rss, window = real
+    floor_ms, codec_ms = floor.ms_per_frame()
+    return {
+        "run": run,
+        "first": first,
+        "real_ms": round(real_ms, 2),
+        "floor_ms": round(floor_ms, 2),
+        "capture_encode_ms": round(codec_ms, 2),
+        "real_beyond_ms": round(real_ms - codec_ms, 2),
+        "floor_beyond_ms": round(floor_ms - codec_ms, 2),
+        "edgebus_ms": round(real_ms - floor_ms, 2),
+        "real_rss_mb": round(real_rss, 1),
+        "floor_rss_mb": round(floor.peak_rss / 2**20, 1),
+        "lost": window.lost + window.duplicated,
+    }
+
+
+def plot(path: Path, rows: list[dict[str, object]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    labels, codec, least, own = [], [], [], []
+    for row in rows:
+        for kind in ("real", "floor"):
+            labels.append(f"run {row['run']}\n{kind}")
+            codec.append(float(row["capture_encode_ms"]))  # type: ignore[arg-type]
+            least.append(float(row["floor_beyond_ms"]))  # type: ignore[arg-type]
+            own.append(float(row["edgebus_ms"]) if kind == "real" else 0.0)  # type: ignore[arg-type]
+    ax.bar(labels, codec, label="capture + encoder")
+    ax.bar(labels, least, bottom=codec, label="libraries' least (asyncio, gmqtt, SQLAlchemy)")
+    tops = [c + least_ms for c, least_ms in zip(codec, least, strict=True)]
+    ax.bar(labels, own, bottom=tops, label="edgebus's own")
+    ax.set_ylabel("camera CPU ms per frame")
+    ax.set_title("A camera's CPU per frame against its libraries' least")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cameras", type=int, default=8)
+    parser.add_argument("--period-ms", type=int, default=500)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    console = Console()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    with Progress(console=console) as progress:
+        task = progress.add_task("real and floor fleets", total=2 * args.runs)
+        for run in range(1, args.runs + 1):
+            first = "real" if run % 2 else "floor"
+            try:
+                if first == "real":
+                    real = asyncio.run(real_fleet(args))
+                    progress.advance(task)
+                    floor = floor_fleet(args)
+                else:
+                    floor = floor_fleet(args)
+                    progress.advance(task)
+                    real = asyncio.run(real_fleet(args))
+            except FloorFailed as exc:
+                console.print(f"error: floor fleet: {exc}")
+                return 1
+            progress.advance(task)
+            rows.append(row_of(run, first, real, floor))
+    write_csv(args.out / "camera_floor.csv", rows)
+    plot(args.out / "camera_floor.png", rows)
+    table = Table(title=f"camera CPU ms per frame, {args.cameras} cameras at T = "
+                  f"{args.period_ms} ms: real, floor, and beyond capture+encoder",
+                  caption="libs' least = floor - capture+enc; edgebus own = real - floor; "
+                  "MB = peak RSS of the largest camera")  # fmt: skip
+    for key, title in COLUMNS.items():
+        table.add_column(title, justify="left" if key == "first" else "right")
+    for row in rows:
+        table.add_row(*(str(row[key]) for key in COLUMNS))
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
