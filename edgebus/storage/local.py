@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from edgebus.storage.counters import StoreStats
 from edgebus.storage.engine import ensure_schema, make_engine
 from edgebus.storage.errors import StorageError, classify
+from edgebus.storage.flush_schedule import FlushSchedule
 from edgebus.storage.local_reads import StoreReader
 from edgebus.storage.local_upkeep import prune_rows, save_ack
 from edgebus.storage.local_writes import OpenChange, PartialWrite, Refused, Row, RowWriter
@@ -82,9 +83,8 @@ class LocalStore:
         self._open_changes: list[OpenChange] = []
         self._unacked = UnackedRows(max_cached)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"store-{node}")
-        # Set when anything is queued / when a batch is full: the writer sleeps while idle.
-        self._queued: asyncio.Event | None = None
-        self._full: asyncio.Event | None = None
+        # Made at start: when the writer commits next (it sleeps while nothing waits).
+        self._schedule: FlushSchedule | None = None
         self._writer: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
@@ -142,8 +142,8 @@ class LocalStore:
 
     async def start(self) -> None:
         await self._run(self.open_sync)
-        self._queued, self._full = asyncio.Event(), asyncio.Event()
-        self._queued.set()  # rows added before the start
+        self._schedule = FlushSchedule(self.flush_interval_s)
+        self._schedule.queued(full=False)  # rows added before the start
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name=f"store-{self.node}")
 
@@ -158,6 +158,8 @@ class LocalStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        if self._schedule is not None:
+            self._schedule.cancel()
         with contextlib.suppress(StorageError):
             await self.flush()
         if self._saver is not None:
@@ -209,10 +211,8 @@ class LocalStore:
         return bool(self._pending or self._quarantine or self._open_changes)
 
     def _nudge(self, full: bool) -> None:
-        if self._queued is not None and self._full is not None:
-            self._queued.set()
-            if full:
-                self._full.set()
+        if self._schedule is not None:
+            self._schedule.queued(full)
 
     def _quarantine_row(self, kind: str, row: dict[str, Any], reason: str, seq: int = 0) -> None:
         self.stats.rows_quarantined += 1
@@ -290,14 +290,9 @@ class LocalStore:
     async def _write_loop(self) -> None:
         """Idle, the writer sleeps; the first queued row starts a batch that commits within
         flush_interval_s (sooner when it fills), so rows of one burst share one commit."""
-        assert self._queued is not None and self._full is not None
+        assert self._schedule is not None
         while True:
-            await self._queued.wait()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.flush_interval_s):
-                    await self._full.wait()
-            self._queued.clear()
-            self._full.clear()
+            await self._schedule.wait()
             try:
                 await self.flush()
             except StorageError:
@@ -310,7 +305,7 @@ class LocalStore:
                 log.exception("%s: writing rows failed", self.where)
                 await asyncio.sleep(max(self.flush_interval_s, 0.5))
             if self._has_queued():
-                self._queued.set()  # a failed commit put its rows back: try them again
+                self._schedule.queued(full=False)  # a failed commit put its rows back
 
     # -- reading, acks and retention -----------------------------------------------------
 
