@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psutil
-
 from edgebus.bench.camera_floor import FloorReport
 from edgebus.bench.processes import terminate
-from edgebus.bench.rss_sampler import RssSampler
 
 FLOOR = (sys.executable, "-m", "edgebus.bench.camera_floor")
 # Start-up (imports, connecting) and the last frame's sync, beyond warm-up and window.
@@ -28,7 +25,6 @@ class FloorFailed(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class FloorFleet:
     reports: list[FloorReport]
-    peak_rss: int  # the largest floor camera's peak RSS, bytes
 
     def ms_per_frame(self) -> tuple[float, float]:
         """(the whole process, its capture and encoder thread) CPU ms per frame."""
@@ -46,7 +42,6 @@ def run_floor_fleet(
     where = (parts.hostname or "127.0.0.1", str(parts.port or 1883))
     responder = subprocess.Popen([*FLOOR, "respond", *where], stdout=subprocess.PIPE)
     processes: dict[str, subprocess.Popen[bytes]] = {}
-    sampler: RssSampler | None = None
     try:
         assert responder.stdout is not None
         if responder.stdout.readline().strip() != b"ready":
@@ -60,8 +55,6 @@ def run_floor_fleet(
             processes[name] = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
-        sampler = RssSampler({n: psutil.Process(p.pid) for n, p in processes.items()})
-        sampler.start()
         reports = []
         for name, process in processes.items():
             out, err = process.communicate(timeout=warmup_s + duration_s + SLACK_S)
@@ -69,11 +62,8 @@ def run_floor_fleet(
                 tail = err.decode(errors="replace").strip().splitlines()[-3:]
                 raise FloorFailed(f"{name} exited with {process.returncode}: {' | '.join(tail)}")
             reports.append(FloorReport(**json.loads(out.decode().strip().splitlines()[-1])))
-        sampler.stop()
-        return FloorFleet(reports, max(sampler.peak.values(), default=0))
+        return FloorFleet(reports)
     finally:
-        if sampler is not None:
-            sampler.stop()
         for process in processes.values():
             terminate(process, timeout_s=5)
         terminate(responder, timeout_s=5)
