@@ -126,3 +126,34 @@ def test_a_commit_wakes_the_sender_only_when_it_changes_what_the_sender_does():
     assert not commit(62)
     agent._last_send -= 11.0
     assert commit(63)  # the interval is over
+
+
+def test_the_sender_sleeps_until_something_can_fall_due_and_a_full_window_waits_for_acks():
+    """No poll: with nothing waiting or in flight the sender sleeps until woken; a full
+    window sleeps until an ack (which wakes it) or the ack timeout, not 5 ms at a time."""
+    store = SimpleNamespace(node="n1", last_seq=0, acked_seq=0, on_commit=[])
+    options = SyncOptions(batch_rows=10, interval_s=10.0, ack_timeout_s=5.0, window=2)
+    agent = SyncAgent(None, store, options)  # type: ignore[arg-type]
+    now = time.monotonic()
+    agent._last_send = agent._progress_at = now
+    assert agent._sleep_for(now) is None  # idle: until a commit wakes it
+    store.last_seq = 3
+    assert agent._sleep_for(now + 4) == pytest.approx(6.0)  # the interval's remainder
+    agent.sent_upto = 3
+    assert agent._sleep_for(now + 1) == pytest.approx(4.0)  # the ack timeout's remainder
+    agent.sent_upto = store.last_seq = 20  # two batches in flight: the window is full
+    store.last_seq = 25
+    agent._last_send = now - 20  # the interval is long over for the rows waiting
+    assert not agent._due(now + 2)
+    assert agent._sleep_for(now + 12) == pytest.approx(0.005)  # the ack is overdue
+    assert agent._sleep_for(now + 2) == pytest.approx(3.0)  # not the spent interval
+
+
+async def test_a_reconnect_gives_the_batches_in_flight_a_whole_ack_timeout():
+    store = SimpleNamespace(node="n1", last_seq=10, acked_seq=0, on_commit=[])
+    agent = SyncAgent(None, store, SyncOptions(ack_timeout_s=5.0))  # type: ignore[arg-type]
+    agent.sent_upto = 10
+    agent._progress_at = time.monotonic() - 60  # the outage
+    await agent._reconnected(session_present=True)
+    assert agent._wake.is_set()
+    assert agent._sleep_for(time.monotonic()) == pytest.approx(5.0, abs=0.1)

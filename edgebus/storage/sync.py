@@ -79,6 +79,7 @@ class SyncAgent:
         self.sent_upto = self.acked
         self._committed_seen = self.store.last_seq
         self.store.on_commit.append(self._committed)
+        self.bus.on_reconnect.append(self._reconnected)
         acks = await self.bus.subscribe(self.bus.topics.sync_ack(self.node), qos=1)
         await self.bus.serve(self.bus.topics.request(self.node, QUERY_SERVICE), self._answer)
         self._tasks = [
@@ -101,7 +102,15 @@ class SyncAgent:
         if started_waiting or self._due(time.monotonic()):
             self._wake.set()
 
+    async def _reconnected(self, session_present: bool) -> None:
+        """The batches queued in the bus go out now: their acks get a whole timeout from
+        here, as an outage must not count against them (the sender does not poll)."""
+        self._progress_at = time.monotonic()
+        self._wake.set()
+
     async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.bus.on_reconnect.remove(self._reconnected)
         await cancel_and_wait(self._tasks)
         self._tasks = []
 
@@ -136,11 +145,14 @@ class SyncAgent:
 
     # -- outbox --------------------------------------------------------------------------
 
+    def _window_full(self) -> bool:
+        return self.sent_upto - self.acked >= self.options.window * self.options.batch_rows
+
     def _due(self, now: float) -> bool:
         waiting = self.store.last_seq - self.sent_upto
         if waiting <= 0:
             return False
-        if self.sent_upto - self.acked >= self.options.window * self.options.batch_rows:
+        if self._window_full():
             return False
         return (
             waiting >= self.options.batch_rows
@@ -184,13 +196,16 @@ class SyncAgent:
                 async with asyncio.timeout(self._sleep_for(now)):
                     await self._wake.wait()
 
-    def _sleep_for(self, now: float) -> float:
-        waits = [1.0]
-        if self.store.last_seq > self.sent_upto:
+    def _sleep_for(self, now: float) -> float | None:
+        """Until waiting rows fall due by the interval or an ack is overdue; None when
+        neither can happen: a commit, an ack, a drain or a reconnect wakes the sender."""
+        waits = []
+        # A full window waits for an ack, which wakes the sender: no interval then.
+        if self.store.last_seq > self.sent_upto and not self._window_full():
             waits.append(self.options.interval_s - (now - self._last_send))
         if self.sent_upto > self.acked:
             waits.append(self.options.ack_timeout_s - (now - self._progress_at))
-        return max(0.005, min(waits))
+        return max(0.005, min(waits)) if waits else None
 
     async def _send_batch(self, now: float) -> None:
         blocks, count = await self.store.read_after(self.sent_upto, self.options.batch_rows)
