@@ -112,8 +112,9 @@ def plot(path: Path, rows: list[dict[str, object]]) -> None:
     tops = [c + least_ms for c, least_ms in zip(codec, least, strict=True)]
     ax.bar(labels, own, bottom=tops, label="edgebus's own")
     ax.set_ylabel("camera CPU ms per frame")
+    ax.set_ylim(0, max(t + o for t, o in zip(tops, own, strict=True)) * 1.4)
     ax.set_title("A camera's CPU per frame against its libraries' least")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", ncols=3, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
