@@ -4,6 +4,8 @@ nothing paces the link, and one per chunk over an emulated link."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -16,8 +18,15 @@ from edgebus.message_wire import decode
 from edgebus.messages import EndOfFrame, FrameChunk
 from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.frame_coding import FrameCoding
-from edgebus.nodes.frame_sender import HAND_OVER_S, EncodeJob, FrameSender, SenderSetup, SentFrame
-from edgebus.nodes.sources import CapturedFrame
+from edgebus.nodes.frame_sender import (
+    HAND_OVER_S,
+    EncodeJob,
+    FrameReadFailed,
+    FrameSender,
+    SenderSetup,
+    SentFrame,
+)
+from edgebus.nodes.sources import UNREAD, CapturedFrame, Frame
 from edgebus.topics import Topics
 
 pytestmark = pytest.mark.timeout(30)
@@ -117,3 +126,51 @@ async def test_an_encoder_failure_ends_the_frame_with_what_was_coded():
     assert (sent.units_sent, sent.units_total) == (1, 1)
     assert [m.data for m in bus.sent if isinstance(m, FrameChunk)] == [UNITS[0]]
     assert isinstance(marker, EndOfFrame) and marker.units_sent == 1
+
+
+def unread(job: EncodeJob, read: Callable[[int], Frame]) -> EncodeJob:
+    """The job as the camera makes it when the encoder thread reads the frame."""
+    job.frame = dataclasses.replace(job.frame, image=UNREAD, label=-1)
+    job.read = read
+    return job
+
+
+async def test_the_encoder_thread_reads_the_frame_and_the_marker_carries_its_label():
+    seen: list[tuple[int, str]] = []
+
+    def units(image: np.ndarray) -> Iterator[bytes]:
+        assert image.shape == (8, 8, 3)  # the frame read, not the placeholder
+        return iter(UNITS)
+
+    def read(frame_id: int) -> Frame:
+        seen.append((frame_id, threading.current_thread().name))
+        return Frame(frame_id, np.ones((8, 8, 3), np.uint8), label=7)
+
+    bus, sender, job = sender_and_job(None, units)
+    job = unread(job, read)
+    try:
+        sender.encode(job)
+        await asyncio.wait_for(job.encoded.wait(), 5)
+        sent, marker = await sender.send(job)
+    finally:
+        sender.close()
+    assert seen == [(0, seen[0][1])] and seen[0][1].startswith("cam-encode")
+    assert job.frame.label == 7 and job.frame.image.shape == (8, 8, 3)
+    assert sent.label == 7 and marker.label == 7 and sent.units_sent == 3
+    assert [c.data for c in bus.sent if isinstance(c, FrameChunk)] == [b"".join(UNITS)]
+
+
+async def test_a_failed_read_publishes_nothing_and_says_so():
+    def read(frame_id: int) -> Frame:
+        raise OSError("camera unplugged")
+
+    coded: list[np.ndarray] = []
+    bus, sender, job = sender_and_job(None, lambda image: coded.append(image) or iter(UNITS))
+    job = unread(job, read)
+    try:
+        sender.encode(job)
+        with pytest.raises(FrameReadFailed, match="frame 0: camera unplugged"):
+            await asyncio.wait_for(sender.send(job), 5)
+    finally:
+        sender.close()
+    assert bus.sent == [] and coded == []  # no chunk, no end marker, nothing encoded

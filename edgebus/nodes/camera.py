@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
@@ -45,10 +46,16 @@ from edgebus.nodes.camera_setup import camera_parts
 from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.frame_coding import FrameCoding
 from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
-from edgebus.nodes.frame_sender import EncodeJob, FrameSender, SenderSetup, SentFrame
-from edgebus.nodes.offload_gate import OffloadGate, PolicyGate, WeakAnswer
+from edgebus.nodes.frame_sender import (
+    EncodeJob,
+    FrameReadFailed,
+    FrameSender,
+    SenderSetup,
+    SentFrame,
+)
+from edgebus.nodes.offload_gate import OffloadEveryFrame, OffloadGate, PolicyGate, WeakAnswer
 from edgebus.nodes.qos_models import QosEncoder
-from edgebus.nodes.sources import CapturedFrame, FrameSource
+from edgebus.nodes.sources import UNREAD, CapturedFrame, Frame, FrameSource
 from edgebus.nodes.stream_policy import ANY_PEER, CameraSchedule
 
 log = logging.getLogger("edgebus.camera")
@@ -99,6 +106,9 @@ class CameraNode(Node):
         self.on_sent = on_sent
         self._jobs: asyncio.Queue[EncodeJob] = asyncio.Queue()
         self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"{self.node_id}-source")
+        # The default gate never looks at a frame, so the encoder thread reads it as well:
+        # one thread hop per frame instead of two.
+        self._read_on_encoder = isinstance(self.gate, OffloadEveryFrame)
         self.sender = FrameSender(
             self.bus, self.topics, self.clock,
             SenderSetup(self.node_id, self.incarnation, settings.frame_width,
@@ -184,21 +194,16 @@ class CameraNode(Node):
             # is still open then is asked about again by the next start.
             with contextlib.suppress(asyncio.CancelledError):
                 await self.outcomes.settle(self.outcomes.timings.settle_s)
-            self.sender.close()
+            await self.sender.finish()  # it may be reading the source
             await asyncio.get_running_loop().run_in_executor(self._reader, self.source.close)
             self._reader.shutdown(wait=False)
 
     async def _capture(self, frame_id: int, deadline_mono: float) -> None:
         now_mono, now_ts = self.clock.monotonic(), self.clock.time()
-        # A frame is a file read and decode (folder, video) or a render: off the loop, on
-        # the source's own thread, so reads stay in order and never overlap its close.
-        frame = await asyncio.get_running_loop().run_in_executor(
-            self._reader, self.source.frame, frame_id
-        )
-        captured = CapturedFrame(
+        slot = CapturedFrame(
             frame_id=frame_id,
-            image=frame.image,
-            label=frame.label,
+            image=UNREAD,
+            label=-1,
             capture_ts=now_ts,
             capture_mono=now_mono,
             deadline_mono=deadline_mono,
@@ -208,6 +213,15 @@ class CameraNode(Node):
             self.counters.frames_unassigned += 1
             await self.outcomes.drop_now(frame_id, now_ts, "no edge assigned")
             return
+        if self._read_on_encoder:
+            self._encode(slot, read=self.source.frame)
+            return
+        # A frame is a file read and decode (folder, video) or a render: off the loop, on
+        # the source's own thread, so reads stay in order and never overlap its close.
+        frame = await asyncio.get_running_loop().run_in_executor(
+            self._reader, self.source.frame, frame_id
+        )
+        captured = dataclasses.replace(slot, image=frame.image, label=frame.label)
         admission = await self.gate.admit(captured)
         if admission.weak is not None:
             self.frame_records.decision(captured, admission.weak)
@@ -216,8 +230,11 @@ class CameraNode(Node):
             if admission.weak is not None:
                 await self._publish_local_result(captured, admission.weak)
             return
+        self._encode(captured)
+
+    def _encode(self, frame: CapturedFrame, read: Callable[[int], Frame] | None = None) -> None:
         edge = self.schedule.edge if self.schedule is not None else None
-        job = EncodeJob(captured, self._coding_for(captured.capture_ts), edge or "")
+        job = EncodeJob(frame, self._coding_for(frame.capture_ts), edge or "", read=read)
         self.sender.encode(job)
         self._jobs.put_nowait(job)
 
@@ -262,6 +279,10 @@ class CameraNode(Node):
                 sent, marker = await self.sender.send(job)
                 self.outcomes.sent(marker)
                 self._account(sent, job.coding, job.edge)
+            except FrameReadFailed:
+                # As a read on the capture path: the camera stops, loudly. The frame was
+                # never published, so it has no record, and none is owed.
+                raise
             except OutgoingQueueFull as exc:
                 self.counters.frames_dropped += 1
                 log.debug("frame %d not sent whole: %s", job.frame.frame_id, exc)

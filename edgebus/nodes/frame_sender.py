@@ -5,6 +5,9 @@ end marker (the PNC paper's device side, Sec. V-G).
 - The encoder runs in a worker thread and hands its units to the loop every few
   milliseconds as they are coded, so a large frame's first features go out while the
   rest are still being Huffman coded, and a small frame goes in one message.
+- A job may leave the read to the encoder thread too (`EncodeJob.read`, when nothing on
+  the loop looks at the frame first): one thread hop per frame instead of two. A read
+  that fails ends the job with `FrameReadFailed` before anything of it is published.
 - Frame i's deadline is the instant frame i+1 is due. A chunk starts only if the link
   carries it, and the end marker after it, before then; sending also stops as soon as
   frame i+1's first unit is ready (the paper's rule), so a frame's chunks never
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +36,7 @@ from edgebus.messages import EndOfFrame, FrameChunk, encode
 from edgebus.nodes.chunking import Chunk, Chunker, count_chunks
 from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.frame_coding import FrameCoding
-from edgebus.nodes.sources import CapturedFrame
+from edgebus.nodes.sources import CapturedFrame, Frame
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.camera")
@@ -47,6 +51,10 @@ COALESCE_BYTES = 16 * 1024
 HAND_OVER_S = 0.002
 
 
+class FrameReadFailed(Exception):
+    """The source could not give a job's frame; nothing of the frame was published."""
+
+
 @dataclass(slots=True)
 class EncodeJob:
     """One frame on its way through the encoder; units arrive on `units` (None ends)."""
@@ -54,6 +62,10 @@ class EncodeJob:
     frame: CapturedFrame
     coding: FrameCoding
     edge: str = ""  # under a scheduling policy, the edge assigned when it was captured
+    # Set when the frame is still to be read: the encoder thread reads it first, and
+    # `frame` gets its image and label with the first units handed over.
+    read: Callable[[int], Frame] | None = None
+    read_error: Exception | None = None
     units: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     unit_sizes: list[int] = field(default_factory=list)
     chunks_out: int = 0  # chunks handed to the bus so far
@@ -108,6 +120,11 @@ class FrameSender:
     def close(self) -> None:
         self._encoder.shutdown(wait=False, cancel_futures=True)
 
+    async def finish(self) -> None:
+        """Drop the jobs not started and wait, off the loop, for the one under way: it may
+        be reading the source, which must be over before the source is closed."""
+        await asyncio.to_thread(self._encoder.shutdown, wait=True, cancel_futures=True)
+
     # -- encoding, in the worker thread -----------------------------------------------
 
     def encode(self, job: EncodeJob) -> None:
@@ -116,33 +133,43 @@ class FrameSender:
         self._encoder.submit(self._encode_blocking, job, asyncio.get_running_loop())
 
     def _encode_blocking(self, job: EncodeJob, loop: asyncio.AbstractEventLoop) -> None:
-        """Worker thread: hand the coded units to the loop in slices of HAND_OVER_S, then the
-        frame's end (always, with the failure if the encoder raised)."""
+        """Worker thread: read the frame if the job says so, then hand the coded units to
+        the loop in slices of HAND_OVER_S, then the frame's end (always, with the failure if
+        the encoder raised)."""
+        frame = job.frame
+        if job.read is not None:
+            try:
+                read = job.read(frame.frame_id)
+            except Exception as exc:
+                self._call_loop(loop, self._read_failed, job, exc)
+                return
+            frame = dataclasses.replace(frame, image=read.image, label=read.label)
         ready: list[bytes] = []
         sliced_at = time.monotonic()
         failure: Exception | None = None
         try:
-            for unit in job.coding.units(job.frame.image):
+            for unit in job.coding.units(frame.image):
                 ready.append(unit)
                 if time.monotonic() - sliced_at >= HAND_OVER_S:
-                    self._hand_over(loop, job, ready, False, None)
+                    self._call_loop(loop, self._units_ready, job, frame, ready, False, None)
                     ready, sliced_at = [], time.monotonic()
         except Exception as exc:
             failure = exc
         finally:
-            self._hand_over(loop, job, ready, True, failure)
+            self._call_loop(loop, self._units_ready, job, frame, ready, True, failure)
 
-    def _hand_over(
-        self, loop: asyncio.AbstractEventLoop, job: EncodeJob, units: list[bytes], ended: bool,
-        failure: Exception | None,
-    ) -> None:  # fmt: skip
+    @staticmethod
+    def _call_loop(loop: asyncio.AbstractEventLoop, callback: Callable[..., None],
+                   *args: object) -> None:  # fmt: skip
         # A camera stopping mid-frame may have closed its loop already: nothing waits then.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._units_ready, job, units, ended, failure)
+            loop.call_soon_threadsafe(callback, *args)
 
     def _units_ready(
-        self, job: EncodeJob, units: list[bytes], ended: bool, failure: Exception | None
-    ) -> None:
+        self, job: EncodeJob, frame: CapturedFrame, units: list[bytes], ended: bool,
+        failure: Exception | None,
+    ) -> None:  # fmt: skip
+        job.frame = frame  # the same frame, read now if the encoder thread read it
         if units and job.first_ready_mono is None:
             job.first_ready_mono = self.clock.monotonic()
             self._newest_ready = max(self._newest_ready, job.frame.frame_id)
@@ -156,6 +183,12 @@ class FrameSender:
         if ended:
             job.encoded.set()
             job.units.put_nowait(None)
+
+    @staticmethod
+    def _read_failed(job: EncodeJob, error: Exception) -> None:
+        job.read_error = error
+        job.encoded.set()
+        job.units.put_nowait(None)
 
     # -- the end marker ---------------------------------------------------------------
 
@@ -191,7 +224,9 @@ class FrameSender:
     def _marker_wire_bytes(self, job: EncodeJob) -> int:
         # The marker's size barely varies; sizing it with generous counts over-reserves by
         # a byte or two at most.
-        probe = self._marker(job, 0xFFFF, 0xFFFF, 0xFFFFFF, 0xFFFF)
+        # The label too: a frame the encoder thread reads has none yet.
+        probe = dataclasses.replace(self._marker(job, 0xFFFF, 0xFFFF, 0xFFFFFF, 0xFFFF),
+                                    label=0xFFFF)  # fmt: skip
         topic = self.topics.frame_end(self.setup.camera, job.frame.frame_id)
         return mqtt_publish_size(topic, len(encode(probe)), qos=1)
 
@@ -301,6 +336,9 @@ class FrameSender:
         if not job.encoded.is_set():
             # Rare: the deadline came before the encoder finished; totals wait for it.
             await job.encoded.wait()
+        if job.read_error is not None:
+            raise FrameReadFailed(f"frame {frame.frame_id}: {job.read_error}") from job.read_error
+        frame = job.frame  # with its label now, if the encoder thread read it
         first_unit_s = (
             job.first_ready_mono - frame.capture_mono if job.first_ready_mono is not None else -1.0
         )

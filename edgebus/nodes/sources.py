@@ -35,6 +35,11 @@ class CapturedFrame:
     deadline_ts: float
 
 
+# The image of a frame not read yet (the encoder thread reads it; see EncodeJob.read).
+UNREAD = np.zeros((0, 0, 3), dtype=np.uint8)
+UNREAD.flags.writeable = False
+
+
 class SourceError(ValueError):
     """A source spec, folder or file that cannot be used; the message is one line."""
 
