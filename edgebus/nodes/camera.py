@@ -109,6 +109,7 @@ class CameraNode(Node):
         # The default gate never looks at a frame, so the encoder thread reads it as well:
         # one thread hop per frame instead of two.
         self._read_on_encoder = isinstance(self.gate, OffloadEveryFrame)
+        self._last_job: EncodeJob | None = None
         self.sender = FrameSender(
             self.bus, self.topics, self.clock,
             SenderSetup(self.node_id, self.incarnation, settings.frame_width,
@@ -199,6 +200,11 @@ class CameraNode(Node):
             self._reader.shutdown(wait=False)
 
     async def _capture(self, frame_id: int, deadline_mono: float) -> None:
+        previous = self._last_job
+        if previous is not None and not previous.encoded.is_set():
+            # The source (or encoder) is slower than the period: wait for its last frame,
+            # and the capture loop skips the slots missed, as it does when it awaits a read.
+            await previous.encoded.wait()
         now_mono, now_ts = self.clock.monotonic(), self.clock.time()
         slot = CapturedFrame(
             frame_id=frame_id,
@@ -237,6 +243,7 @@ class CameraNode(Node):
         job = EncodeJob(frame, self._coding_for(frame.capture_ts), edge or "", read=read)
         self.sender.encode(job)
         self._jobs.put_nowait(job)
+        self._last_job = job
 
     async def _publish_local_result(self, frame: CapturedFrame, weak: WeakAnswer) -> None:
         now = self.clock.time()
