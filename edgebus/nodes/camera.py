@@ -14,6 +14,10 @@ Pipeline, as asyncio tasks:
   frame, a policy spends a token of the bucket on the frames worth offloading, and those
   are sent whole (every unit); a frame that stays gets the weak model's answer published
   as the camera's own result, so every frame has exactly one result.
+- Under the default gate, which never looks at a frame, the encoder thread reads the
+  frame too: one thread hop per frame. A gate that looks at frames has each read on the
+  source's own thread first. Either way a capture waits for the previous frame's encoding
+  if it is still under way, so a source slower than the period skips slots, not queues.
 - Every frame sent is followed to its outcome (`frame_outcomes.py`): the camera asks
   again for frames no edge answered and records a dropped frame itself only where no
   edge will. Each start draws a new `incarnation`, so frame ids that restart at 0 never
