@@ -35,7 +35,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from edgebus.bench.fleet_usage import FleetWindow, camera_names, frames_in, measure_fleet
+from edgebus.bench.fleet_usage import (
+    FleetWindow,
+    add_fleet_arguments,
+    camera_names,
+    frames_in,
+    measure_fleet,
+)
 from edgebus.bench.floor_fleet import FloorFailed, FloorFleet, run_floor_fleet
 from edgebus.bench.mosquitto import LocalMosquitto
 from edgebus.reports import write_csv
@@ -121,11 +127,7 @@ def plot(path: Path, rows: list[dict[str, object]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--cameras", type=int, default=8)
-    parser.add_argument("--period-ms", type=int, default=500)
-    parser.add_argument("--warmup", type=float, default=10.0)
-    parser.add_argument("--duration", type=float, default=30.0)
+    add_fleet_arguments(parser)
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
     console = Console()

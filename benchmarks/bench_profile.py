@@ -34,7 +34,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from edgebus.bench.fleet_usage import Usage, camera_names, frames_in, measure_fleet
+from edgebus.bench.fleet_usage import (
+    Usage,
+    add_fleet_arguments,
+    camera_names,
+    frames_in,
+    measure_fleet,
+)
 from edgebus.bench.mosquitto import LocalMosquitto
 from edgebus.bench.stage_profile import MODEL, ROLE_STAGES, stage_owner_seconds, stage_seconds
 from edgebus.reports import write_csv
@@ -183,11 +189,7 @@ def plot(path: Path, rows: list[dict[str, object]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--cameras", type=int, default=8)
-    parser.add_argument("--period-ms", type=int, default=500)
-    parser.add_argument("--warmup", type=float, default=10.0)
-    parser.add_argument("--duration", type=float, default=30.0)
+    add_fleet_arguments(parser)
     args = parser.parse_args()
     console = Console()
     args.out.mkdir(parents=True, exist_ok=True)

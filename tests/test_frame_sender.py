@@ -58,14 +58,18 @@ def sender_and_job(
     return bus, sender, EncodeJob(frame, FrameCoding("pnc", "m", units))
 
 
-async def send_one(link: LinkEmulator | None) -> tuple[RecordingBus, SentFrame]:
-    bus, sender, job = sender_and_job(link, lambda image: iter(UNITS))
+async def encode_and_send(sender: FrameSender, job: EncodeJob) -> tuple[SentFrame, EndOfFrame]:
     try:
         sender.encode(job)
         await asyncio.wait_for(job.encoded.wait(), 5)  # every unit is coded and handed over
-        sent, _ = await sender.send(job)
+        return await sender.send(job)
     finally:
         sender.close()
+
+
+async def send_one(link: LinkEmulator | None) -> tuple[RecordingBus, SentFrame]:
+    bus, sender, job = sender_and_job(link, lambda image: iter(UNITS))
+    sent, _ = await encode_and_send(sender, job)
     return bus, sent
 
 
@@ -116,12 +120,7 @@ async def test_an_encoder_failure_ends_the_frame_with_what_was_coded():
 
     counters = CameraCounters()
     bus, sender, job = sender_and_job(None, failing_units, counters)
-    try:
-        sender.encode(job)
-        await asyncio.wait_for(job.encoded.wait(), 5)
-        sent, marker = await sender.send(job)
-    finally:
-        sender.close()
+    sent, marker = await encode_and_send(sender, job)
     assert counters.encode_errors == 1
     assert (sent.units_sent, sent.units_total) == (1, 1)
     assert [m.data for m in bus.sent if isinstance(m, FrameChunk)] == [UNITS[0]]
@@ -147,13 +146,7 @@ async def test_the_encoder_thread_reads_the_frame_and_the_marker_carries_its_lab
         return Frame(frame_id, np.ones((8, 8, 3), np.uint8), label=7)
 
     bus, sender, job = sender_and_job(None, units)
-    job = unread(job, read)
-    try:
-        sender.encode(job)
-        await asyncio.wait_for(job.encoded.wait(), 5)
-        sent, marker = await sender.send(job)
-    finally:
-        sender.close()
+    sent, marker = await encode_and_send(sender, unread(job, read))
     assert seen == [(0, seen[0][1])] and seen[0][1].startswith("cam-encode")
     assert job.frame.label == 7 and job.frame.image.shape == (8, 8, 3)
     assert sent.label == 7 and marker.label == 7 and sent.units_sent == 3

@@ -3,6 +3,7 @@ process's CPU seconds and peak RSS, and the frames each node recorded in that wi
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from collections.abc import Callable
@@ -75,6 +76,15 @@ class FleetWindow:
     store_url: str  # the cloud's global store
     lost: int
     duplicated: int
+
+
+def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every fleet benchmark takes: where results go, and the fleet's shape."""
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cameras", type=int, default=8)
+    parser.add_argument("--period-ms", type=int, default=500)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=30.0)
 
 
 def camera_names(cameras: int) -> list[str]:
