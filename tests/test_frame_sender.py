@@ -64,7 +64,7 @@ async def encode_and_send(sender: FrameSender, job: EncodeJob) -> tuple[SentFram
         await asyncio.wait_for(job.encoded.wait(), 5)  # every unit is coded and handed over
         return await sender.send(job)
     finally:
-        sender.close()
+        await sender.finish()
 
 
 async def send_one(link: LinkEmulator | None) -> tuple[RecordingBus, SentFrame]:
@@ -110,7 +110,7 @@ async def test_a_slow_encoder_hands_its_first_units_over_while_still_coding():
         # two gaps before the end.
         assert time.monotonic() - received_first >= 1.5 * gap_s
     finally:
-        sender.close()
+        await sender.finish()
 
 
 async def test_an_encoder_failure_ends_the_frame_with_what_was_coded():
@@ -165,5 +165,5 @@ async def test_a_failed_read_publishes_nothing_and_says_so():
         with pytest.raises(FrameReadFailed, match="frame 0: camera unplugged"):
             await asyncio.wait_for(sender.send(job), 5)
     finally:
-        sender.close()
+        await sender.finish()
     assert bus.sent == [] and coded == []  # no chunk, no end marker, nothing encoded

@@ -39,12 +39,13 @@ from typing import Any
 import gmqtt
 import msgpack
 from gmqtt.mqtt.constants import MQTTv50
-from sqlalchemy import Engine, bindparam, delete, insert, select
+from sqlalchemy import Engine, bindparam, select
 
 from edgebus.nodes.codec_choice import parse_codec
 from edgebus.nodes.sources import SyntheticSource
 from edgebus.storage.engine import ensure_schema, make_engine
-from edgebus.storage.models import SENT, Frame, OpenFrame, defaults, table_of
+from edgebus.storage.local_writes import CLOSE_FRAMES, INSERTS
+from edgebus.storage.models import SENT, Frame, defaults, table_of
 
 ROOT = "edgebus-floor"
 FRAME_SIZE = 64
@@ -54,11 +55,6 @@ OUTCOME_BYTES = 160
 ANSWER_TIMEOUT_S = 5.0
 
 _FRAMES = table_of(Frame)
-_INSERT_FRAME = insert(_FRAMES)
-_CLOSE_FRAME = delete(table_of(OpenFrame)).where(
-    table_of(OpenFrame).c.incarnation == bindparam("closed_incarnation"),
-    table_of(OpenFrame).c.frame_id == bindparam("closed_frame_id"),
-)
 _ROWS_AFTER = select(_FRAMES).where(_FRAMES.c.seq > bindparam("after")).order_by(_FRAMES.c.seq)
 
 
@@ -108,9 +104,10 @@ class FloorCamera:
 
     def _record(self, row: dict[str, Any]) -> None:
         with self.engine.begin() as connection:
-            connection.execute(_INSERT_FRAME, [row])
+            # The local store's own statements: a frame's row, then its open mark's close.
+            connection.execute(INSERTS["frames"], [row])
             closed = {"closed_incarnation": 0, "closed_frame_id": row["frame_id"]}
-            connection.execute(_CLOSE_FRAME, [closed])
+            connection.execute(CLOSE_FRAMES, [closed])
 
     def _rows_after(self, seq: int) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:

@@ -118,6 +118,7 @@ class FrameSender:
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix=f"{setup.camera}-encode")
 
     def close(self) -> None:
+        """Drop the jobs not started, without waiting (a sender that never reads sources)."""
         self._encoder.shutdown(wait=False, cancel_futures=True)
 
     async def finish(self) -> None:
@@ -181,12 +182,14 @@ class FrameSender:
             self.counters.encode_errors += 1
             log.error("encoder failed: %s", failure)
         if ended:
-            job.encoded.set()
-            job.units.put_nowait(None)
+            self._end(job)
+
+    def _read_failed(self, job: EncodeJob, error: Exception) -> None:
+        job.read_error = error
+        self._end(job)
 
     @staticmethod
-    def _read_failed(job: EncodeJob, error: Exception) -> None:
-        job.read_error = error
+    def _end(job: EncodeJob) -> None:
         job.encoded.set()
         job.units.put_nowait(None)
 

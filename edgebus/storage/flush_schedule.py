@@ -28,9 +28,7 @@ class FlushSchedule:
             self._timer = self._loop.call_later(self.interval_s, self._fire)
 
     def _fire(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.cancel()  # a full batch comes before the interval's end
         self._due.set()
 
     async def wait(self) -> None:

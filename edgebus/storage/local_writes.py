@@ -22,8 +22,9 @@ from edgebus.storage.errors import StorageError, classify, first_line
 from edgebus.storage.models import ROW_MODELS, OpenFrame, QuarantinedRow, table_of
 
 # Built once: constructing a statement costs more than a small batch's executemany.
-_INSERTS = {kind: insert(table_of(model)) for kind, model in ROW_MODELS.items()}
-_CLOSE_FRAMES = delete(table_of(OpenFrame)).where(
+# Public for the camera-floor benchmark, which must run exactly these.
+INSERTS = {kind: insert(table_of(model)) for kind, model in ROW_MODELS.items()}
+CLOSE_FRAMES = delete(table_of(OpenFrame)).where(
     table_of(OpenFrame).c.incarnation == bindparam("closed_incarnation"),
     table_of(OpenFrame).c.frame_id == bindparam("closed_frame_id"),
 )
@@ -106,7 +107,7 @@ class RowWriter:
         if closes:
             closed = [{"closed_incarnation": f["incarnation"],
                        "closed_frame_id": f["frame_id"]} for f in closes]  # fmt: skip
-            connection.execute(_CLOSE_FRAMES, closed)
+            connection.execute(CLOSE_FRAMES, closed)
         if opens:
             connection.execute(self._open_statement, opens)
 
@@ -119,7 +120,7 @@ class RowWriter:
             by_kind.setdefault(kind, []).append(full)
             stamped.append((kind, full))
         for kind, rows in by_kind.items():
-            connection.execute(_INSERTS[kind], rows)
+            connection.execute(INSERTS[kind], rows)
         return seq, stamped
 
     def _insert_quarantined(self, connection: Connection, refused: list[Refused]) -> None:
