@@ -10,7 +10,7 @@ loopback port, alternating which goes first:
   recorded in the window;
 - floor: N floor cameras (`edgebus.bench.camera_floor`) that do, per frame, only what a
   camera's libraries must: the camera's own capture and PNC encoder on one worker
-  thread, one QoS 0 chunk and a QoS 1 end marker, a QoS 1 outcome back, one SQLAlchemy
+  thread, the frame in its QoS 1 end marker, a QoS 1 outcome back, one SQLAlchemy
   Core transaction in the product's tables, and a QoS 1 sync with its ack every 10 s.
 
 Both run the same capture and encoder code on the same frames, timed on the floor's

@@ -75,11 +75,13 @@ _ANSWERS = (ErrorReply,)  # any request may be answered with an error instead
 # checks every `bus.publish(<...>.topics.X(...), ..., qos=..., retain=...)` against it.
 ROUTES: tuple[Route, ...] = (
     Route("frame_chunk", "camera", (FrameChunk,), 0,
-          note="paced by the emulated link; stops at the frame's deadline"),
+          note="paced by the emulated link; stops at the frame's deadline; unpaced, the "
+               "chunk that ends a frame rides in its end marker instead"),
     Route("frame_chunk", "latent_sender", (FrameChunk,), 1,
           note="the QoS pool's camera: one chunk 0 holds a frame's whole latent"),
     Route("frame_end", "camera", (EndOfFrame,), 1,
-          note="sent again with attempt 1, 2, ... while no outcome comes back"),
+          note="may carry the frame's last chunk (last_chunk); sent again, without it, "
+               "with attempt 1, 2, ... while no outcome comes back"),
     Route("result", "edge", (Result,), 1),
     Route("result", "camera", (Result,), 1, note="its weak model's answer to a frame it kept"),
     Route("dropped", "edge", (FrameDropped,), 1),

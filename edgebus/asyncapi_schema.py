@@ -99,6 +99,8 @@ def _bounds(expected: str) -> dict[str, Any]:
 def _default(f: dataclasses.Field[Any]) -> tuple[bool, Any]:
     """(has a default to show, the default): constants and empty containers only; a
     timestamp that defaults to the time of building has none to show."""
+    if isinstance(f.default, bytes):
+        return True, {"hex": f.default.hex()}  # as to_dict shows bytes
     if f.default is not dataclasses.MISSING:
         return True, f.default
     if f.default_factory in (list, dict):

@@ -86,7 +86,8 @@ class FrameChunk(Message):
 @register
 @dataclass(slots=True)
 class EndOfFrame(Message):
-    """Sent after the last chunk of a frame, at completion or at the deadline."""
+    """Sent after the last chunk of a frame, at completion or at the deadline; it may
+    carry that last chunk itself (`last_chunk`)."""
 
     TYPE_CODE: ClassVar[int] = 4
     TYPE_NAME: ClassVar[str] = "end_of_frame"
@@ -110,6 +111,11 @@ class EndOfFrame(Message):
     # 0 on the first send; a camera that saw no outcome for the frame sends the marker
     # again with attempt 1, 2, ... and the edge answers with the outcome it recorded.
     attempt: int = 0
+    # The frame's last chunk (index chunks_sent - 1) when it was ready with the frame's
+    # end and no emulated link paces the frame: it rides here, so a 64 px frame is one
+    # message, not a chunk and a marker. Empty when every chunk went on its own, and in
+    # a marker sent again (a question about the frame, not its data).
+    last_chunk: bytes = b""
 
 
 # A result is on time when it is out within this long after its frame's deadline (the

@@ -1,3 +1,5 @@
+import dataclasses
+
 from edgebus.messages import EndOfFrame, FrameChunk
 from edgebus.nodes.assembler import FrameAssembler
 
@@ -28,6 +30,26 @@ def test_duplicates_and_late_chunks_are_ignored():
     assert assembler.add_chunk(chunk(0, 1), 0) == []
     assert assembler.end(end(0, 1), 0) == []
     assert assembler.stats.late == 2
+
+
+def test_the_chunk_an_end_marker_carries_is_the_frames_last():
+    assembler = FrameAssembler()
+    assembler.add_chunk(chunk(0, 0, b"first"), 0)
+    marker = dataclasses.replace(end(0, 2), last_chunk=b"last")
+    (frame,) = assembler.end(marker, 0)
+    assert frame.ordered_chunks() == [b"first", b"last"]
+    (alone,) = assembler.end(dataclasses.replace(end(1, 1), last_chunk=b"only"), 0)
+    assert alone.ordered_chunks() == [b"only"]
+
+
+def test_a_carried_chunk_neither_replaces_one_that_came_alone_nor_counts_without_a_place():
+    assembler = FrameAssembler()
+    assembler.add_chunk(chunk(0, 0, b"came first"), 0)
+    (frame,) = assembler.end(dataclasses.replace(end(0, 1), last_chunk=b"other"), 0)
+    assert frame.ordered_chunks() == [b"came first"]
+    # chunks_sent 0 leaves the carried chunk no index: a hostile marker, decided empty.
+    (empty,) = assembler.end(dataclasses.replace(end(1, 0), last_chunk=b"where"), 0)
+    assert empty.ordered_chunks() == [] and empty.bytes_received == 0
 
 
 def test_completion_after_marker_arrives_out_of_order():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -75,6 +76,15 @@ async def test_an_unanswered_frame_is_asked_about_again_with_backoff(tracker):
         await outcomes.check()
     attempts = [m.attempt for _, m in bus.published]
     assert attempts == [1, 2, 3, 4] and not drops
+
+
+async def test_asking_again_does_not_send_the_frames_data_again(tracker):
+    outcomes, clock, bus, _drops = tracker
+    outcomes.sent(replace(marker(1), last_chunk=b"features"))
+    clock.now += 2.0
+    await outcomes.check()
+    ((_, asked),) = bus.published
+    assert asked.attempt == 1 and asked.last_chunk == b"" and asked.chunks_sent == 1
 
 
 async def test_an_answer_closes_the_frame_and_a_refusal_is_recorded_here(tracker):

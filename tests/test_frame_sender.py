@@ -1,5 +1,6 @@
 """The frame sender's message count: units the encoder has ready go out as one chunk when
-nothing paces the link, and one per chunk over an emulated link."""
+nothing paces the link, and the chunk that ends the frame rides in the end marker; over
+an emulated link every unit is a chunk of its own."""
 
 from __future__ import annotations
 
@@ -73,12 +74,66 @@ async def send_one(link: LinkEmulator | None) -> tuple[RecordingBus, SentFrame]:
     return bus, sent
 
 
-async def test_ready_units_leave_as_one_chunk_without_a_link():
+def frame_data(bus: RecordingBus) -> list[bytes]:
+    """The frame's chunks in order, as the edge assembles them: those sent on their own,
+    then the one the end marker carries."""
+    chunks = [m.data for m in bus.sent if isinstance(m, FrameChunk)]
+    marker = bus.sent[-1]
+    assert isinstance(marker, EndOfFrame)
+    return [*chunks, marker.last_chunk] if marker.last_chunk else chunks
+
+
+async def test_a_frame_coded_at_once_leaves_as_one_message_without_a_link():
     bus, sent = await send_one(None)
-    chunks = [m for m in bus.sent if isinstance(m, FrameChunk)]
-    assert [c.data for c in chunks] == [b"".join(UNITS)]
-    assert isinstance(bus.sent[-1], EndOfFrame) and bus.sent[-1].chunks_sent == 1
+    assert len(bus.sent) == 1  # no chunk of its own: it rides in the end marker
+    marker = bus.sent[0]
+    assert isinstance(marker, EndOfFrame) and marker.last_chunk == b"".join(UNITS)
+    assert (marker.chunks_sent, marker.units_sent, marker.bytes_sent) == (1, 3, 90)
     assert (sent.units_sent, sent.units_total, sent.chunks_sent) == (3, 3, 1)
+
+
+def hand_over(job: EncodeJob, units: list[bytes], ended: bool) -> None:
+    """What the encoder thread hands the loop, without the thread: a test picks when."""
+    for unit in units:
+        job.unit_sizes.append(len(unit))
+        job.units.put_nowait(unit)
+    if ended:
+        job.encoded.set()
+        job.units.put_nowait(None)
+
+
+async def wait_for_messages(bus: RecordingBus, count: int) -> None:
+    async with asyncio.timeout(5):
+        while len(bus.sent) < count:
+            await asyncio.sleep(0.001)
+
+
+async def test_units_coded_before_the_end_leave_at_once_and_only_the_last_rides_along():
+    """Progressive sending is kept: the sender does not hold units back for the marker."""
+    bus, sender, job = sender_and_job(None, lambda image: iter(()))
+    hand_over(job, UNITS[:2], ended=False)
+    sending = asyncio.create_task(sender.send(job))
+    try:
+        await wait_for_messages(bus, 1)
+        assert [m.data for m in bus.sent if isinstance(m, FrameChunk)] == [b"".join(UNITS[:2])]
+        hand_over(job, UNITS[2:], ended=True)
+        sent, marker = await asyncio.wait_for(sending, 5)
+    finally:
+        sender.close()
+    assert frame_data(bus) == [b"".join(UNITS[:2]), UNITS[2]]
+    assert (marker.chunks_sent, marker.units_sent, sent.chunks_sent) == (2, 3, 2)
+
+
+async def test_a_frame_that_ends_after_its_deadline_keeps_its_last_chunk():
+    bus, sender, job = sender_and_job(None, lambda image: iter(()))
+    job.frame = dataclasses.replace(job.frame, deadline_mono=job.frame.capture_mono - 1.0)
+    hand_over(job, UNITS, ended=True)
+    try:
+        sent, marker = await asyncio.wait_for(sender.send(job), 5)
+    finally:
+        sender.close()
+    assert bus.sent == [marker] and marker.last_chunk == b""
+    assert (marker.chunks_sent, sent.units_sent) == (0, 0)
 
 
 async def test_a_paced_link_sends_one_unit_per_chunk():
@@ -123,7 +178,7 @@ async def test_an_encoder_failure_ends_the_frame_with_what_was_coded():
     sent, marker = await encode_and_send(sender, job)
     assert counters.encode_errors == 1
     assert (sent.units_sent, sent.units_total) == (1, 1)
-    assert [m.data for m in bus.sent if isinstance(m, FrameChunk)] == [UNITS[0]]
+    assert frame_data(bus) == [UNITS[0]]
     assert isinstance(marker, EndOfFrame) and marker.units_sent == 1
 
 
@@ -150,7 +205,7 @@ async def test_the_encoder_thread_reads_the_frame_and_the_marker_carries_its_lab
     assert seen == [(0, seen[0][1])] and seen[0][1].startswith("cam-encode")
     assert job.frame.label == 7 and job.frame.image.shape == (8, 8, 3)
     assert sent.label == 7 and marker.label == 7 and sent.units_sent == 3
-    assert [c.data for c in bus.sent if isinstance(c, FrameChunk)] == [b"".join(UNITS)]
+    assert frame_data(bus) == [b"".join(UNITS)]
 
 
 async def test_a_failed_read_publishes_nothing_and_says_so():

@@ -10,8 +10,8 @@ Per frame, a floor camera
 - wakes at the frame's due time, one period after the last;
 - captures and encodes the frame on one worker thread: the camera's synthetic source and
   PNC encoder, the same work a camera does, timed by that thread's CPU clock;
-- publishes it as one QoS 0 chunk (a 64 px frame is one chunk on a camera too) and an end
-  marker at QoS 1, and waits for its outcome, which the responder (another process, not
+- publishes it with its end marker as one QoS 1 message (a camera's 64 px frame is that
+  one message too), and waits for its outcome, which the responder (another process, not
   counted) publishes back at QoS 1;
 - records the frame in one SQLAlchemy Core transaction on a worker thread: its row in the
   product's `frames` table and the close of its open-frame mark, on the product's engine;
@@ -149,8 +149,8 @@ class FloorCamera:
                                                    frame_id)  # fmt: skip
         answered = loop.create_future()
         self._waiting[frame_id] = answered
-        self.client.publish(frame_topic(self.name, f"frames/{frame_id}/0"), data, qos=0)
-        marker = struct.pack("!Q", frame_id).ljust(MARKER_BYTES, b"\0")
+        # The frame and its end marker in one message, as a camera sends a 64 px frame.
+        marker = struct.pack("!Q", frame_id).ljust(MARKER_BYTES, b"\0") + data
         self.client.publish(frame_topic(self.name, f"end/{frame_id}"), marker, qos=1)
         async with asyncio.timeout(ANSWER_TIMEOUT_S):
             await answered

@@ -1,9 +1,11 @@
 """Per-frame chunk assembly on the edge, keyed by (camera, incarnation, frame id).
 
 A frame is finished by its end marker, by the arrival of every chunk the marker
-announced, or by a grace timeout when the marker itself was lost. Once finished it is
-in the ledger (being decided, then decided): late or duplicate chunks of it are dropped,
-so a result never uses data that arrived after its frame was decided.
+announced, or by a grace timeout when the marker itself was lost. The marker may carry
+the frame's last chunk itself (an unpaced camera's 64 px frame is that one message).
+Once finished it is in the ledger (being decided, then decided): late or duplicate
+chunks of it are dropped, so a result never uses data that arrived after its frame was
+decided.
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ class FrameAssembler:
             return []
         frame = self._frame(key, now)
         frame.end = marker
+        if marker.last_chunk and marker.chunks_sent > 0:
+            # The frame's last chunk, carried in the marker; if a copy came on its own
+            # too (a hostile or confused sender), the first to arrive stands.
+            frame.chunks.setdefault(marker.chunks_sent - 1, marker.last_chunk)
         frame.codec, frame.model_id, frame.capture_ts = (
             marker.codec,
             marker.model_id,

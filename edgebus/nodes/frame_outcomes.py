@@ -321,7 +321,9 @@ class OutcomeTracker:
     async def _ask(self, awaiting: Awaiting, now: float) -> None:
         awaiting.attempts += 1
         awaiting.next_ask_mono = now + min(MAX_RETRY_GAP_S, 2.0 ** (awaiting.attempts - 1))
-        marker = replace(awaiting.marker, attempt=awaiting.attempts)
+        # A question about the frame, not its data again: by now the data is past its
+        # deadline, as the frame's separate chunks would have expired.
+        marker = replace(awaiting.marker, attempt=awaiting.attempts, last_chunk=b"")
         self.asked_again += 1
         try:
             topic = self.topics.frame_end(self.camera, marker.frame_id)

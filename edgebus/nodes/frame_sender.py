@@ -92,6 +92,23 @@ class SentFrame:
     model_id: str = ""  # the model the frame was coded with, as its chunks name it
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What of a frame has gone out so far."""
+
+    chunks: int = 0
+    units: int = 0  # whole units the chunks sent hold
+    payload_bytes: int = 0
+    wire_bytes: int = 0
+    overruns: int = 0
+
+    def sent(self, job: EncodeJob, chunk: Chunk) -> None:
+        self.chunks += 1
+        job.chunks_out = self.chunks
+        self.units = chunk.units_complete
+        self.payload_bytes += len(chunk.data)
+
+
 @dataclass(frozen=True, slots=True)
 class SenderSetup:
     camera: str
@@ -203,7 +220,7 @@ class FrameSender:
 
     def _marker(
         self, job: EncodeJob, chunks_sent: int, total_chunks: int, payload_bytes: int,
-        units_sent: int,
+        units_sent: int, last_chunk: bytes = b"",
     ) -> EndOfFrame:  # fmt: skip
         frame, setup = job.frame, self.setup
         return EndOfFrame(
@@ -222,6 +239,7 @@ class FrameSender:
             label=frame.label,
             edge=job.edge,
             incarnation=setup.incarnation,
+            last_chunk=last_chunk,
         )
 
     def _marker_wire_bytes(self, job: EncodeJob) -> int:
@@ -278,9 +296,9 @@ class FrameSender:
         # A frame goes to the edge it was captured for, over that edge's link, even if the
         # policy moved the camera meanwhile: the edges hand a camera over at a frame boundary.
         link = self.link_for(job.edge)
-        marker_wire = self._marker_wire_bytes(job)
+        marker_wire = self._marker_wire_bytes(job) if link is not None else 0
         chunker = Chunker(setup.block_bytes)
-        chunks_sent = units_sent = payload_bytes = wire_bytes = overruns = 0
+        tally = _Tally()
         link_rate = link.rate_now() if link is not None else 0.0
         stopped = False
         # Without an emulated link nothing paces the chunks, so the units the encoder has
@@ -288,6 +306,10 @@ class FrameSender:
         # in one or two messages, not one per feature (a chunk still never waits for a
         # unit). A paced link keeps one unit per chunk, so the deadline cuts finely.
         coalesce = link is None and setup.block_bytes == 0
+        # Unpaced, the chunk that ends the frame rides in the end marker (QoS 1 anyway):
+        # one publish, one broker route and one edge receive fewer per frame, so a 64 px
+        # frame is one message. A paced link keeps it apart, as the paper's accounting has.
+        last_chunk = b""
         units: list[bytes]
         while not stopped:
             unit = await self._next_unit(job)
@@ -297,14 +319,20 @@ class FrameSender:
                 units, ended = self._ready_units(job, unit)
             else:
                 units, ended = [unit], False
-            for chunk in self._pending_chunks(chunker, units, ended):
+            pending = self._pending_chunks(chunker, units, ended)
+            for index, chunk in enumerate(pending):
                 if self._newest_ready > frame.frame_id and not whole:
                     stopped = True  # the next frame's first unit is ready: the deadline
+                    break
+                if link is None and ended and index == len(pending) - 1:
+                    if whole or self.clock.monotonic() < frame.deadline_mono:
+                        last_chunk = chunk.data
+                        tally.sent(job, chunk)
                     break
                 message = FrameChunk(
                     camera=camera,
                     frame_id=frame.frame_id,
-                    chunk_index=chunks_sent,
+                    chunk_index=tally.chunks,
                     codec=job.coding.codec,
                     model_id=job.coding.model_id,
                     capture_ts=frame.capture_ts,
@@ -312,7 +340,7 @@ class FrameSender:
                     edge=job.edge,
                     incarnation=setup.incarnation,
                 )
-                topic = self.topics.frame_chunk(camera, frame.frame_id, chunks_sent)
+                topic = self.topics.frame_chunk(camera, frame.frame_id, tally.chunks)
                 payload = encode(message)
                 wire = mqtt_publish_size(topic, len(payload))
                 if link is not None and whole:
@@ -323,17 +351,14 @@ class FrameSender:
                         stopped = True  # this chunk and the end marker would miss the deadline
                         break
                     if link.monotonic_of(arrival) > frame.deadline_mono:
-                        overruns += 1  # crossed the emulated link after the deadline
+                        tally.overruns += 1  # crossed the emulated link after the deadline
                 elif not whole and self.clock.monotonic() >= frame.deadline_mono:
                     stopped = True
                     break
                 expiry = chunk_properties(frame.deadline_mono - self.clock.monotonic())
                 await self.bus.publish(topic, payload, qos=0, properties=expiry)
-                chunks_sent += 1
-                job.chunks_out = chunks_sent
-                units_sent = chunk.units_complete
-                payload_bytes += len(chunk.data)
-                wire_bytes += wire
+                tally.sent(job, chunk)
+                tally.wire_bytes += wire
             if ended:
                 break
         if not job.encoded.is_set():
@@ -342,30 +367,34 @@ class FrameSender:
         if job.read_error is not None:
             raise FrameReadFailed(f"frame {frame.frame_id}: {job.read_error}") from job.read_error
         frame = job.frame  # with its label now, if the encoder thread read it
-        first_unit_s = (
-            job.first_ready_mono - frame.capture_mono if job.first_ready_mono is not None else -1.0
-        )
+        marker = self._marker(job, tally.chunks, count_chunks(job.unit_sizes, setup.block_bytes),
+                              tally.payload_bytes, tally.units, last_chunk)  # fmt: skip
+        marker_topic = self.topics.frame_end(camera, frame.frame_id)
+        marker_payload = encode(marker)
         if link is not None:
             await link.transmit(marker_wire)
-        wire_bytes += marker_wire
+            tally.wire_bytes += marker_wire
+        else:
+            tally.wire_bytes += mqtt_publish_size(marker_topic, len(marker_payload), qos=1)
         sent = SentFrame(
             camera=camera,
             frame_id=frame.frame_id,
             label=frame.label,
             capture_ts=frame.capture_ts,
-            first_unit_s=first_unit_s,
-            units_sent=units_sent,
+            first_unit_s=(
+                job.first_ready_mono - frame.capture_mono
+                if job.first_ready_mono is not None
+                else -1.0
+            ),
+            units_sent=tally.units,
             units_total=len(job.unit_sizes),
-            chunks_sent=chunks_sent,
-            payload_bytes=payload_bytes,
-            wire_bytes=wire_bytes,
-            overruns=overruns,
+            chunks_sent=tally.chunks,
+            payload_bytes=tally.payload_bytes,
+            wire_bytes=tally.wire_bytes,
+            overruns=tally.overruns,
             link_rate=link_rate,
             model_id=job.coding.model_id,
         )
-        marker = self.end_marker(job, sent.chunks_sent, sent.payload_bytes, sent.units_sent)
         trace = traced(camera, setup.incarnation, frame.frame_id)
-        await self.bus.publish(
-            self.topics.frame_end(camera, frame.frame_id), marker, qos=1, properties=trace
-        )
+        await self.bus.publish(marker_topic, marker_payload, qos=1, properties=trace)
         return sent, marker

@@ -73,7 +73,10 @@ async def test_the_broker_discards_a_message_once_it_expires(persistent_mosquitt
 
 
 async def test_a_frame_carries_its_trace_id_from_end_marker_to_result(mosquitto_url):
-    base = Settings(broker=mosquitto_url, site="t", store_enabled=False, frame_period_ms=250)
+    # A paced link (1 MB/s, far above what a frame needs): unpaced, a 64 px frame's one
+    # chunk rides in its end marker, and this test checks the chunks' properties too.
+    base = Settings(broker=mosquitto_url, site="t", store_enabled=False, frame_period_ms=250,
+                    link="1000000")  # fmt: skip
     seen: list[Delivery] = []
 
     async def watch(frames: Subscription) -> None:
