@@ -19,14 +19,8 @@ from edgebus.message_wire import decode
 from edgebus.messages import EndOfFrame, FrameChunk
 from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.frame_coding import FrameCoding
-from edgebus.nodes.frame_sender import (
-    HAND_OVER_S,
-    EncodeJob,
-    FrameReadFailed,
-    FrameSender,
-    SenderSetup,
-    SentFrame,
-)
+from edgebus.nodes.frame_job import EncodeJob, FrameReadFailed, SenderSetup, SentFrame
+from edgebus.nodes.frame_sender import HAND_OVER_S, FrameSender
 from edgebus.nodes.sources import UNREAD, CapturedFrame, Frame
 from edgebus.topics import Topics
 

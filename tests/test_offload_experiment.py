@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from edgebus.cli import app
 from edgebus.experiments.offload import Cell, FrameRecord, summarise
 from edgebus.messages import Result
-from edgebus.nodes.frame_sender import SentFrame
+from edgebus.nodes.frame_job import SentFrame
 
 runner = CliRunner()
 

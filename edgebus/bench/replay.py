@@ -46,7 +46,8 @@ from edgebus.nodes.codec_choice import parse_codec
 from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.decoding import FrameClassifier
 from edgebus.nodes.frame_coding import FrameCoding
-from edgebus.nodes.frame_sender import EncodeJob, FrameSender, SenderSetup
+from edgebus.nodes.frame_job import EncodeJob, SenderSetup
+from edgebus.nodes.frame_sender import FrameSender
 from edgebus.nodes.sources import CapturedFrame, open_source
 from edgebus.topics import Topics
 

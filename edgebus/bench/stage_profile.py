@@ -78,6 +78,7 @@ CAMERA = _roots(
     ("encode (features, quantise, Huffman)", "edgebus/nodes/frame_sender.py", "_encode_blocking"),
     ("encode (features, quantise, Huffman)", "edgebus/codecs/"),
     ("chunking and link pacing", "edgebus/nodes/frame_sender.py"),
+    ("chunking and link pacing", "edgebus/nodes/frame_job.py"),
     ("chunking and link pacing", "edgebus/nodes/chunking.py"),
     ("chunking and link pacing", "edgebus/broker/link.py"),
     ("frame records and outcomes", "edgebus/nodes/camera_records.py"),

@@ -20,7 +20,7 @@ from edgebus.experiments.offload_scoring import Cell, CellSummary, FrameRecord, 
 from edgebus.messages import Result
 from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.edge import EdgeNode
-from edgebus.nodes.frame_sender import SentFrame
+from edgebus.nodes.frame_job import SentFrame
 
 Tick = Callable[[float], None]
 

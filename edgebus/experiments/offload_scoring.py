@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgebus.messages import Result
-from edgebus.nodes.frame_sender import SentFrame
+from edgebus.nodes.frame_job import SentFrame
 
 
 @dataclass(frozen=True)

@@ -49,14 +49,9 @@ from edgebus.nodes.camera_records import CameraRecords
 from edgebus.nodes.camera_setup import camera_parts
 from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.frame_coding import FrameCoding
+from edgebus.nodes.frame_job import EncodeJob, FrameReadFailed, SenderSetup, SentFrame
 from edgebus.nodes.frame_outcomes import OutcomeTimings, OutcomeTracker
-from edgebus.nodes.frame_sender import (
-    EncodeJob,
-    FrameReadFailed,
-    FrameSender,
-    SenderSetup,
-    SentFrame,
-)
+from edgebus.nodes.frame_sender import FrameSender
 from edgebus.nodes.offload_gate import OffloadEveryFrame, OffloadGate, PolicyGate, WeakAnswer
 from edgebus.nodes.qos_models import QosEncoder
 from edgebus.nodes.sources import UNREAD, CapturedFrame, Frame, FrameSource

@@ -15,8 +15,8 @@ from edgebus.config import Settings
 from edgebus.messages import EndOfFrame, FrameDropped, to_dict
 from edgebus.nodes.counters import CameraCounters
 from edgebus.nodes.frame_coding import FrameCoding
+from edgebus.nodes.frame_job import SentFrame
 from edgebus.nodes.frame_outcomes import OutcomeTracker
-from edgebus.nodes.frame_sender import SentFrame
 from edgebus.nodes.offload_gate import WeakAnswer
 from edgebus.nodes.sources import CapturedFrame
 from edgebus.storage.models import DROPPED, SENT

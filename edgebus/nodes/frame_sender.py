@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from edgebus.broker.bus import Bus
 from edgebus.broker.link import LinkEmulator, mqtt_publish_size
@@ -35,8 +34,8 @@ from edgebus.clock import Clock
 from edgebus.messages import EndOfFrame, FrameChunk, encode
 from edgebus.nodes.chunking import Chunk, Chunker, count_chunks
 from edgebus.nodes.counters import CameraCounters
-from edgebus.nodes.frame_coding import FrameCoding
-from edgebus.nodes.sources import CapturedFrame, Frame
+from edgebus.nodes.frame_job import EncodeJob, FrameReadFailed, SenderSetup, SendTally, SentFrame
+from edgebus.nodes.sources import CapturedFrame
 from edgebus.topics import Topics
 
 log = logging.getLogger("edgebus.camera")
@@ -49,74 +48,6 @@ COALESCE_BYTES = 16 * 1024
 # a millisecond) now reaches the sender in one hand-over and leaves as one message; a
 # large frame's first units still leave a few ms after they are coded.
 HAND_OVER_S = 0.002
-
-
-class FrameReadFailed(Exception):
-    """The source could not give a job's frame; nothing of the frame was published."""
-
-
-@dataclass(slots=True)
-class EncodeJob:
-    """One frame on its way through the encoder; units arrive on `units` (None ends)."""
-
-    frame: CapturedFrame
-    coding: FrameCoding
-    edge: str = ""  # under a scheduling policy, the edge assigned when it was captured
-    # Set when the frame is still to be read: the encoder thread reads it first, and
-    # `frame` gets its image and label with the first units handed over.
-    read: Callable[[int], Frame] | None = None
-    read_error: Exception | None = None
-    units: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    unit_sizes: list[int] = field(default_factory=list)
-    chunks_out: int = 0  # chunks handed to the bus so far
-    first_ready_mono: float | None = None
-    encoded: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(frozen=True, slots=True)
-class SentFrame:
-    """What the sender did with one frame (for experiments and the store)."""
-
-    camera: str
-    frame_id: int
-    label: int
-    capture_ts: float
-    first_unit_s: float  # capture -> first unit ready
-    units_sent: int
-    units_total: int
-    chunks_sent: int
-    payload_bytes: int  # codec bytes in the chunks sent
-    wire_bytes: int  # what the link carried, MQTT framing and end marker included
-    overruns: int  # chunks whose emulated arrival was after the deadline (must be 0)
-    link_rate: float  # trace rate at the frame's capture, bytes/s (0 without a link)
-    model_id: str = ""  # the model the frame was coded with, as its chunks name it
-
-
-@dataclass(slots=True)
-class _Tally:
-    """What of a frame has gone out so far."""
-
-    chunks: int = 0
-    units: int = 0  # whole units the chunks sent hold
-    payload_bytes: int = 0
-    wire_bytes: int = 0
-    overruns: int = 0
-
-    def sent(self, job: EncodeJob, chunk: Chunk) -> None:
-        self.chunks += 1
-        job.chunks_out = self.chunks
-        self.units = chunk.units_complete
-        self.payload_bytes += len(chunk.data)
-
-
-@dataclass(frozen=True, slots=True)
-class SenderSetup:
-    camera: str
-    incarnation: int
-    frame_width: int
-    frame_height: int
-    block_bytes: int  # 0: one codec unit per chunk, else byte blocks of this size
-    whole_frames: bool
 
 
 class FrameSender:
@@ -298,7 +229,7 @@ class FrameSender:
         link = self.link_for(job.edge)
         marker_wire = self._marker_wire_bytes(job) if link is not None else 0
         chunker = Chunker(setup.block_bytes)
-        tally = _Tally()
+        tally = SendTally()
         link_rate = link.rate_now() if link is not None else 0.0
         stopped = False
         # Without an emulated link nothing paces the chunks, so the units the encoder has

@@ -13,7 +13,7 @@ from edgebus.broker.subscription import Subscription
 from edgebus.config import Settings
 from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.edge import EdgeNode
-from edgebus.nodes.frame_sender import SentFrame
+from edgebus.nodes.frame_job import SentFrame
 
 
 @contextlib.asynccontextmanager

@@ -8,7 +8,7 @@ import pytest
 
 from edgebus.config import Settings
 from edgebus.messages import Result
-from edgebus.nodes.frame_sender import SentFrame
+from edgebus.nodes.frame_job import SentFrame
 from tests.integration.one_camera import one_camera
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

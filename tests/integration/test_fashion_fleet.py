@@ -10,7 +10,7 @@ from edgebus.config import Settings
 from edgebus.fashion_mnist import FASHION_CLASSES, read_fashion_mnist
 from edgebus.launch_plan import up_defaults
 from edgebus.messages import Result
-from edgebus.nodes.frame_sender import SentFrame
+from edgebus.nodes.frame_job import SentFrame
 from tests.integration.one_camera import one_camera
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

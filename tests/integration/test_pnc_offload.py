@@ -16,7 +16,7 @@ from edgebus.config import Settings
 from edgebus.messages import EndOfFrame, FrameChunk, FrameDropped, Result, encode
 from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.edge import EdgeNode
-from edgebus.nodes.frame_sender import SentFrame
+from edgebus.nodes.frame_job import SentFrame
 from edgebus.nodes.sources import SyntheticSource
 from edgebus.topics import Topics
 from tests.integration.loop_stalls import watching_loop_stalls

@@ -18,7 +18,7 @@ from edgebus.experiments.qos_live import request_plan
 from edgebus.messages import EndOfFrame, FrameChunk, FrameDropped, Result
 from edgebus.nodes.camera import CameraNode
 from edgebus.nodes.edge import EdgeNode
-from edgebus.nodes.frame_sender import SentFrame
+from edgebus.nodes.frame_job import SentFrame
 from edgebus.nodes.model_follower import RAW
 from edgebus.qos.model_store import SHIPPED_ACCELEROMETER_POOL, SHIPPED_FASHION_POOL
 
