@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import psutil
@@ -38,6 +38,30 @@ from edgebus.storage.runtime import local_store_path
 FrameKey = tuple[str, int, int]  # (camera, incarnation, frame_id)
 EDGE_ID = "edge-replay"
 CLOUD_ID = "cloud-replay"
+
+
+class ReplayedEdge(Protocol):
+    """An edge process a replay step measures: the real edge, or the floor edge."""
+
+    process: psutil.Process | None
+    store: Path  # its SQLite store, with the product's tables
+
+    def cpu_s(self) -> float: ...
+
+    def thread_cpu_s(self) -> dict[int, float]: ...
+
+
+def process_cpu_s(process: psutil.Process | None) -> float:
+    """CPU seconds of the whole process, every thread."""
+    assert process is not None
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def threads_cpu_s(process: psutil.Process | None) -> dict[int, float]:
+    """CPU seconds of each of the process's threads, by thread id (the main one's is the pid)."""
+    assert process is not None
+    return {t.id: t.user_time + t.system_time for t in process.threads()}
 
 
 class EdgeUnderTest:
@@ -61,14 +85,10 @@ class EdgeUnderTest:
             raise RuntimeError(f"the edge exited:\n{self.fleet.log_text(EDGE_ID)[-2000:]}")
 
     def cpu_s(self) -> float:
-        assert self.process is not None
-        times = self.process.cpu_times()
-        return times.user + times.system
+        return process_cpu_s(self.process)
 
     def thread_cpu_s(self) -> dict[int, float]:
-        """CPU seconds of each of the edge's threads, by thread id (the loop's is the pid)."""
-        assert self.process is not None
-        return {t.id: t.user_time + t.system_time for t in self.process.threads()}
+        return threads_cpu_s(self.process)
 
     def running(self) -> bool:
         return EDGE_ID in self.fleet.nodes and self.fleet.running(EDGE_ID)
@@ -187,7 +207,7 @@ def _cpu_of(pid: int | None) -> float:
 
 
 async def run_step(
-    edge: EdgeUnderTest, broker_url: str, plan: ReplayPlan, workdir: Path,
+    edge: ReplayedEdge, broker_url: str, plan: ReplayPlan, workdir: Path,
     models: ModelThroughput | None = None, broker_pid: int | None = None, drain_s: float = 15.0,
 ) -> dict[str, Any]:  # fmt: skip
     """One rate step: replay `plan` at the edge; returns the step's row."""

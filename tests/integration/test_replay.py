@@ -1,11 +1,13 @@
 """The replay benchmark's harness, short and untimed: pre-encoded frames from a replayer
-process reach a real edge process on a stock Mosquitto, and every frame ends with exactly
-one outcome in the edge's store; the replayer and the edge both stop."""
+process reach a real edge process (or the floor edge of bench_edge_floor.py) on a stock
+Mosquitto, and every frame ends with exactly one outcome in the edge's store; the
+replayer and the edge both stop."""
 
 from __future__ import annotations
 
 import pytest
 
+from edgebus.bench.edge_floor import FloorEdgeProcess
 from edgebus.bench.process_fleet import product_defaults
 from edgebus.bench.replay import ReplayPlan, assembled, model_throughput, pre_encode
 from edgebus.bench.replay_edge import EdgeUnderTest, run_step
@@ -44,3 +46,23 @@ async def test_every_replayed_frame_ends_with_one_outcome(stock_mosquitto, tmp_p
     assert row["results"] + row["dropped"] == row["frames_sent"]
     assert row["replayer_exit"] == 0  # it ended by itself once every frame was out
     assert code == 0 and not edge.running()
+
+
+@pytest.mark.timeout(240)
+async def test_the_floor_edge_classifies_and_records_every_replayed_frame(
+    stock_mosquitto, tmp_path
+):
+    plan = ReplayPlan(cameras=4, period_ms=500, duration_s=5.0)
+    edge = FloorEdgeProcess(stock_mosquitto.url, tmp_path, plan.site)
+    try:
+        await edge.start()
+        threads_at_start = len(edge.thread_cpu_s())
+        row = await run_step(edge, stock_mosquitto.url, plan, tmp_path)
+    finally:
+        edge.stop()
+    assert row["frames_sent"] == 40 and row["unsent"] == 0
+    # Every frame classified (a result row each, none dropped) and nothing recorded twice.
+    assert (row["results"], row["dropped"], row["lost"], row["duplicated"]) == (40, 0, 0, 0), row
+    assert row["edge_cpu_s"] > 0 and row["edge_classify_ms_per_result"] > 0
+    assert threads_at_start >= 2  # its loop and the worker that decides
+    assert not edge.running()

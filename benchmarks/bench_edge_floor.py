@@ -1,0 +1,189 @@
+"""The edge's CPU per frame against the least its libraries need for the same frames.
+
+python benchmarks/bench_edge_floor.py --out results/edge_floor [--rates 100]
+    [--period-ms 500] [--duration 15] [--runs 2]
+
+First, in this process, the models' own CPU per frame at batch 1 (the edge's decode and
+classify call on the replay's pre-encoded frames, as bench_replay.py measures it). Then
+each run replays the same frames at each rate, on a stock-config Mosquitto started here on
+a free loopback port, into two edges in turn, alternating which goes first:
+- real: `edgebus node --role edge` at the product's defaults, with a cloud node that acks
+  its sync (bench_replay.py's edge);
+- floor: `edgebus.bench.edge_floor`, which does per frame only what an edge's libraries
+  must: gmqtt receive, msgpack, the same decode and classify call on one worker thread,
+  one SQLAlchemy Core transaction for the frame's rows, a QoS 1 result and outcome, and a
+  sync share.
+
+Each edge's process CPU over the step, per frame sent, from plain runs (psutil, no
+profiler). So, per frame:
+- beyond inference = edge CPU - the models' own at batch 1, for each result;
+- the libraries' least beyond inference = the floor's;
+- edgebus's own = real - floor (the inference estimate cancels out).
+
+Writes edge_floor.csv and edge_floor.png under --out and prints the table; numbers go to
+docs/performance.md, never into a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from edgebus.bench.edge_floor import FloorEdgeProcess
+from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
+from edgebus.bench.replay import ModelThroughput, ReplayPlan, model_throughput, pre_encode
+from edgebus.bench.replay_edge import EdgeUnderTest, run_step
+from edgebus.reports import write_csv
+
+# CSV key -> the table's column (ms per frame unless named otherwise).
+COLUMNS = {
+    "run": "run",
+    "first": "first",
+    "rate": "frames/s",
+    "real_ms": "real",
+    "floor_ms": "floor",
+    "inference_ms": "inference",
+    "real_beyond_ms": "real beyond",
+    "floor_beyond_ms": "libs' least",
+    "edgebus_ms": "edgebus own",
+    "real_p99_ms": "real p99 ms",
+    "floor_p99_ms": "floor p99 ms",
+    "lost": "lost",
+}
+
+
+async def step(kind: str, plan: ReplayPlan, models: ModelThroughput) -> dict[str, Any]:
+    """One replay step into a fresh edge of this kind, on a broker of its own."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"edgebus-edge-floor-{kind}-"))
+    with LocalMosquitto(stock=True) as broker:
+        pid = broker.process.pid if broker.process is not None else None
+        if kind == "real":
+            real = EdgeUnderTest(broker.url, workdir, plan.period_ms)
+            try:
+                await real.start()
+                return await run_step(real, broker.url, plan, workdir, models, pid)
+            finally:
+                await real.stop()
+        floor = FloorEdgeProcess(broker.url, workdir, plan.site)
+        try:
+            await floor.start()
+            return await run_step(floor, broker.url, plan, workdir, models, pid)
+        finally:
+            floor.stop()
+
+
+def row_of(run: int, first: str, inference_ms: float, real: dict[str, Any],
+           floor: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "run": run,
+        "first": first,
+        "rate": real["rate_offered"],
+        "real_ms": round(real["edge_cpu_ms_per_frame"], 2),
+        "floor_ms": round(floor["edge_cpu_ms_per_frame"], 2),
+        "inference_ms": round(inference_ms, 2),
+        "real_beyond_ms": round(real["edge_beyond_inference_ms"], 2),
+        "floor_beyond_ms": round(floor["edge_beyond_inference_ms"], 2),
+        "edgebus_ms": round(real["edge_cpu_ms_per_frame"] - floor["edge_cpu_ms_per_frame"], 2),
+        "real_p99_ms": round(real["p99_ms"]),
+        "floor_p99_ms": round(floor["p99_ms"]),
+        "lost": sum(r["lost"] + r["duplicated"] + r["unsent"] for r in (real, floor)),
+    }
+
+
+def plot(path: Path, rows: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    labels, inference, least, own = [], [], [], []
+    for row in rows:
+        for kind in ("real", "floor"):
+            labels.append(f"run {row['run']}, {row['rate']:g}/s\n{kind}")
+            inference.append(float(row["inference_ms"]))
+            least.append(float(row["floor_beyond_ms"]))
+            own.append(float(row["edgebus_ms"]) if kind == "real" else 0.0)
+    ax.bar(labels, inference, label="the models (decode + classify, batch 1)")
+    ax.bar(labels, least, bottom=inference, label="libraries' least (gmqtt, SQLAlchemy, ...)")
+    tops = [i + least_ms for i, least_ms in zip(inference, least, strict=True)]
+    ax.bar(labels, own, bottom=tops, label="edgebus's own")
+    ax.set_ylabel("edge CPU ms per frame")
+    ax.set_ylim(0, max(t + o for t, o in zip(tops, own, strict=True)) * 1.4)
+    ax.set_title("The edge's CPU per frame against its libraries' least (replayed frames)")
+    ax.legend(loc="upper center", ncols=3, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rates", default="100", help="Frames/s, comma-separated.")
+    parser.add_argument("--period-ms", type=int, default=500)
+    parser.add_argument("--duration", type=float, default=15.0, help="Seconds per step.")
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    try:
+        rates = [float(r) for r in args.rates.split(",") if r]
+    except ValueError:
+        print(f"error: --rates {args.rates!r}: expected numbers", file=sys.stderr)
+        return 2
+    if not rates or min(rates) <= 0 or args.period_ms <= 0 or args.duration <= 0:
+        print("error: --rates, --period-ms and --duration must be positive", file=sys.stderr)
+        return 2
+    if args.runs < 1:
+        print(f"error: --runs {args.runs}: expected 1 or more", file=sys.stderr)
+        return 2
+    if mosquitto_binary() is None:
+        print("error: the mosquitto binary is not installed", file=sys.stderr)
+        return 1
+    console = Console(width=160)
+    console.print("models alone (decode + classify, batch 1, in this process) ...")
+    models = model_throughput(pre_encode(), batches=(1,))
+    plans = [ReplayPlan(max(1, round(rate * args.period_ms / 1000)), args.period_ms,
+                        args.duration) for rate in rates]  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    with Progress(console=console) as progress:
+        task = progress.add_task("real and floor edges", total=2 * args.runs * len(plans))
+        for run in range(1, args.runs + 1):
+            order = ("real", "floor") if run % 2 else ("floor", "real")
+            for plan in plans:
+                steps: dict[str, dict[str, Any]] = {}
+                for kind in order:
+                    try:
+                        steps[kind] = asyncio.run(step(kind, plan, models))
+                    except RuntimeError as exc:
+                        console.print(f"error: the {kind} edge: {exc}")
+                        return 1
+                    progress.advance(task)
+                rows.append(row_of(run, order[0], models.batch1_cpu_ms, steps["real"],
+                                   steps["floor"]))  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "edge_floor.csv", rows)
+    plot(args.out / "edge_floor.png", rows)
+    table = Table(title=f"edge CPU ms per frame sent, replayed at T = {args.period_ms} ms: "
+                  "real, floor, and beyond inference",
+                  caption="libs' least = floor - inference; edgebus own = real - floor; "
+                  "lost = lost, doubled or unsent frames of both edges")  # fmt: skip
+    for key, title in COLUMNS.items():
+        table.add_column(title, justify="left" if key == "first" else "right")
+    for row in rows:
+        table.add_row(*(f"{row[key]:g}" if isinstance(row[key], float) else str(row[key])
+                        for key in COLUMNS))  # fmt: skip
+    console.print(table)
+    print(f"wrote {args.out / 'edge_floor.csv'} and {args.out / 'edge_floor.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
