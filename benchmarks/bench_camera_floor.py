@@ -43,6 +43,7 @@ from edgebus.bench.fleet_usage import (
     measure_fleet,
 )
 from edgebus.bench.floor_fleet import FloorFailed, FloorFleet, run_floor_fleet
+from edgebus.bench.floor_plot import FloorRun, plot_floor
 from edgebus.bench.mosquitto import LocalMosquitto
 from edgebus.reports import write_csv
 
@@ -100,29 +101,13 @@ def row_of(run: int, first: str, real: tuple[float, float, FleetWindow],
 
 
 def plot(path: Path, rows: list[dict[str, object]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    labels, codec, least, own = [], [], [], []
-    for row in rows:
-        for kind in ("real", "floor"):
-            labels.append(f"run {row['run']}\n{kind}")
-            codec.append(float(row["capture_encode_ms"]))  # type: ignore[arg-type]
-            least.append(float(row["floor_beyond_ms"]))  # type: ignore[arg-type]
-            own.append(float(row["edgebus_ms"]) if kind == "real" else 0.0)  # type: ignore[arg-type]
-    ax.bar(labels, codec, label="capture + encoder")
-    ax.bar(labels, least, bottom=codec, label="libraries' least (asyncio, gmqtt, SQLAlchemy)")
-    tops = [c + least_ms for c, least_ms in zip(codec, least, strict=True)]
-    ax.bar(labels, own, bottom=tops, label="edgebus's own")
-    ax.set_ylabel("camera CPU ms per frame")
-    ax.set_ylim(0, max(t + o for t, o in zip(tops, own, strict=True)) * 1.4)
-    ax.set_title("A camera's CPU per frame against its libraries' least")
-    ax.legend(loc="upper center", ncols=3, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    runs = [FloorRun(f"run {row['run']}", float(row["capture_encode_ms"]),  # type: ignore[arg-type]
+                     float(row["floor_beyond_ms"]), float(row["edgebus_ms"]))  # type: ignore[arg-type]
+            for row in rows]  # fmt: skip
+    plot_floor(path, runs, base="capture + encoder",
+               least="libraries' least (asyncio, gmqtt, SQLAlchemy)",
+               ylabel="camera CPU ms per frame",
+               title="A camera's CPU per frame against its libraries' least")  # fmt: skip
 
 
 def main() -> int:

@@ -38,9 +38,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgebus.bench.edge_floor import FloorEdgeProcess
+from edgebus.bench.floor_plot import FloorRun, plot_floor
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
 from edgebus.bench.replay import ModelThroughput, ReplayPlan, model_throughput, pre_encode
 from edgebus.bench.replay_edge import EdgeUnderTest, run_step
+from edgebus.bench.replay_options import OptionError, add_replay_arguments, replay_plans
 from edgebus.reports import write_csv
 
 # CSV key -> the table's column (ms per frame unless named otherwise).
@@ -99,47 +101,27 @@ def row_of(run: int, first: str, inference_ms: float, real: dict[str, Any],
 
 
 def plot(path: Path, rows: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    labels, inference, least, own = [], [], [], []
-    for row in rows:
-        for kind in ("real", "floor"):
-            labels.append(f"run {row['run']}, {row['rate']:g}/s\n{kind}")
-            inference.append(float(row["inference_ms"]))
-            least.append(float(row["floor_beyond_ms"]))
-            own.append(float(row["edgebus_ms"]) if kind == "real" else 0.0)
-    ax.bar(labels, inference, label="the models (decode + classify, batch 1)")
-    ax.bar(labels, least, bottom=inference, label="libraries' least (gmqtt, SQLAlchemy, ...)")
-    tops = [i + least_ms for i, least_ms in zip(inference, least, strict=True)]
-    ax.bar(labels, own, bottom=tops, label="edgebus's own")
-    ax.set_ylabel("edge CPU ms per frame")
-    ax.set_ylim(0, max(t + o for t, o in zip(tops, own, strict=True)) * 1.4)
-    ax.set_title("The edge's CPU per frame against its libraries' least (replayed frames)")
-    ax.legend(loc="upper center", ncols=3, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    runs = [FloorRun(f"run {row['run']}, {row['rate']:g}/s", row["inference_ms"],
+                     row["floor_beyond_ms"], row["edgebus_ms"]) for row in rows]  # fmt: skip
+    plot_floor(
+        path,
+        runs,
+        base="the models (decode + classify, batch 1)",
+        least="libraries' least (gmqtt, SQLAlchemy, ...)",
+        ylabel="edge CPU ms per frame",
+        title="The edge's CPU per frame against its libraries' least (replayed frames)",
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rates", default="100", help="Frames/s, comma-separated.")
-    parser.add_argument("--period-ms", type=int, default=500)
-    parser.add_argument("--duration", type=float, default=15.0, help="Seconds per step.")
+    add_replay_arguments(parser, rates="100")
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
     try:
-        rates = [float(r) for r in args.rates.split(",") if r]
-    except ValueError:
-        print(f"error: --rates {args.rates!r}: expected numbers", file=sys.stderr)
-        return 2
-    if not rates or min(rates) <= 0 or args.period_ms <= 0 or args.duration <= 0:
-        print("error: --rates, --period-ms and --duration must be positive", file=sys.stderr)
+        plans = replay_plans(args)
+    except OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.runs < 1:
         print(f"error: --runs {args.runs}: expected 1 or more", file=sys.stderr)
@@ -150,8 +132,6 @@ def main() -> int:
     console = Console(width=160)
     console.print("models alone (decode + classify, batch 1, in this process) ...")
     models = model_throughput(pre_encode(), batches=(1,))
-    plans = [ReplayPlan(max(1, round(rate * args.period_ms / 1000)), args.period_ms,
-                        args.duration) for rate in rates]  # fmt: skip
     rows: list[dict[str, Any]] = []
     with Progress(console=console) as progress:
         task = progress.add_task("real and floor edges", total=2 * args.runs * len(plans))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import shutil
 import sys
 import tempfile
@@ -40,17 +39,10 @@ from rich.table import Table
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
 from edgebus.bench.replay import ModelThroughput, ReplayPlan, model_throughput, pre_encode
 from edgebus.bench.replay_edge import EdgeUnderTest, run_step
+from edgebus.bench.replay_options import OptionError, add_replay_arguments, replay_plans
 from edgebus.reports import write_csv
 
 BATCHES = (1, 8, 32)
-
-
-def plans(rates: list[float], period_ms: int, duration_s: float) -> list[ReplayPlan]:
-    """Rate = cameras / T: each rate rounded to a whole number of cameras."""
-    return [
-        ReplayPlan(max(1, math.floor(rate * period_ms / 1000.0 + 0.5)), period_ms, duration_s)
-        for rate in rates
-    ]
 
 
 async def sweep(
@@ -129,18 +121,12 @@ def table(rows: list[dict[str, Any]], period_ms: int, duration_s: float) -> Tabl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rates", default="50,100,200,400", help="Frames/s, comma-separated.")
-    parser.add_argument("--period-ms", type=int, default=500)
-    parser.add_argument("--duration", type=float, default=15.0, help="Seconds per rate.")
+    add_replay_arguments(parser, rates="50,100,200,400")
     args = parser.parse_args()
     try:
-        rates = [float(r) for r in args.rates.split(",") if r]
-    except ValueError:
-        print(f"error: --rates {args.rates!r}: expected numbers", file=sys.stderr)
-        return 2
-    if not rates or min(rates) <= 0 or args.period_ms <= 0 or args.duration <= 0:
-        print("error: --rates, --period-ms and --duration must be positive", file=sys.stderr)
+        steps = replay_plans(args)
+    except OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if mosquitto_binary() is None:
         print("error: the mosquitto binary is not installed", file=sys.stderr)
@@ -151,7 +137,6 @@ def main() -> int:
     for batch in BATCHES:
         console.print(f"  batch {batch:>2}: {models.fps[batch]:.0f} frames/s, "
                       f"{models.cpu_ms[batch]:.2f} CPU ms/frame")  # fmt: skip
-    steps = plans(rates, args.period_ms, args.duration)
     with Progress(console=console) as progress:
         rows = asyncio.run(sweep(steps, models, progress))
     for row in rows:
