@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
+from edgebus.broker.bus_errors import OutgoingQueueFull
 from edgebus.broker.link import BandwidthTrace, LinkEmulator
 from edgebus.clock import RealClock
 from edgebus.message_wire import decode
@@ -116,6 +117,36 @@ async def test_units_coded_before_the_end_leave_at_once_and_only_the_last_rides_
         sender.close()
     assert frame_data(bus) == [b"".join(UNITS[:2]), UNITS[2]]
     assert (marker.chunks_sent, marker.units_sent, sent.chunks_sent) == (2, 3, 2)
+
+
+class RefusingBus(RecordingBus):
+    """Takes chunks (QoS 0) and refuses QoS 1: the end marker finds the queue full."""
+
+    async def publish(self, topic, payload, qos=0, properties=None, **_):
+        if qos == 1:
+            raise OutgoingQueueFull("outgoing queue full")
+        await super().publish(topic, payload, qos, properties)
+
+
+async def test_a_frame_whose_marker_is_refused_has_only_its_chunks_sent_alone_out():
+    """What the camera decides from: nothing out, it records the drop itself; chunks out,
+    it follows the frame to an edge's outcome. A chunk inside the refused marker is not out."""
+    _, sender, job = sender_and_job(None, lambda image: iter(()))
+    sender.bus = RefusingBus()  # type: ignore[assignment]
+    hand_over(job, UNITS, ended=True)
+    with pytest.raises(OutgoingQueueFull):
+        await asyncio.wait_for(sender.send(job), 5)
+    assert job.chunks_out == 0 and sender.bus.sent == []  # type: ignore[attr-defined]
+
+    _, sender, job = sender_and_job(None, lambda image: iter(()))
+    sender.bus = bus = RefusingBus()  # type: ignore[assignment]
+    hand_over(job, UNITS[:2], ended=False)
+    sending = asyncio.create_task(sender.send(job))
+    await wait_for_messages(bus, 1)
+    hand_over(job, UNITS[2:], ended=True)
+    with pytest.raises(OutgoingQueueFull):
+        await asyncio.wait_for(sending, 5)
+    assert job.chunks_out == 1 and len(bus.sent) == 1
 
 
 async def test_a_frame_that_ends_after_its_deadline_keeps_its_last_chunk():

@@ -64,9 +64,8 @@ class SendTally:
     wire_bytes: int = 0
     overruns: int = 0
 
-    def sent(self, job: EncodeJob, chunk: Chunk) -> None:
+    def sent(self, chunk: Chunk) -> None:
         self.chunks += 1
-        job.chunks_out = self.chunks
         self.units = chunk.units_complete
         self.payload_bytes += len(chunk.data)
 

@@ -257,8 +257,9 @@ class FrameSender:
                     break
                 if link is None and ended and index == len(pending) - 1:
                     if whole or self.clock.monotonic() < frame.deadline_mono:
+                        # Counted now, but out (job.chunks_out) only with the marker.
                         last_chunk = chunk.data
-                        tally.sent(job, chunk)
+                        tally.sent(chunk)
                     break
                 message = FrameChunk(
                     camera=camera,
@@ -288,7 +289,8 @@ class FrameSender:
                     break
                 expiry = chunk_properties(frame.deadline_mono - self.clock.monotonic())
                 await self.bus.publish(topic, payload, qos=0, properties=expiry)
-                tally.sent(job, chunk)
+                tally.sent(chunk)
+                job.chunks_out = tally.chunks
                 tally.wire_bytes += wire
             if ended:
                 break
@@ -328,4 +330,5 @@ class FrameSender:
         )
         trace = traced(camera, setup.incarnation, frame.frame_id)
         await self.bus.publish(marker_topic, marker_payload, qos=1, properties=trace)
+        job.chunks_out = tally.chunks
         return sent, marker
