@@ -2,6 +2,7 @@ import dataclasses
 
 from edgebus.messages import EndOfFrame, FrameChunk
 from edgebus.nodes.assembler import FrameAssembler
+from edgebus.nodes.frame_ledger import FrameLedger
 
 
 def chunk(frame, index, data=b"ab", camera="c"):
@@ -113,3 +114,16 @@ def test_next_expiry_is_when_the_oldest_frame_runs_out_of_grace():
     assert assembler.next_expiry() == 6.5
     assert [f.camera for f in assembler.expire(6.5)] == ["b"]
     assert assembler.next_expiry() is None
+
+
+def test_frames_being_decided_are_in_the_ledger_it_was_given_even_an_empty_one():
+    """The edge checks its ledger before it screens a frame's message: a frame waiting for
+    the classifier must be there, or a late question about it is refused while the frame
+    is still decided, and the camera records it a second time."""
+    ledger = FrameLedger()  # nothing decided yet: empty
+    assembler = FrameAssembler(ledger=ledger)
+    assert assembler.ledger is ledger
+    (frame,) = assembler.end(end(0, 1), 0)
+    assert ledger.is_deciding(frame.key)
+    ledger.decide(frame.key, "result", "", 1.0)
+    assert not ledger.is_deciding(frame.key) and ledger.lookup(frame.key) is not None

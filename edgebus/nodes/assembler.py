@@ -56,7 +56,10 @@ class AssemblerStats:
 class FrameAssembler:
     def __init__(self, grace_s: float = 1.0, ledger: FrameLedger | None = None) -> None:
         self.grace_s = grace_s
-        self.ledger = ledger or FrameLedger()
+        # Not `ledger or ...`: a ledger with nothing decided yet is empty, so falsy (it has
+        # a length), and the edge's frames being decided would go to a private ledger the
+        # edge never sees, and never leave it.
+        self.ledger = ledger if ledger is not None else FrameLedger()
         self.stats = AssemblerStats()
         self._pending: dict[FrameKey, PendingFrame] = {}
 
