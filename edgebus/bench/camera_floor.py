@@ -58,6 +58,12 @@ _FRAMES = table_of(Frame)
 _ROWS_AFTER = select(_FRAMES).where(_FRAMES.c.seq > bindparam("after")).order_by(_FRAMES.c.seq)
 
 
+def frame_rows_after(engine: Engine, seq: int) -> list[dict[str, Any]]:
+    """A floor's `frames` rows past `seq`, in seq order: what its next sync carries."""
+    with engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(_ROWS_AFTER, {"after": seq})]
+
+
 @dataclass(frozen=True, slots=True)
 class FloorReport:
     frames: int
@@ -108,10 +114,6 @@ class FloorCamera:
             connection.execute(INSERTS["frames"], [row])
             closed = {"closed_incarnation": 0, "closed_frame_id": row["frame_id"]}
             connection.execute(CLOSE_FRAMES, [closed])
-
-    def _rows_after(self, seq: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
-            return [dict(r._mapping) for r in connection.execute(_ROWS_AFTER, {"after": seq})]
 
     # -- the bus -----------------------------------------------------------------------
 
@@ -165,7 +167,8 @@ class FloorCamera:
         """The rows recorded since the last sync, at QoS 1, until the responder acks."""
         assert self._acked is not None
         loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(self._store, self._rows_after, self._synced_seq)
+        rows = await loop.run_in_executor(self._store, frame_rows_after, self.engine,
+                                          self._synced_seq)  # fmt: skip
         if not rows:
             return
         self._acked.clear()

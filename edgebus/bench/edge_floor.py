@@ -35,14 +35,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import gmqtt
 import msgpack
 import psutil
 from gmqtt.mqtt.constants import MQTTv50
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine
 
+from edgebus.bench.camera_floor import frame_rows_after
 from edgebus.bench.process_fleet import wait_for
 from edgebus.bench.processes import terminate
 from edgebus.bench.replay_edge import process_cpu_s, threads_cpu_s
@@ -54,13 +54,11 @@ from edgebus.nodes.assembler import PendingFrame
 from edgebus.nodes.decoding import Classified, FrameClassifier
 from edgebus.storage.engine import ensure_schema, make_engine
 from edgebus.storage.local_writes import INSERTS
-from edgebus.storage.models import DROPPED, RECEIVED, Frame, defaults, table_of
+from edgebus.storage.models import DROPPED, RECEIVED, defaults
 from edgebus.topics import Topics
 
 NODE = "edge-floor"
 ROOT = "edgebus-floor/edge"  # where it answers: nothing of the product listens there
-_FRAMES = table_of(Frame)
-_ROWS_AFTER = select(_FRAMES).where(_FRAMES.c.seq > bindparam("after")).order_by(_FRAMES.c.seq)
 FrameKey = tuple[str, int, int]
 
 
@@ -159,10 +157,6 @@ class FloorEdge:
             if results:
                 connection.execute(INSERTS["results"], results)
 
-    def _rows_after(self, seq: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
-            return [dict(r._mapping) for r in connection.execute(_ROWS_AFTER, {"after": seq})]
-
     # -- running -----------------------------------------------------------------------
 
     async def serve(self, host: str, port: int) -> None:
@@ -179,7 +173,7 @@ class FloorEdge:
             done, _ = await asyncio.wait({failed}, timeout=self.sync_interval_s)
             if done:
                 failed.result()  # the worker's error, raised here
-            rows = await asyncio.to_thread(self._rows_after, self._synced_seq)
+            rows = await asyncio.to_thread(frame_rows_after, self.engine, self._synced_seq)
             if rows:
                 self.client.publish(f"{ROOT}/sync", msgpack.packb(rows), qos=1)
                 self._synced_seq = rows[-1]["seq"]
