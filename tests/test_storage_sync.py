@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from edgebus.bench.process_fleet import wait_for
 from edgebus.broker.address import parse_broker_url
 from edgebus.broker.bus import Bus, BusOptions, RequestFailed
 from edgebus.messages import StoreQuery, StoreRows
@@ -38,7 +39,9 @@ async def test_agent_resends_until_a_late_sink_acks(actor_broker_url, tmp_path):
     await agent.start()
     add_events(store, 120)
     await store.flush()
-    await asyncio.sleep(0.3)  # batches go out to nobody
+    # Batches go out to nobody. Waited for, not slept on: a worker starved on a loaded
+    # machine once took longer than a fixed 0.3 s; a sender that never woke still fails.
+    await wait_for(lambda: agent.stats.batches_sent >= 1, 10, "a first batch")
     assert store.acked_seq == 0 and agent.stats.batches_sent >= 1
     global_store = GlobalStore(f"sqlite:///{tmp_path / 'global.sqlite3'}")
     sink = SyncSink(cloud_bus, global_store)
