@@ -15,6 +15,7 @@ pytestmark = pytest.mark.timeout(120)
 
 NOT_FOR_DATA_PLANE = ("cvxpy", "matplotlib", "networkx", "amqtt", "torch", "edgebus.launch",
                       "prometheus_client",  # only where metrics_port is set
+                      "sqlalchemy.dialects.postgresql",  # the global store's, 2 MB
                       "edgebus.coordinator", "edgebus.experiments")  # fmt: skip
 
 ROLE_PARTS = {"camera": "edgebus.nodes.frame_sender", "edge": "edgebus.nodes.assembler"}
