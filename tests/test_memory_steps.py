@@ -12,6 +12,8 @@ import pytest
 from edgebus.bench.memory_steps import (
     ALONE,
     CAMERA_STEPS,
+    EDGEBUS,
+    LIBRARY,
     MemoryStepError,
     Step,
     cumulative_code,
@@ -27,18 +29,29 @@ pytestmark = pytest.mark.timeout(90)
 # early would put its memory on the wrong step.
 NOT_YET = {
     "+ numpy": ("onnxruntime", "sqlalchemy", "gmqtt"),
-    "+ onnxruntime": ("sqlalchemy", "gmqtt"),
+    "+ onnxruntime": ("sqlalchemy", "gmqtt", "edgebus.codecs.pnc"),
+    "+ edgebus: codec modules": ("sqlalchemy", "gmqtt", "edgebus.storage.local"),
     "+ camera models (onnxruntime sessions)": ("sqlalchemy", "gmqtt", "edgebus.broker.bus"),
-    "+ sqlalchemy, local store": ("gmqtt", "edgebus.nodes.camera"),
-    "+ gmqtt, bus": ("edgebus.cli", "edgebus.nodes.camera"),
+    "+ sqlalchemy (orm, SQLite dialect)": ("edgebus.storage.local", "gmqtt"),
+    "+ edgebus: local store": ("gmqtt", "msgpack", "edgebus.nodes.camera"),
+    "+ gmqtt, msgpack": ("edgebus.broker.bus", "edgebus.cli"),
+    "+ edgebus: bus": ("typer", "edgebus.cli", "edgebus.nodes.camera"),
+    "+ typer, rich, PIL, psutil": ("edgebus.cli", "edgebus.nodes.camera"),
+    "+ edgebus: CLI and camera node": ("pydantic",),
 }
 # What each step must have loaded by its end.
 LOADED = {
     "+ camera models (onnxruntime sessions)": ("edgebus.codecs.inference",),
-    "+ sqlalchemy, local store": ("edgebus.storage.local",),
-    "+ gmqtt, bus": ("gmqtt", "edgebus.broker.transport_gmqtt"),
-    "+ the rest: edgebus.cli, camera node": ("edgebus.nodes.camera",),
+    "+ sqlalchemy (orm, SQLite dialect)": ("sqlalchemy.orm", "sqlalchemy.dialects.sqlite"),
+    "+ edgebus: local store": ("edgebus.storage.local",),
+    "+ edgebus: bus": ("edgebus.broker.transport_gmqtt",),
+    "+ edgebus: CLI and camera node": ("edgebus.nodes.camera",),
+    "+ typer reads the command line (pydantic)": ("pydantic",),
 }
+# A library's step loads nothing of edgebus's: what edgebus's modules take is on edgebus's
+# steps (the models step builds sessions with edgebus's codec, already loaded before it).
+NO_NEW_EDGEBUS = ("+ numpy", "+ onnxruntime", "+ sqlalchemy (orm, SQLite dialect)",
+                  "+ gmqtt, msgpack", "+ typer, rich, PIL, psutil")  # fmt: skip
 
 
 def test_cumulative_steps_grow_and_never_lose_peak():
@@ -52,7 +65,7 @@ def test_cumulative_steps_grow_and_never_lose_peak():
     for before, after in itertools.pairwise(results):
         assert after.peak_increment_mb == pytest.approx(after.reading.peak_mb
                                                          - before.reading.peak_mb)  # fmt: skip
-    models = results[3]
+    models = results[4]
     assert models.reading.step.startswith("+ camera models")
     assert models.rss_increment_mb > 1.0  # the encoder and decoder sessions hold memory
 
@@ -69,6 +82,28 @@ def test_each_step_loads_only_what_it_names(index):
         f"assert not missing, f'not loaded: {{missing}}'"
     )
     measure(step.name, cumulative_code(CAMERA_STEPS, index) + "\n" + check)
+
+
+@pytest.mark.parametrize("name", NO_NEW_EDGEBUS)
+def test_a_library_step_loads_none_of_edgebus(name):
+    index = next(i for i, step in enumerate(CAMERA_STEPS) if step.name == name)
+    assert CAMERA_STEPS[index].owner == LIBRARY
+    check = (
+        "import sys\n"
+        "_before = {m for m in sys.modules if m.startswith('edgebus')}\n"
+        f"{CAMERA_STEPS[index].code}\n"
+        "_new = sorted(m for m in sys.modules if m.startswith('edgebus') and m not in _before)\n"
+        "assert not _new, f'a library step loaded {_new}'"
+    )
+    measure(name, cumulative_code(CAMERA_STEPS, index - 1) + "\n" + check)
+
+
+def test_every_step_says_whose_memory_it_adds():
+    for step in CAMERA_STEPS:
+        assert step.owner == (EDGEBUS if step.name.startswith("+ edgebus:") else LIBRARY), step
+    assert [step.name for step in CAMERA_STEPS if step.loads_models] == [
+        "+ camera models (onnxruntime sessions)"
+    ]
 
 
 def test_a_library_alone_is_measured_over_a_bare_interpreter():

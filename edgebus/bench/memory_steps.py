@@ -53,12 +53,21 @@ class MemoryStepError(RuntimeError):
     """A step's subprocess failed, timed out or printed no reading; the message names it."""
 
 
+LIBRARY = "library"
+EDGEBUS = "edgebus"
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
-    """A named piece of code; in a cumulative run it adds to the steps before it."""
+    """A named piece of code; in a cumulative run it adds to the steps before it. `owner`
+    says whose memory the step adds: a library's (`LIBRARY`) or edgebus's own (`EDGEBUS`).
+    A step that `loads_models` builds onnxruntime sessions; every other step only imports or
+    reads, so a running node can be given all of them beforehand (`traced_node`)."""
 
     name: str
     code: str
+    owner: str = LIBRARY
+    loads_models: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +88,21 @@ class StepResult:
     peak_increment_mb: float
 
 
+# The arguments the camera's command line is read with in the last step: what the
+# benchmark's fleet starts a camera with.
+CAMERA_ARGUMENTS = ("node", "--role", "camera", "--id", "cam-0", "--wait", "30")
+
+# Each library's step comes before the edgebus step that uses it, so the library's memory
+# is on its own step and edgebus's modules on theirs.
 CAMERA_STEPS: tuple[Step, ...] = (
     Step("bare interpreter", "pass"),
     Step("+ numpy", "import numpy"),
     Step("+ onnxruntime", "import onnxruntime"),
+    Step(
+        "+ edgebus: codec modules",
+        "import edgebus.config\nimport edgebus.nodes.codec_choice\nimport edgebus.codecs.pnc",
+        EDGEBUS,
+    ),
     Step(
         "+ camera models (onnxruntime sessions)",
         # As camera_setup._coding builds the codec: parse the configured codec, build it at
@@ -104,15 +124,22 @@ CAMERA_STEPS: tuple[Step, ...] = (
                 gate = offload_gate(settings)
             """
         ),
+        loads_models=True,
     ),
-    Step("+ sqlalchemy, local store", "import sqlalchemy\nimport edgebus.storage.local"),
+    # The store declares its tables with the ORM and writes SQLite: all three are the
+    # library's.
     Step(
-        "+ gmqtt, bus",
+        "+ sqlalchemy (orm, SQLite dialect)",
+        "import sqlalchemy\nimport sqlalchemy.orm\nimport sqlalchemy.dialects.sqlite",
+    ),
+    Step("+ edgebus: local store", "import edgebus.storage.local", EDGEBUS),
+    Step("+ gmqtt, msgpack", "import gmqtt\nimport msgpack"),  # the bus's wire format
+    Step(
+        "+ edgebus: bus",
         # The bus imports its MQTT client on demand: load the configured one (gmqtt) the
         # way the bus does, through connection_factory.
         textwrap.dedent(
             """
-            import gmqtt
             import edgebus.broker.bus
             from edgebus.broker.transport import connection_factory
             from edgebus.config import Settings
@@ -120,9 +147,18 @@ CAMERA_STEPS: tuple[Step, ...] = (
             connection_factory(Settings().mqtt_client)
             """
         ),
+        EDGEBUS,
     ),
     Step(
-        "+ the rest: edgebus.cli, camera node",
+        "+ typer, rich, PIL, psutil",
+        # What the CLI and the camera node import from outside edgebus: the CLI reads the
+        # command line with typer and prints with rich, the synthetic source draws with
+        # PIL, the node's monitor reads its CPU and memory with psutil.
+        "import typer\nimport rich.console, rich.live, rich.progress, rich.table\n"
+        "import PIL.Image, PIL.ImageDraw\nimport psutil",
+    ),
+    Step(
+        "+ edgebus: CLI and camera node",
         # As `python -m edgebus node --role camera` does (tests/test_lean_imports.py): the
         # whole CLI package, then the role's class, which edgebus.nodes imports on demand.
         textwrap.dedent(
@@ -131,6 +167,22 @@ CAMERA_STEPS: tuple[Step, ...] = (
             from edgebus.cli.fleet import role_class
 
             role_class("camera")
+            """
+        ),
+        EDGEBUS,
+    ),
+    Step(
+        "+ typer reads the command line (pydantic)",
+        # typer checks each parameter's value with a pydantic TypeAdapter, imported the
+        # first time a command line is read: part of every node's start, not of import.
+        textwrap.dedent(
+            f"""
+            import typer.main
+            import edgebus.cli
+
+            _command = typer.main.get_command(edgebus.cli.app)
+            _name, *_args = {CAMERA_ARGUMENTS!r}
+            _command.commands[_name].make_context(_name, list(_args))
             """
         ),
     ),
