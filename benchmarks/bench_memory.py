@@ -222,13 +222,13 @@ def plot(path: Path, rows: list[dict[str, object]], gain: RunningGain) -> None:
     left.set_xlim(0, max(ends + [_mb(r, "peak_mb") for r in steps]) * 1.2)  # room for labels
     for owner, color in OWNER_COLORS.items():
         left.barh([labels[0]], [0], color=color, label=f"{owner}'s memory")
-    left.legend(loc="lower right", fontsize=8)
+    left.legend(loc="upper right", fontsize=8)
     shown = [owner for owner in gain.owners if owner.files_mb + owner.objects_mb >= 0.1]
     names = [owner.owner for owner in shown] + ["no Python object"]
     files = [owner.files_mb for owner in shown] + [0.0]
     objects = [owner.objects_mb for owner in shown] + [gain.native_mb]
-    middle.barh(names, files, label="its files' pages")
-    middle.barh(names, objects, left=files, label="its Python objects / native")
+    middle.barh(names, files, color="C7", label="its files' pages")
+    middle.barh(names, objects, left=files, color="C4", label="its Python objects / native")
     middle.invert_yaxis()
     middle.set_xlabel("MB gained while running")
     middle.set_title("running camera, by owner")
