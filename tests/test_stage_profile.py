@@ -16,6 +16,7 @@ from edgebus.bench.stage_profile import (
     MODEL,
     OTHER,
     OWN,
+    ROLE_ROOTS,
     ROLE_STAGES,
     StageAttribution,
     StageRoot,
@@ -103,11 +104,33 @@ def test_a_profiled_command_saves_every_threads_stats_and_its_window(tmp_path):
     assert pstats.Stats(str(out)).total_calls > 0  # type: ignore[attr-defined]
 
 
-def test_a_profiled_command_without_its_arguments_is_one_error_line():
-    command = [sys.executable, "-m", "edgebus.bench.profiled_node", "out.pstats"]
+def test_a_profiled_module_runs_its_main_with_the_arguments_after_it(tmp_path):
+    out = tmp_path / "floor.pstats"
+    command = [sys.executable, "-m", "edgebus.bench.profiled_node", str(out), "0",
+               "--module", "edgebus.bench.camera_floor", "camera", "--help"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--sync-interval" in done.stdout  # the floor camera's own options: its main ran
+    assert pstats.Stats(str(out)).total_calls > 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["out.pstats"], "usage"),
+        (["out.pstats", "soon", "--help"], "WARMUP_S 'soon'"),
+        (["out.pstats", "0", "--module"], "--module needs a module name"),
+        (["out.pstats", "0", "--module", "edgebus.no_such_thing"], "'edgebus.no_such_thing'"),
+        (["out.pstats", "0", "--module", "edgebus.errors"], "it has no main()"),
+    ],
+)
+def test_a_profiled_command_it_cannot_run_is_one_error_line(arguments, named, tmp_path):
+    command = [sys.executable, "-m", "edgebus.bench.profiled_node", *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stdout.strip().startswith("error:") and "\n" not in done.stdout.strip()
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and named in lines[0], lines
+    assert not (tmp_path / "out.pstats").exists()
 
 
 def test_whose_code_ran_splits_a_builtin_by_its_callers():
@@ -136,3 +159,21 @@ def test_code_owner_names_edgebus_asyncio_packages_and_builtins():
     assert code_owner("/x/lib/python3.11/selectors.py") not in (OWN, ASYNCIO, BUILTIN)
     assert code_owner("/v/lib/python3.11/site-packages/gmqtt/mqtt/protocol.py") == "gmqtt"
     assert code_owner("~") == BUILTIN
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_ROOTS))
+def test_every_root_names_code_that_exists(role):
+    """A root whose file or function was renamed would match nothing, and its time would
+    slip into "event loop and other" without a word."""
+    import importlib.util
+    from pathlib import Path
+
+    site = Path(importlib.util.find_spec("gmqtt").origin).parents[1]  # type: ignore[union-attr, arg-type]
+    repo = Path(__file__).resolve().parents[1]
+    for root in ROLE_ROOTS[role]:
+        base = repo if root.path.startswith("edgebus/") else site
+        target = base / root.path
+        assert target.exists(), f"{role}: {root.path} does not exist"
+        if root.function:
+            source = target.read_text()
+            assert f"def {root.function}(" in source, f"{role}: no {root.function} in {root.path}"

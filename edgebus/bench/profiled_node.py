@@ -1,6 +1,10 @@
 """Run one `edgebus` command under cProfile, on every thread, and save the merged stats.
 
 python -m edgebus.bench.profiled_node OUT.pstats WARMUP_S COMMAND ...
+python -m edgebus.bench.profiled_node OUT.pstats WARMUP_S --module MODULE ARGS ...
+
+The first form runs an `edgebus` command; the second a benchmark module's `main(ARGS)`
+(the floor camera of `edgebus.bench.camera_floor`, say), profiled the same way.
 
 cProfile sees only the thread that enabled it, and a node spends part of its CPU on
 worker threads (the camera's encoder and frame reader, the edge's classifier, SQLite
@@ -14,11 +18,13 @@ the first frames' warm-up do not count; OUT.json says when it started and ended.
 from __future__ import annotations
 
 import cProfile
+import importlib
 import json
 import pstats
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -55,18 +61,50 @@ def save(out: Path, window: dict[str, float]) -> None:
     stats.dump_stats(str(out))
 
 
+_USAGE = ("usage: python -m edgebus.bench.profiled_node OUT.pstats WARMUP_S "
+          "(COMMAND ... | --module MODULE ARGS ...)")  # fmt: skip
+
+
+class _UsageError(ValueError):
+    """Arguments this wrapper cannot run; the message names the one at fault."""
+
+
+def _target(command: list[str]) -> Callable[[], object]:
+    """The call that runs the command: an `edgebus` command line, or a module's main(ARGS),
+    imported now so that its import is not profiled."""
+    if command[0] != "--module":
+        from edgebus.cli import app
+
+        return lambda: app(command, prog_name="edgebus")
+    if len(command) < 2:
+        raise _UsageError("--module needs a module name")
+    try:
+        module = importlib.import_module(command[1])
+    except ImportError as exc:
+        raise _UsageError(f"--module {command[1]!r}: cannot import it ({exc})") from None
+    main = getattr(module, "main", None)
+    if not callable(main):
+        raise _UsageError(f"--module {command[1]!r}: it has no main()")
+    return lambda: main(command[2:])
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
-        print("error: usage: python -m edgebus.bench.profiled_node OUT.pstats WARMUP_S COMMAND")
+        print(f"error: {_USAGE}", file=sys.stderr)
         return 2
-    out, warmup_s = Path(argv[0]), float(argv[1])
+    try:
+        warmup_s = float(argv[1])
+        target = _target(argv[2:])
+    except ValueError as exc:  # a _UsageError, or WARMUP_S that is not a number
+        reason = exc if isinstance(exc, _UsageError) else f"WARMUP_S {argv[1]!r}: not seconds"
+        print(f"error: {reason}; {_USAGE}", file=sys.stderr)
+        return 2
+    out = Path(argv[0])
     window: dict[str, float] = {}
 
     def start() -> None:
         window["start"] = time.time()
         _started.set()
-
-    from edgebus.cli import app
 
     timer = threading.Timer(warmup_s, start)
     timer.daemon = True
@@ -78,7 +116,8 @@ def main(argv: list[str]) -> int:
         start()
     code = 0
     try:
-        app(argv[2:], prog_name="edgebus")
+        returned = target()
+        code = returned if isinstance(returned, int) else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:

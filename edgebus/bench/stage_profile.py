@@ -55,9 +55,7 @@ def _roots(*rows: tuple[str, str] | tuple[str, str, str]) -> tuple[StageRoot, ..
 COMMON = _roots(
     (MODEL, "edgebus/codecs/inference.py", "run"),
     ("message encode", "edgebus/message_wire.py", "encode"),
-    ("message encode", "edgebus/messages.py", "encode"),
     ("message decode", "edgebus/message_wire.py", "decode"),
-    ("message decode", "edgebus/messages.py", "decode"),
     ("bus publish", "edgebus/broker/bus.py", "publish"),
     ("bus publish", "edgebus/broker/outbox.py"),
     ("bus receive and dispatch", "gmqtt/mqtt/protocol.py"),
@@ -98,7 +96,29 @@ EDGE = _roots(
     ("batching", "edgebus/nodes/edge.py"),
 )
 
-ROLE_ROOTS = {"camera": COMMON[:1] + CAMERA + COMMON[1:], "edge": COMMON[:1] + EDGE + COMMON[1:]}
+# The floor camera (edgebus/bench/camera_floor.py): the same capture and codec, and its
+# few lines of glue under the camera's stage names, so the two profiles compare stage by
+# stage. Its per-frame coroutine is "frame records and outcomes", as the real camera's
+# records and outcome tracking are; the gmqtt publish it calls directly is "bus publish".
+_FLOOR_FILE = "edgebus/bench/camera_floor.py"
+FLOOR_CAMERA = _roots(
+    ("capture", "edgebus/nodes/sources.py"),
+    ("capture", "edgebus/shapes.py"),
+    ("encode (features, quantise, Huffman)", "edgebus/codecs/"),
+    ("encode (features, quantise, Huffman)", _FLOOR_FILE, "_capture_and_encode"),
+    ("bus publish", "gmqtt/client.py", "publish"),
+    ("bus receive and dispatch", _FLOOR_FILE, "_on_message"),
+    ("sync", _FLOOR_FILE, "sync"),
+    ("sync", _FLOOR_FILE, "frame_rows_after"),
+    ("store writes", _FLOOR_FILE, "_record"),
+    ("frame records and outcomes", _FLOOR_FILE, "frame"),
+)
+
+ROLE_ROOTS = {
+    "camera": COMMON[:1] + CAMERA + COMMON[1:],
+    "edge": COMMON[:1] + EDGE + COMMON[1:],
+    "floor camera": COMMON[:1] + FLOOR_CAMERA + COMMON[1:],
+}
 ROLE_STAGES = {
     role: list(dict.fromkeys([root.stage for root in roots] + [OTHER]))
     for role, roots in ROLE_ROOTS.items()
