@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -44,6 +45,13 @@ from edgebus.bench.fleet_usage import (
 )
 from edgebus.bench.floor_fleet import FloorFailed, FloorFleet, run_floor_fleet
 from edgebus.bench.floor_plot import FloorRun, plot_floor
+from edgebus.bench.floor_profile import (
+    FleetShape,
+    plot_side_by_side,
+    profile_floor,
+    profile_real,
+    side_by_side,
+)
 from edgebus.bench.mosquitto import LocalMosquitto
 from edgebus.reports import write_csv
 
@@ -110,16 +118,53 @@ def plot(path: Path, rows: list[dict[str, object]]) -> None:
                title="A camera's CPU per frame against its libraries' least")  # fmt: skip
 
 
+def profile_pair(
+    args: argparse.Namespace, rows: list[dict[str, object]], advance: Callable[[], None]
+) -> list[dict[str, object]]:
+    """One real and one floor camera under cProfile, their shares applied to the plain
+    runs' mean CPU per frame (floor_profile.side_by_side)."""
+    shape = FleetShape(args.cameras, args.period_ms, args.warmup, args.duration)
+    real = asyncio.run(profile_real(shape))
+    advance()
+    floor = profile_floor(shape)
+    advance()
+    real_ms = sum(_number(row, "real_ms") for row in rows) / len(rows)
+    floor_ms = sum(_number(row, "floor_ms") for row in rows) / len(rows)
+    codec_ms = sum(_number(row, "capture_encode_ms") for row in rows) / len(rows)
+    return side_by_side(real, real_ms, floor, floor_ms, codec_ms)
+
+
+def _number(row: dict[str, object], key: str) -> float:
+    value = row[key]
+    assert isinstance(value, int | float), (key, value)
+    return float(value)
+
+
+def print_profile(console: Console, rows: list[dict[str, object]]) -> None:
+    for section, title in (("stage", "by stage"), ("code", "by whose code ran")):
+        table = Table(title=f"camera CPU ms per frame, real against floor, {title} "
+                      "(profiled shares of the plain runs' mean)")  # fmt: skip
+        for column in (section, "real", "floor", "edgebus own"):
+            table.add_column(column, justify="left" if column == section else "right")
+        for row in (r for r in rows if r["section"] == section):
+            table.add_row(str(row["name"]), *(f"{_number(row, key):.2f}"
+                          for key in ("real_ms", "floor_ms", "edgebus_ms")))  # fmt: skip
+        console.print(table)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_fleet_arguments(parser)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--profile", action="store_true",
+                        help="then profile one real and one floor camera side by side")  # fmt: skip
     args = parser.parse_args()
     console = Console()
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, object]] = []
     with Progress(console=console) as progress:
-        task = progress.add_task("real and floor fleets", total=2 * args.runs)
+        task = progress.add_task("real and floor fleets",
+                                 total=2 * args.runs + (2 if args.profile else 0))  # fmt: skip
         for run in range(1, args.runs + 1):
             first = "real" if run % 2 else "floor"
             try:
@@ -136,8 +181,19 @@ def main() -> int:
                 return 1
             progress.advance(task)
             rows.append(row_of(run, first, real, floor))
+        if args.profile:
+            progress.update(task, description="profiled: one real, one floor camera")
+            try:
+                profile_rows = profile_pair(args, rows, lambda: progress.advance(task))
+            except FloorFailed as exc:
+                console.print(f"error: floor fleet: {exc}")
+                return 1
     write_csv(args.out / "camera_floor.csv", rows)
     plot(args.out / "camera_floor.png", rows)
+    if args.profile:
+        write_csv(args.out / "camera_floor_profile.csv", profile_rows)
+        plot_side_by_side(args.out / "camera_floor_profile.png", profile_rows)
+        print_profile(console, profile_rows)
     table = Table(title=f"camera CPU ms per frame, {args.cameras} cameras at T = "
                   f"{args.period_ms} ms: real, floor, and beyond capture+encoder",
                   caption="libs' least = floor - capture+enc; edgebus own = real - floor; "

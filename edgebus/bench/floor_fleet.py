@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,7 +38,10 @@ class FloorFleet:
 def run_floor_fleet(
     broker_url: str, workdir: Path, cameras: int, period_ms: int, warmup_s: float,
     duration_s: float, sync_interval_s: float = 10.0,
+    cli_for: Callable[[str], tuple[str, ...] | None] = lambda name: None,
 ) -> FloorFleet:  # fmt: skip
+    """`cli_for(name)` may run a floor camera another way than FLOOR (under a profiler:
+    `profiled_node ... --module edgebus.bench.camera_floor`); its arguments follow."""
     parts = urlsplit(broker_url)
     where = (parts.hostname or "127.0.0.1", str(parts.port or 1883))
     responder = subprocess.Popen([*FLOOR, "respond", *where], stdout=subprocess.PIPE)
@@ -48,7 +52,8 @@ def run_floor_fleet(
             raise FloorFailed("the floor responder did not start")
         for index in range(cameras):
             name = f"floor-{index}"
-            command = [*FLOOR, "camera", *where, name, str(workdir / f"{name}.sqlite3"),
+            run = cli_for(name) or FLOOR
+            command = [*run, "camera", *where, name, str(workdir / f"{name}.sqlite3"),
                        "--period-ms", str(period_ms), "--warmup", str(warmup_s),
                        "--duration", str(duration_s), "--sync-interval",
                        str(sync_interval_s)]  # fmt: skip
