@@ -1,7 +1,7 @@
 """A camera's CPU per frame against the least its libraries need for the same frame.
 
 python benchmarks/bench_camera_floor.py --out results/floor [--cameras 8] [--period-ms 500]
-    [--warmup 10] [--duration 30] [--runs 2]
+    [--warmup 10] [--duration 30] [--runs 2] [--profile]
 
 Each run measures two fleets in turn on a stock-config Mosquitto started here on a free
 loopback port, alternating which goes first:
@@ -18,6 +18,11 @@ worker thread by its CPU clock. So, per frame and from plain runs only (no profi
 - the libraries' least beyond capture and encoder = floor - capture and encoder;
 - the real camera beyond capture and encoder = real - capture and encoder;
 - edgebus's own = real - floor.
+
+With --profile, one more real fleet and one more floor fleet run with camera 0 and floor
+camera 0 under cProfile (`edgebus.bench.floor_profile`): the two profiles side by side,
+by stage and by whose code ran, each spread over its plain runs' mean CPU per frame, say
+where edgebus's own cost lies (camera_floor_profile.csv and .png).
 
 Writes camera_floor.csv and camera_floor.png under --out and prints the table; numbers go
 to docs/performance.md, never into a timed test.
