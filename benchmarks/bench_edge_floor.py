@@ -1,7 +1,7 @@
 """The edge's CPU per frame against the least its libraries need for the same frames.
 
 python benchmarks/bench_edge_floor.py --out results/edge_floor [--rates 100]
-    [--period-ms 500] [--duration 15] [--runs 2]
+    [--period-ms 500] [--duration 15] [--runs 2] [--profile]
 
 First, in this process, the models' own CPU per frame at batch 1 (the edge's decode and
 classify call on the replay's pre-encoded frames, as bench_replay.py measures it). Then
@@ -20,6 +20,12 @@ profiler). So, per frame:
 - the libraries' least beyond inference = the floor's;
 - edgebus's own = real - floor (the inference estimate cancels out).
 
+With --profile, one more step of each edge at the first rate runs under cProfile on every
+thread (`edgebus.bench.profiled_node`, the floor through `--module`), and the two profiles
+are set side by side by stage and by whose code ran (`edgebus.bench.floor_profile`): the
+decode and classify call gets the models' own figure on both sides, and each side's
+profile spreads the rest of its plain CPU per frame (edge_floor_profile.csv and .png).
+
 Writes edge_floor.csv and edge_floor.png under --out and prints the table; numbers go to
 docs/performance.md, never into a timed test.
 """
@@ -37,13 +43,26 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from edgebus.bench.edge_floor import FloorEdgeProcess
+from edgebus.bench.edge_floor import FLOOR, FloorEdgeProcess
 from edgebus.bench.floor_plot import FloorRun, plot_floor
+from edgebus.bench.floor_profile import (
+    EDGE,
+    PROFILER,
+    ProfiledNode,
+    plot_side_by_side,
+    side_by_side,
+)
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
+from edgebus.bench.process_fleet import CLI
 from edgebus.bench.replay import ModelThroughput, ReplayPlan, model_throughput, pre_encode
 from edgebus.bench.replay_edge import EdgeUnderTest, run_step
 from edgebus.bench.replay_options import OptionError, add_replay_arguments, replay_plans
+from edgebus.bench.stage_profile import stage_owner_seconds
 from edgebus.reports import write_csv
+
+# The profiled edge's profile starts this long after it does: past its start-up (imports,
+# models, connecting), which is no frame's cost, and into the replay.
+PROFILE_AFTER_S = 8.0
 
 # CSV key -> the table's column (ms per frame unless named otherwise).
 COLUMNS = {
@@ -62,19 +81,26 @@ COLUMNS = {
 }
 
 
-async def step(kind: str, plan: ReplayPlan, models: ModelThroughput) -> dict[str, Any]:
-    """One replay step into a fresh edge of this kind, on a broker of its own."""
+async def step(
+    kind: str, plan: ReplayPlan, models: ModelThroughput, profile: Path | None = None
+) -> dict[str, Any]:
+    """One replay step into a fresh edge of this kind, on a broker of its own; with
+    `profile`, the edge runs under cProfile (profiled_node), its stats saved there."""
     workdir = Path(tempfile.mkdtemp(prefix=f"edgebus-edge-floor-{kind}-"))
     with LocalMosquitto(stock=True) as broker:
         pid = broker.process.pid if broker.process is not None else None
         if kind == "real":
-            real = EdgeUnderTest(broker.url, workdir, plan.period_ms)
+            cli = CLI if profile is None else (*PROFILER, str(profile), f"{PROFILE_AFTER_S:g}")
+            real = EdgeUnderTest(broker.url, workdir, plan.period_ms, cli=cli)
             try:
                 await real.start()
                 return await run_step(real, broker.url, plan, workdir, models, pid)
             finally:
                 await real.stop()
-        floor = FloorEdgeProcess(broker.url, workdir, plan.site)
+        floor_cli = FLOOR if profile is None else (
+            *PROFILER, str(profile), f"{PROFILE_AFTER_S:g}", "--module", "edgebus.bench.edge_floor"
+        )  # fmt: skip
+        floor = FloorEdgeProcess(broker.url, workdir, plan.site, cli=floor_cli)
         try:
             await floor.start()
             return await run_step(floor, broker.url, plan, workdir, models, pid)
@@ -113,10 +139,46 @@ def plot(path: Path, rows: list[dict[str, Any]]) -> None:
     )
 
 
+def profile_pair(
+    plan: ReplayPlan, models: ModelThroughput, rows: list[dict[str, Any]]
+) -> list[dict[str, object]]:
+    """The real and the floor edge, each under cProfile for one more step at the plan's
+    rate; their shares spread over the plain runs' mean CPU per frame at that rate, the
+    decode and classify call given the models' own figure on both sides."""
+    workdir = Path(tempfile.mkdtemp(prefix="edgebus-edge-floor-profile-"))
+    profiled: dict[str, ProfiledNode] = {}
+    for kind, role in (("real", EDGE.real_role), ("floor", EDGE.floor_role)):
+        out = workdir / f"{kind}.pstats"
+        result = asyncio.run(step(kind, plan, models, profile=out))
+        if not out.exists():
+            raise RuntimeError(f"the profiled {kind} edge saved no profile ({out})")
+        profiled[kind] = ProfiledNode(stage_owner_seconds(out, role), int(result["results"]))
+    at_rate = [row for row in rows if row["rate"] == plan.rate]
+    real_ms = sum(row["real_ms"] for row in at_rate) / len(at_rate)
+    floor_ms = sum(row["floor_ms"] for row in at_rate) / len(at_rate)
+    return side_by_side(profiled["real"], real_ms, profiled["floor"], floor_ms,
+                        models.batch1_cpu_ms, pairing=EDGE)  # fmt: skip
+
+
+def print_profile(console: Console, rows: list[dict[str, object]], rate: float) -> None:
+    for section, title in (("stage", "by stage"), ("code", "by whose code ran")):
+        table = Table(title=f"edge CPU ms per frame at {rate:g} frames/s, real against floor, "
+                      f"{title} (profiled shares of the plain runs' mean)")  # fmt: skip
+        for column in (section, "real", "floor", "edgebus own"):
+            table.add_column(column, justify="left" if column == section else "right")
+        for row in (r for r in rows if r["section"] == section):
+            table.add_row(str(row["name"]), *(f"{row[key]:.2f}"
+                          for key in ("real_ms", "floor_ms", "edgebus_ms")))  # fmt: skip
+        console.print(table)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_replay_arguments(parser, rates="100")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--profile", action="store_true",
+                        help="then profile the real and the floor edge side by side, at the "
+                        "first rate")  # fmt: skip
     args = parser.parse_args()
     try:
         plans = replay_plans(args)
@@ -134,7 +196,8 @@ def main() -> int:
     models = model_throughput(pre_encode(), batches=(1,))
     rows: list[dict[str, Any]] = []
     with Progress(console=console) as progress:
-        task = progress.add_task("real and floor edges", total=2 * args.runs * len(plans))
+        task = progress.add_task("real and floor edges",
+                                 total=2 * args.runs * len(plans) + 2 * args.profile)  # fmt: skip
         for run in range(1, args.runs + 1):
             order = ("real", "floor") if run % 2 else ("floor", "real")
             for plan in plans:
@@ -148,9 +211,21 @@ def main() -> int:
                     progress.advance(task)
                 rows.append(row_of(run, order[0], models.batch1_cpu_ms, steps["real"],
                                    steps["floor"]))  # fmt: skip
+        if args.profile:
+            progress.update(task, description="profiled: the real and the floor edge")
+            try:
+                profile_rows = profile_pair(plans[0], models, rows)
+            except RuntimeError as exc:
+                console.print(f"error: profiling: {exc}")
+                return 1
+            progress.advance(task, 2)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "edge_floor.csv", rows)
     plot(args.out / "edge_floor.png", rows)
+    if args.profile:
+        write_csv(args.out / "edge_floor_profile.csv", profile_rows)
+        plot_side_by_side(args.out / "edge_floor_profile.png", profile_rows, node="edge")
+        print_profile(console, profile_rows, plans[0].rate)
     table = Table(title=f"edge CPU ms per frame sent, replayed at T = {args.period_ms} ms: "
                   "real, floor, and beyond inference",
                   caption="libs' least = floor - inference; edgebus own = real - floor; "

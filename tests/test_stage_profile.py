@@ -177,3 +177,27 @@ def test_every_root_names_code_that_exists(role):
         if root.function:
             source = target.read_text()
             assert f"def {root.function}(" in source, f"{role}: no {root.function} in {root.path}"
+
+
+def test_a_profiled_module_stopped_by_sigterm_still_saves_its_profile(mosquitto_url, tmp_path):
+    """A floor process runs until the benchmark terminates it; SIGTERM's default action
+    would end it before its profile is written."""
+    from urllib.parse import urlsplit
+
+    from edgebus.bench.processes import terminate
+
+    out = tmp_path / "responder.pstats"
+    where = urlsplit(mosquitto_url)
+    respond = ("edgebus.bench.camera_floor", "respond", str(where.hostname), str(where.port))
+    command = [sys.executable, "-m", "edgebus.bench.profiled_node", str(out), "0", "--module",
+               *respond]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == b"ready"
+        process.terminate()
+        process.wait(timeout=30)
+    finally:
+        terminate(process)
+    assert process.returncode == 128 + 15, process.stderr.read() if process.stderr else ""
+    assert pstats.Stats(str(out)).total_calls > 0  # type: ignore[attr-defined]

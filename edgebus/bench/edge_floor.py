@@ -58,6 +58,7 @@ from edgebus.storage.models import DROPPED, RECEIVED, defaults
 from edgebus.topics import Topics
 
 NODE = "edge-floor"
+FLOOR = (sys.executable, "-m", "edgebus.bench.edge_floor")
 ROOT = "edgebus-floor/edge"  # where it answers: nothing of the product listens there
 FrameKey = tuple[str, int, int]
 
@@ -182,7 +183,10 @@ class FloorEdge:
 class FloorEdgeProcess:
     """The floor edge as a process of its own on `broker_url`, its store under data_dir."""
 
-    def __init__(self, broker_url: str, data_dir: Path, site: str = "lab") -> None:
+    def __init__(
+        self, broker_url: str, data_dir: Path, site: str = "lab", cli: tuple[str, ...] = FLOOR
+    ) -> None:
+        self.cli = cli  # how the floor edge runs: under a profiler (`--module`), say
         self.address = parse_broker_url(broker_url)
         self.site = site
         self.store = data_dir / f"{NODE}.sqlite3"
@@ -197,8 +201,8 @@ class FloorEdgeProcess:
         return self.popen is not None and self.popen.poll() is None
 
     async def start(self, timeout_s: float = 60.0) -> None:
-        command = [sys.executable, "-m", "edgebus.bench.edge_floor", self.address.host,
-                   str(self.address.port), str(self.store), "--site", self.site]  # fmt: skip
+        command = [*self.cli, self.address.host, str(self.address.port), str(self.store),
+                   "--site", self.site]  # fmt: skip
         with self.log_path.open("wb") as log:
             self.popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self.process = psutil.Process(self.popen.pid)

@@ -1,5 +1,8 @@
-"""A real camera and a floor camera profiled side by side: where edgebus's own cost per
-frame lies, stage by stage and by whose code runs.
+"""A real node and its floor profiled side by side: where edgebus's own cost per frame
+lies, stage by stage and by whose code runs.
+
+The edge's pair is profiled by benchmarks/bench_edge_floor.py under a replay; the
+camera's here:
 
 Camera 0 of a real fleet and floor camera 0 of a floor fleet (`camera_floor`) each run
 under cProfile on every thread (`profiled_node`), one fleet after the other on a fresh
@@ -26,9 +29,33 @@ from edgebus.bench.stage_profile import MODEL, ROLE_STAGES, stage_owner_seconds
 
 PROFILER = (sys.executable, "-m", "edgebus.bench.profiled_node")
 REAL, FLOOR = "camera-0", "floor-0"
-# The stages of the same code on both sides; the weak model never runs at the defaults.
-CODEC_STAGES = (MODEL, "capture", "encode (features, quantise, Huffman)")
-CODEC_ROW = "capture and encoder (both; measured plain)"
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """A node and its floor: their roles in `stage_profile`, the stages that run the same
+    code on both sides, and what that code is called in the by-code table."""
+
+    real_role: str
+    floor_role: str
+    same_code_stages: tuple[str, ...]
+    same_code_row: str
+
+
+# The camera's weak model never runs at the defaults; its capture and encoder run on both.
+CAMERA = Pairing(
+    "camera",
+    "floor camera",
+    (MODEL, "capture", "encode (features, quantise, Huffman)"),
+    "capture and encoder (both; measured plain)",
+)
+# The edge's decode and classify call (`FrameClassifier.classify_batch`) runs on both.
+EDGE = Pairing(
+    "edge",
+    "floor edge",
+    (MODEL, "Huffman decode", "decode (dequantise, zero-fill)"),
+    "decode and classify (both; the models alone, measured plain)",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +67,9 @@ class FleetShape:
 
 
 @dataclass(frozen=True, slots=True)
-class ProfiledCamera:
-    """One profiled camera: profiled CPU seconds by (stage, whose code), and how many
-    frames it handled while profiled."""
+class ProfiledNode:
+    """One profiled node: profiled CPU seconds by (stage, whose code), and how many frames
+    it handled while profiled."""
 
     seconds: dict[tuple[str, str], float]
     frames: int
@@ -64,11 +91,11 @@ class ProfiledCamera:
         return found
 
 
-def _profiled(pstats_path: Path, role: str, frames: int) -> ProfiledCamera:
-    return ProfiledCamera(stage_owner_seconds(pstats_path, role), frames)
+def _profiled(pstats_path: Path, role: str, frames: int) -> ProfiledNode:
+    return ProfiledNode(stage_owner_seconds(pstats_path, role), frames)
 
 
-async def profile_real(shape: FleetShape) -> ProfiledCamera:
+async def profile_real(shape: FleetShape) -> ProfiledNode:
     """Camera 0 of a real fleet (cloud, one edge, the cameras at the product's defaults)."""
     workdir = Path(tempfile.mkdtemp(prefix="edgebus-floor-profile-real-"))
     out = workdir / f"{REAL}.pstats"
@@ -84,7 +111,7 @@ async def profile_real(shape: FleetShape) -> ProfiledCamera:
     return _profiled(out, "camera", frames)
 
 
-def profile_floor(shape: FleetShape) -> ProfiledCamera:
+def profile_floor(shape: FleetShape) -> ProfiledNode:
     """Floor camera 0 of a floor fleet of the same shape."""
     workdir = Path(tempfile.mkdtemp(prefix="edgebus-floor-profile-"))
     out = workdir / f"{FLOOR}.pstats"
@@ -108,19 +135,22 @@ def _spread(found: dict[str, float], plain_ms: float) -> dict[str, float]:
 
 
 def side_by_side(
-    real: ProfiledCamera, real_ms: float, floor: ProfiledCamera, floor_ms: float, codec_ms: float
-) -> list[dict[str, object]]:
-    """Rows by stage, then by whose code: the real camera's and the floor's ms per frame and
+    real: ProfiledNode, real_ms: float, floor: ProfiledNode, floor_ms: float,
+    codec_ms: float, pairing: Pairing = CAMERA,
+) -> list[dict[str, object]]:  # fmt: skip
+    """Rows by stage, then by whose code: the real node's and the floor's ms per frame and
     the difference, edgebus's own cost there.
 
-    Capture and encoder are the same code on both sides, measured without a profiler on
-    the floor's worker thread (`codec_ms`): the two sides share that figure, split among
-    the codec's stages by each side's profile. Each side's profile then spreads the rest
-    of its plain CPU per frame (`real_ms` or `floor_ms`, less `codec_ms`) over the other
-    stages, and over whose code ran in them, so cProfile's heavier toll on Python than on
-    the codec's C does not move cost between the codec and the rest."""
-    stages = _unique(ROLE_STAGES["camera"] + ROLE_STAGES["floor camera"])
-    beyond = [stage for stage in stages if stage not in CODEC_STAGES]
+    The codec (a camera's capture and encoder, an edge's decode and classify) is the same
+    code on both sides, measured without a profiler (`codec_ms`): the two sides share that
+    figure, split among the codec's stages by each side's profile. Each side's profile
+    then spreads the rest of its plain CPU per frame (`real_ms` or `floor_ms`, less
+    `codec_ms`) over the other stages, and over whose code ran in them, so cProfile's
+    heavier toll on Python than on the codec's C does not move cost between the codec and
+    the rest."""
+    stages = _unique(ROLE_STAGES[pairing.real_role] + ROLE_STAGES[pairing.floor_role])
+    codec_stages = pairing.same_code_stages
+    beyond = [stage for stage in stages if stage not in codec_stages]
     rows: list[dict[str, object]] = []
 
     def add(section: str, name: str, real_part: float, floor_part: float) -> None:
@@ -128,8 +158,8 @@ def side_by_side(
                      "floor_ms": round(floor_part, 3),
                      "edgebus_ms": round(real_part - floor_part, 3)})  # fmt: skip
 
-    real_codec = _spread(real.by_stage(CODEC_STAGES), codec_ms)
-    floor_codec = _spread(floor.by_stage(CODEC_STAGES), codec_ms)
+    real_codec = _spread(real.by_stage(codec_stages), codec_ms)
+    floor_codec = _spread(floor.by_stage(codec_stages), codec_ms)
     real_rest = _spread(real.by_stage(beyond), real_ms - codec_ms)
     floor_rest = _spread(floor.by_stage(beyond), floor_ms - codec_ms)
     for stage in stages:
@@ -140,7 +170,7 @@ def side_by_side(
     add("stage", "TOTAL", real_ms, floor_ms)
     real_owners = _spread(real.by_owner(beyond), real_ms - codec_ms)
     floor_owners = _spread(floor.by_owner(beyond), floor_ms - codec_ms)
-    add("code", CODEC_ROW, codec_ms, codec_ms)
+    add("code", pairing.same_code_row, codec_ms, codec_ms)
     for owner in _unique(sorted(real_owners, key=lambda k: -real_owners[k]) + sorted(floor_owners)):
         add("code", owner, real_owners.get(owner, 0.0), floor_owners.get(owner, 0.0))
     add("code", "TOTAL", real_ms, floor_ms)
@@ -151,8 +181,8 @@ def _unique(keys: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def plot_side_by_side(path: Path, rows: list[dict[str, object]]) -> None:
-    """Per stage: the real camera's and the floor's ms per frame, with the difference."""
+def plot_side_by_side(path: Path, rows: list[dict[str, object]], node: str = "camera") -> None:
+    """Per stage: the real node's and the floor's ms per frame, with the difference."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,8 +194,8 @@ def plot_side_by_side(path: Path, rows: list[dict[str, object]]) -> None:
     floor = [float(r["floor_ms"]) for r in stages]  # type: ignore[arg-type]
     positions = range(len(names))
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(names) + 1.5))
-    ax.barh([p - 0.2 for p in positions], real, height=0.4, label="real camera")
-    ax.barh([p + 0.2 for p in positions], floor, height=0.4, label="floor camera")
+    ax.barh([p - 0.2 for p in positions], real, height=0.4, label=f"real {node}")
+    ax.barh([p + 0.2 for p in positions], floor, height=0.4, label=f"floor {node}")
     for position, real_ms, floor_ms in zip(positions, real, floor, strict=True):
         ax.annotate(f"{real_ms - floor_ms:+.2f}", (max(real_ms, floor_ms), position),
                     xytext=(4, 0), textcoords="offset points", va="center",
@@ -173,7 +203,7 @@ def plot_side_by_side(path: Path, rows: list[dict[str, object]]) -> None:
     ax.set_yticks(list(positions), names)
     ax.invert_yaxis()
     ax.set_xlabel("CPU ms per frame (profiled shares of the plain runs' CPU); label: real − floor")
-    ax.set_title("A camera against its floor, stage by stage")
+    ax.set_title(f"A{'n' if node[0] in 'aeiou' else ''} {node} against its floor, stage by stage")
     ax.set_xlim(0, max(real + floor + [0.1]) * 1.15)  # room for the labels
     ax.legend(loc="center right")
     fig.tight_layout()

@@ -21,6 +21,7 @@ import cProfile
 import importlib
 import json
 import pstats
+import signal
 import sys
 import threading
 import time
@@ -59,6 +60,10 @@ def save(out: Path, window: dict[str, float]) -> None:
     for profiler in profilers[1:]:
         stats.add(profiler)
     stats.dump_stats(str(out))
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 _USAGE = ("usage: python -m edgebus.bench.profiled_node OUT.pstats WARMUP_S "
@@ -106,6 +111,10 @@ def main(argv: list[str]) -> int:
         window["start"] = time.time()
         _started.set()
 
+    # A benchmark stops a process that runs until told with SIGTERM, whose default action
+    # ends it before `save` runs. As SystemExit it unwinds through the finally below. An
+    # edgebus node installs its own handler on its loop, which takes over from this one.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     timer = threading.Timer(warmup_s, start)
     timer.daemon = True
     sys.setprofile(_wait_then_profile)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import psutil
 
-from edgebus.bench.process_fleet import Fleet, logged, product_defaults, wait_for
+from edgebus.bench.process_fleet import CLI, Fleet, logged, product_defaults, wait_for
 from edgebus.bench.processes import terminate
 from edgebus.bench.replay import ModelThroughput, ReplayPlan
 from edgebus.bench.rss_sampler import RssSampler
@@ -68,16 +68,19 @@ class EdgeUnderTest:
     """One `edgebus node --role edge` process on `broker_url`, its store under data_dir, and
     the cloud node that acknowledges its sync."""
 
-    def __init__(self, broker_url: str, data_dir: Path, period_ms: int) -> None:
+    def __init__(
+        self, broker_url: str, data_dir: Path, period_ms: int, cli: tuple[str, ...] = CLI
+    ) -> None:
         self.fleet = Fleet(broker_url, data_dir, period_ms, env=product_defaults())
         self.store = local_store_path(Settings(data_dir=str(data_dir)), EDGE_ID)
         self.process: psutil.Process | None = None
+        self.cli = cli  # how the edge's command runs: under a profiler, say
 
     async def start(self, timeout_s: float = 120.0) -> None:
         # A cloud node acks the edge's sync, as in a fleet: without one the edge would
         # resend its whole unacknowledged window every ack timeout, a load no fleet has.
         self.fleet.start("cloud", CLOUD_ID)
-        node = self.fleet.start("edge", EDGE_ID)
+        node = self.fleet.start("edge", EDGE_ID, cli=self.cli)
         self.process = psutil.Process(node.process.pid)
         await wait_for(lambda: logged(self.fleet, EDGE_ID, " online at ") or
                        not self.fleet.running(EDGE_ID), timeout_s, "the edge online")  # fmt: skip

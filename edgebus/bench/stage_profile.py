@@ -114,10 +114,28 @@ FLOOR_CAMERA = _roots(
     ("frame records and outcomes", _FLOOR_FILE, "frame"),
 )
 
+# The floor edge (edgebus/bench/edge_floor.py): the same decode and classify call, and
+# its glue under the edge's stage names. Its message callback unpacks a frame and queues
+# it, the real edge's decode and assembly in one: "assembly". Its worker's loop is
+# "batching", as the real edge's classify loop is.
+_FLOOR_EDGE_FILE = "edgebus/bench/edge_floor.py"
+FLOOR_EDGE = _roots(
+    ("assembly", _FLOOR_EDGE_FILE, "_on_message"),
+    ("store writes", _FLOOR_EDGE_FILE, "_record"),
+    ("outcomes and result publish", _FLOOR_EDGE_FILE, "_answer"),
+    ("batching", _FLOOR_EDGE_FILE, "_decide"),
+    ("sync", _FLOOR_FILE, "frame_rows_after"),
+    ("bus publish", "gmqtt/client.py", "publish"),
+)
+# The edge's roots for its decode call, which the floor edge makes too.
+_EDGE_DECODE = tuple(root for root in EDGE if root.path.startswith(("edgebus/codecs/",
+                     "dahuffman/", "edgebus/nodes/decoding.py")))  # fmt: skip
+
 ROLE_ROOTS = {
     "camera": COMMON[:1] + CAMERA + COMMON[1:],
     "edge": COMMON[:1] + EDGE + COMMON[1:],
     "floor camera": COMMON[:1] + FLOOR_CAMERA + COMMON[1:],
+    "floor edge": COMMON[:1] + _EDGE_DECODE + FLOOR_EDGE + COMMON[1:],
 }
 ROLE_STAGES = {
     role: list(dict.fromkeys([root.stage for root in roots] + [OTHER]))
