@@ -88,6 +88,20 @@ def test_a_recursive_cycle_outside_every_root_is_the_loops():
     assert seconds(table) == {OTHER: 2.0}
 
 
+def test_a_negative_own_time_counts_as_none():
+    """cProfile enabled while a thread blocked in a C call can book that call less than
+    nothing; the stage it would fall in must not lose time it never had."""
+    loop = ("/usr/lib/python3.11/asyncio/base_events.py", 1, "_run_once")
+    send = ("/repo/edgebus/nodes/frame_sender.py", 10, "send")
+    get = ("~", 0, "<method 'get' of '_queue.SimpleQueue' objects>")
+    table = {
+        loop: (1, 1, 1.0, 3.0, {}),
+        send: (1, 1, 2.0, 2.0, {loop: edge(2.0)}),
+        get: (1, 1, -16.0, -16.0, {loop: edge(-16.0)}),
+    }
+    assert seconds(table) == {OTHER: 1.0, "chunking": 2.0}
+
+
 def test_each_role_lists_the_models_and_the_loop():
     for stages in ROLE_STAGES.values():
         assert stages[0] == MODEL and stages[-1] == OTHER and len(set(stages)) == len(stages)

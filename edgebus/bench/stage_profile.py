@@ -202,6 +202,10 @@ class StageAttribution:
         try:
             out: dict[tuple[str, str], float] = {}
             for key, (_, _, own_s, _, _) in self.table.items():
+                # A profiler enabled while its thread was blocked in a C call (the floor
+                # edge's worker in SimpleQueue.get when the warm-up ends) can book that
+                # call a negative own time; no function spends less than nothing.
+                own_s = max(own_s, 0.0)
                 owners = self._owners(key)
                 for stage, fraction in self._share(key).items():
                     for owner, part in owners.items():
