@@ -53,6 +53,7 @@ from edgebus.bench.floor_plot import FloorRun, plot_floor
 from edgebus.bench.floor_profile import (
     FleetShape,
     plot_side_by_side,
+    print_side_by_side,
     profile_floor,
     profile_real,
     side_by_side,
@@ -145,18 +146,6 @@ def _number(row: dict[str, object], key: str) -> float:
     return float(value)
 
 
-def print_profile(console: Console, rows: list[dict[str, object]]) -> None:
-    for section, title in (("stage", "by stage"), ("code", "by whose code ran")):
-        table = Table(title=f"camera CPU ms per frame, real against floor, {title} "
-                      "(profiled shares of the plain runs' mean)")  # fmt: skip
-        for column in (section, "real", "floor", "edgebus own"):
-            table.add_column(column, justify="left" if column == section else "right")
-        for row in (r for r in rows if r["section"] == section):
-            table.add_row(str(row["name"]), *(f"{_number(row, key):.2f}"
-                          for key in ("real_ms", "floor_ms", "edgebus_ms")))  # fmt: skip
-        console.print(table)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_fleet_arguments(parser)
@@ -198,7 +187,7 @@ def main() -> int:
     if args.profile:
         write_csv(args.out / "camera_floor_profile.csv", profile_rows)
         plot_side_by_side(args.out / "camera_floor_profile.png", profile_rows)
-        print_profile(console, profile_rows)
+        print_side_by_side(console, profile_rows, "camera CPU ms per frame")
     table = Table(title=f"camera CPU ms per frame, {args.cameras} cameras at T = "
                   f"{args.period_ms} ms: real, floor, and beyond capture+encoder",
                   caption="libs' least = floor - capture+enc; edgebus own = real - floor; "

@@ -50,6 +50,7 @@ from edgebus.bench.floor_profile import (
     PROFILER,
     ProfiledNode,
     plot_side_by_side,
+    print_side_by_side,
     side_by_side,
 )
 from edgebus.bench.mosquitto import LocalMosquitto, mosquitto_binary
@@ -160,18 +161,6 @@ def profile_pair(
                         models.batch1_cpu_ms, pairing=EDGE)  # fmt: skip
 
 
-def print_profile(console: Console, rows: list[dict[str, object]], rate: float) -> None:
-    for section, title in (("stage", "by stage"), ("code", "by whose code ran")):
-        table = Table(title=f"edge CPU ms per frame at {rate:g} frames/s, real against floor, "
-                      f"{title} (profiled shares of the plain runs' mean)")  # fmt: skip
-        for column in (section, "real", "floor", "edgebus own"):
-            table.add_column(column, justify="left" if column == section else "right")
-        for row in (r for r in rows if r["section"] == section):
-            table.add_row(str(row["name"]), *(f"{row[key]:.2f}"
-                          for key in ("real_ms", "floor_ms", "edgebus_ms")))  # fmt: skip
-        console.print(table)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_replay_arguments(parser, rates="100")
@@ -225,7 +214,8 @@ def main() -> int:
     if args.profile:
         write_csv(args.out / "edge_floor_profile.csv", profile_rows)
         plot_side_by_side(args.out / "edge_floor_profile.png", profile_rows, node="edge")
-        print_profile(console, profile_rows, plans[0].rate)
+        print_side_by_side(console, profile_rows,
+                           f"edge CPU ms per frame at {plans[0].rate:g} frames/s")  # fmt: skip
     table = Table(title=f"edge CPU ms per frame sent, replayed at T = {args.period_ms} ms: "
                   "real, floor, and beyond inference",
                   caption="libs' least = floor - inference; edgebus own = real - floor; "

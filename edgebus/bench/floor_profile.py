@@ -22,6 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from edgebus.bench.fleet_usage import frames_in, measure_fleet
 from edgebus.bench.floor_fleet import run_floor_fleet
 from edgebus.bench.mosquitto import LocalMosquitto
@@ -179,6 +182,19 @@ def side_by_side(
 
 def _unique(keys: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(keys))
+
+
+def print_side_by_side(console: Console, rows: list[dict[str, object]], heading: str) -> None:
+    """The two tables, by stage and by whose code; `heading` says whose CPU, where."""
+    for section, title in (("stage", "by stage"), ("code", "by whose code ran")):
+        table = Table(title=f"{heading}, real against floor, {title} (profiled shares of the "
+                      "plain runs' mean)")  # fmt: skip
+        for column in (section, "real", "floor", "edgebus own"):
+            table.add_column(column, justify="left" if column == section else "right")
+        for row in (r for r in rows if r["section"] == section):
+            table.add_row(str(row["name"]), *(f"{row[key]:.2f}"
+                          for key in ("real_ms", "floor_ms", "edgebus_ms")))  # fmt: skip
+        console.print(table)
 
 
 def plot_side_by_side(path: Path, rows: list[dict[str, object]], node: str = "camera") -> None:
