@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,19 +78,19 @@ class ProfiledNode:
     frames: int
 
     def by_stage(self, stages: Iterable[str]) -> dict[str, float]:
-        wanted = set(stages)
-        found: dict[str, float] = {}
-        for (stage, _), seconds in self.seconds.items():
-            if stage in wanted:
-                found[stage] = found.get(stage, 0.0) + seconds
-        return found
+        """Seconds of each of `stages`."""
+        return self._summed(stages, lambda stage, owner: stage)
 
     def by_owner(self, stages: Iterable[str]) -> dict[str, float]:
+        """Seconds of each owner's code within `stages`."""
+        return self._summed(stages, lambda stage, owner: owner)
+
+    def _summed(self, stages: Iterable[str], key: Callable[[str, str], str]) -> dict[str, float]:
         wanted = set(stages)
         found: dict[str, float] = {}
         for (stage, owner), seconds in self.seconds.items():
             if stage in wanted:
-                found[owner] = found.get(owner, 0.0) + seconds
+                found[key(stage, owner)] = found.get(key(stage, owner), 0.0) + seconds
         return found
 
 
