@@ -146,7 +146,8 @@ async def wait_for_report(fleet: Fleet, path: Path, timeout_s: float) -> None:
     while not path.exists():
         check_running(fleet)
         if time.monotonic() > until:
-            raise BenchError(f"{CAMERA} wrote no memory report within {timeout_s:g} s")
+            raise BenchError(f"{CAMERA} wrote no memory report within {timeout_s:g} s "
+                             f"(log: {fleet.nodes[CAMERA].log})")  # fmt: skip
         await asyncio.sleep(0.1)
     check_running(fleet)
 

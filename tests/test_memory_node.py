@@ -77,3 +77,13 @@ def test_bad_arguments_end_in_one_error_line(arguments, named, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and named in lines[0], lines
     assert not (tmp_path / "out.json").exists()
+
+
+def test_a_report_it_cannot_write_is_one_error_line(tmp_path, capsys):
+    from edgebus.bench.memory_node import report
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    report(blocked / "memory.json", 1.0, {"rss_before": 0, "mapped_before": {}})
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: memory report"), lines

@@ -58,7 +58,16 @@ def preload() -> None:
 
 
 def report(out: Path, window_s: float, before: dict[str, object]) -> None:
-    """Write OUT.json from the running process (called on a timer thread)."""
+    """Write OUT.json from the running process (called on a timer thread). A failure is
+    one `error:` line in the node's output, which the benchmark's log shows, since a
+    timer thread's exception would only end that thread."""
+    try:
+        _write_report(out, window_s, before)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"error: memory report {out}: {exc}", file=sys.stderr, flush=True)
+
+
+def _write_report(out: Path, window_s: float, before: dict[str, object]) -> None:
     traced = traced_by_owner(tracemalloc.take_snapshot()) if tracemalloc.is_tracing() else {}
     result = dict(before)
     result.update(
