@@ -5,7 +5,7 @@ marker was lost (`assembler.py`). Decoding and the strong classifier run in one 
 thread, so the event loop keeps receiving other cameras' chunks meanwhile.
 
 Every frame the edge takes ends in exactly one record in its store: a result, or a
-dropped row with the reason (no chunk arrived, undecodable, unknown model, overload),
+dropped row with the reason (no chunk sent or arrived, undecodable, unknown model, overload),
 committed before the result goes out (`edge_outcomes.py`); a camera that asks again (its
 end marker with attempt > 0) gets the same answer from the ledger (`frame_ledger.py`),
 never a second decision.
@@ -40,7 +40,7 @@ from edgebus.messages import (
 from edgebus.nodes.assembler import FrameAssembler, PendingFrame
 from edgebus.nodes.counters import EdgeCounters
 from edgebus.nodes.decoding import Classified, FrameClassifier
-from edgebus.nodes.edge_outcomes import EdgeOutcomes, Verdict
+from edgebus.nodes.edge_outcomes import EdgeOutcomes, Verdict, no_data_reason
 from edgebus.nodes.frame_ledger import Decision, FrameLedger
 from edgebus.nodes.model_follower import UnknownModel
 from edgebus.nodes.qos_models import CODEC as QOS_CODEC
@@ -331,8 +331,7 @@ class EdgeNode(Node):
         images: list[PendingFrame] = []
         for frame, decided_at in batch:
             if not frame.chunks:
-                sent = frame.end.chunks_sent if frame.end is not None else "?"
-                verdicts.append(Verdict(frame, None, f"no chunk arrived ({sent} sent)"))
+                verdicts.append(Verdict(frame, None, no_data_reason(frame)))
             elif now - decided_at > self.max_queue_s:
                 self.counters.frames_overload += 1
                 waited = now - decided_at

@@ -47,6 +47,18 @@ class Verdict:
         return OUTCOME_RESULT if self.classified is not None else OUTCOME_DROPPED
 
 
+def no_data_reason(frame: PendingFrame) -> str:
+    """Why a frame with no chunk is dropped, as its end marker tells it. A camera that had
+    coded no unit, or fitted none on its link, by the deadline sends its marker with no
+    chunk: nothing was lost on the way, so the reason must not say "arrived". A question
+    about a frame (attempt >= 1) says what the first try sent, if the camera knows."""
+    end = frame.end
+    if end is not None and end.chunks_sent == 0 and end.attempt == 0:
+        return "no chunk sent: the camera had none coded, or none fitted its link, by the deadline"
+    sent = end.chunks_sent if end is not None else "?"
+    return f"no chunk arrived ({sent} sent)"
+
+
 class EdgeOutcomes:
     def __init__(self, node: Node, ledger: FrameLedger, counters: EdgeCounters) -> None:
         self.node = node
