@@ -20,6 +20,7 @@ from __future__ import annotations
 import cProfile
 import importlib
 import json
+import os
 import pstats
 import signal
 import sys
@@ -62,8 +63,28 @@ def save(out: Path, window: dict[str, float]) -> None:
     stats.dump_stats(str(out))
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+def _save_then_exit_on(
+    out: Path, window: dict[str, float]
+) -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM handler that saves the profile, then ends the process.
+
+    A benchmark stops a process that runs until told with SIGTERM, whose default action
+    ends it unsaved. Raising SystemExit from the handler is not enough: it lands wherever
+    the main thread happens to be, and inside a weakref callback or a lock's release it
+    is swallowed and the process runs on (seen under load in CI). So the handler only
+    starts a thread that saves and then exits at once: nothing in the main thread can
+    swallow it, and no lock the main thread holds is taken on its behalf."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        def save_then_exit() -> None:
+            try:
+                save(out, window)
+            finally:
+                os._exit(128 + signum)
+
+        threading.Thread(target=save_then_exit, name="profile-save", daemon=True).start()
+
+    return handler
 
 
 _USAGE = ("usage: python -m edgebus.bench.profiled_node OUT.pstats WARMUP_S "
@@ -111,10 +132,9 @@ def main(argv: list[str]) -> int:
         window["start"] = time.time()
         _started.set()
 
-    # A benchmark stops a process that runs until told with SIGTERM, whose default action
-    # ends it before `save` runs. As SystemExit it unwinds through the finally below. An
-    # edgebus node installs its own handler on its loop, which takes over from this one.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # An edgebus node installs its own SIGTERM handler on its loop, which takes over from
+    # this one: it stops, and the finally below saves.
+    signal.signal(signal.SIGTERM, _save_then_exit_on(out, window))
     timer = threading.Timer(warmup_s, start)
     timer.daemon = True
     sys.setprofile(_wait_then_profile)
